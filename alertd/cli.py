@@ -1,0 +1,83 @@
+"""The ``alertd`` command line: argument parsing and one function per command.
+
+Every error reaches the operator as one clear line on stderr; a traceback only with
+``--debug``. Exit statuses follow SPEC section 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+from alertd import __version__
+from alertd.errors import AlertdError, ConfigError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate the rule file and everything it names; print every problem."""
+    from alertd.config import load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        print(f"{args.config}: {_plural(len(error.problems), 'error')}", file=sys.stderr)
+        return EXIT_FAILED
+    included = len(config.files) - 1
+    print(f"{args.config}: OK: {_plural(len(config.sources), 'source')}, "
+          f"{_plural(len(config.channels), 'channel')}, {_plural(len(config.rules), 'rule')}"
+          + (f", {_plural(len(config.silences), 'silence')}" if config.silences else "")
+          + (f" ({_plural(included, 'included file')})" if included else ""))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    common.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="log line format on stderr (default: text)")
+    parser = argparse.ArgumentParser(
+        prog="alertd", parents=[common],
+        description="Alerting daemon for ELEMENT IoT and Navixy event streams.")
+    parser.add_argument("--version", action="version", version=f"alertd {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    check = commands.add_parser(
+        "check", parents=[common], help="validate a rule file",
+        description="Validate FILE and everything it names (includes, channels' apprise URLs, "
+                    "template placeholders, durations). Prints FILE:LINE: message for each "
+                    "error. Exit 0 when valid, 1 when not.")
+    check.add_argument("-c", "--config", required=True, metavar="FILE", help="the rule file")
+    check.set_defaults(handler=cmd_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except AlertdError as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"alertd: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception as error:  # a bug: one line for the operator, the trace with --debug
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print(f"alertd: internal error: {type(error).__name__}: {error} "
+                  "(run again with --debug for the traceback)", file=sys.stderr)
+        return 70

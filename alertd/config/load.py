@@ -1,0 +1,167 @@
+"""Loading a rule file: the main file, its ``include:`` globs, and the whole-file checks.
+
+``load_config`` either returns a complete, frozen ``Config`` or raises one ``ConfigError``
+holding every problem found, each at its FILE:LINE.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Mapping as AbcMapping
+from pathlib import Path
+
+from alertd.config import schema as s
+from alertd.config.fields import Reader
+from alertd.config.nodes import Mapping, Node, Scalar, parse_yaml
+from alertd.config.rules import SETTINGS, Context, parse_rule, parse_settings, parse_silence
+from alertd.config.sections import parse_channel, parse_source
+from alertd.errors import ConfigError, Loc, Problem
+
+TOP_KEYS = ("state", "sources", "channels", "defaults", "rules", "silences", "include", "http")
+INCLUDED_KEYS = ("sources", "channels", "rules", "silences")
+DEFAULT_STATE = "alertd-state.db"
+
+
+def read_file(path: str, env: AbcMapping[str, str], problems: list[Problem]) -> Node | None:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problems.append(Problem(Loc(path, 1), "no such file"))
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        problems.append(Problem(Loc(path, 1), f"cannot read the file: {reason}"))
+        return None
+    return parse_yaml(text, path, env, problems)
+
+
+class _Sections:
+    """The named and listed entries of every file, before parsing, with where they stand."""
+
+    def __init__(self) -> None:
+        self.named: dict[str, dict[str, tuple[Loc, Node]]] = {"sources": {}, "channels": {}}
+        self.listed: dict[str, list[Node]] = {"rules": [], "silences": []}
+
+    def add(self, reader: Reader, root: Mapping) -> None:
+        for section, entries in self.named.items():
+            if section not in root.items:
+                continue
+            m = reader.mapping(root.items[section], f"'{section}'")
+            for name, node in (m.items.items() if m else ()):
+                if name in entries:
+                    first = entries[name][0]
+                    reader.error(m.keys[name], f"{section[:-1]} '{name}' is defined twice "
+                                               f"(first at {first})")
+                else:
+                    entries[name] = (m.keys[name], node)
+        for section, items in self.listed.items():
+            if section in root.items:
+                node = root.items[section]
+                if isinstance(node, Scalar) and node.value is None:
+                    continue
+                items.extend(reader.sequence(node, f"'{section}'") or ())
+
+
+def _includes(reader: Reader, root: Mapping, main: str) -> list[str]:
+    patterns = reader.strings(root.items["include"], "include") or ()
+    folder = os.path.dirname(main)
+    found: list[str] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(os.path.join(folder, pattern)))
+        if not matches:
+            reader.error(root.items["include"].loc, f"include '{pattern}' matches no file")
+        found.extend(m for m in matches if m not in found and os.path.abspath(m)
+                     != os.path.abspath(main))
+    return found
+
+
+def load_config(path: str | os.PathLike[str], env: AbcMapping[str, str] | None = None,
+                *, state: str | None = None) -> s.Config:
+    """Parse and check the rule file at ``path`` (and its includes) into a ``Config``.
+
+    ``env`` is where ``${VAR}`` is looked up (the process environment by default); ``state``
+    overrides the file's ``state:`` (the ``--state`` option).
+    """
+    main = os.fspath(path)
+    env = os.environ if env is None else env
+    problems: list[Problem] = []
+    reader = Reader(problems)
+    root_node = read_file(main, env, problems)
+    if root_node is None and not problems:
+        problems.append(Problem(Loc(main, 1), "the file is empty: it needs sources and rules"))
+    root = reader.mapping(root_node, "the top level", TOP_KEYS) if root_node else None
+    if root is None:
+        raise ConfigError(problems)
+    sections = _Sections()
+    sections.add(reader, root)
+    files = [Path(main)]
+    if "include" in root.items:
+        for included in _includes(reader, root, main):
+            node = read_file(included, env, problems)
+            files.append(Path(included))
+            if node is None:
+                continue
+            sub = reader.mapping(node, f"included file {included}", INCLUDED_KEYS)
+            if sub is not None:
+                sections.add(reader, sub)
+
+    sources = {name: parse_source(reader, name, node)
+               for name, (_, node) in sections.named["sources"].items()}
+    if not sections.named["sources"]:
+        reader.error(root.loc, "no sources are configured: add at least one under 'sources:'")
+    context = Context({n: src for n, src in sources.items() if src is not None},
+                      set(sources), set(sections.named["channels"]))
+    channels = {name: parse_channel(reader, name, node)
+                for name, (_, node) in sections.named["channels"].items()}
+    if "defaults" in root.items:
+        defaults = reader.mapping(root.items["defaults"], "defaults", SETTINGS)
+        if defaults is not None:
+            context.defaults = parse_settings(reader, defaults, "defaults", context)
+            context.defaults_have_notify = "notify" in defaults.items
+
+    rules: list[s.Rule] = []
+    names: dict[str, Loc] = {}
+    for index, node in enumerate(sections.listed["rules"], 1):
+        rule = parse_rule(reader, node, index, context)
+        name_node = node.items.get("name") if isinstance(node, Mapping) else None
+        if isinstance(name_node, Scalar) and name_node.value is not None:
+            if name_node.text in names:
+                reader.error(name_node.loc, f"duplicate rule name '{name_node.text}' "
+                                            f"(first at {names[name_node.text]})")
+                continue
+            names[name_node.text] = name_node.loc
+        if rule is not None:
+            rules.append(rule)
+    if not sections.listed["rules"]:
+        reader.error(root.loc, "no rules are configured: add at least one under 'rules:'")
+    silences = [parse_silence(reader, node, index, set(names), context)
+                for index, node in enumerate(sections.listed["silences"], 1)]
+
+    state_path = state if state is not None else _state(reader, root)
+    http = _http(reader, root.items["http"]) if "http" in root.items else None
+    if problems:
+        raise ConfigError(problems)
+    base = Path(main).parent
+    return s.Config(
+        path=Path(main), state=base / (state_path or DEFAULT_STATE) if state is None
+        else Path(state), sources={n: v for n, v in sources.items() if v is not None},
+        channels={n: v for n, v in channels.items() if v is not None}, rules=tuple(rules),
+        silences=tuple(x for x in silences if x is not None), http=http, files=tuple(files))
+
+
+def _state(reader: Reader, root: Mapping) -> str | None:
+    if "state" not in root.items:
+        return None
+    return reader.string(root.items["state"], "state")
+
+
+def _http(reader: Reader, node: Node) -> tuple[str, int] | None:
+    text = reader.string(node, "http")
+    if text is None:
+        return None
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        reader.error(node.loc, f"http must be HOST:PORT such as 127.0.0.1:9464, not '{text}'")
+        return None
+    return (host.strip("[]") or "127.0.0.1", int(port))

@@ -1,0 +1,199 @@
+"""YAML text -> a tree of located nodes, with ``${VAR}`` substituted.
+
+Why not ``yaml.safe_load``: it forgets where values were written, lets a duplicate key win
+silently and applies YAML 1.1's surprises (``on:`` is True, ``no`` is False, ``10:00`` is 600).
+Here every node keeps its FILE:LINE and its source text, so the schema decides what a scalar
+means: a field that wants a string gets the text as written, one that wants a number gets the
+number YAML resolves. Keys are always the text as written.
+
+Environment variables are substituted in every scalar. A scalar that used a variable remembers
+its text as written (``shown``), so no error message ever prints a secret taken from the
+environment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping as AbcMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from alertd.errors import Loc, Problem
+
+try:  # the C loader is several times faster; behaviour is the same
+    from yaml import CSafeLoader as _BaseLoader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_BAD_VAR = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\})[^}]*\}?")
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+@dataclass(frozen=True, slots=True)
+class Scalar:
+    """A YAML scalar. ``value`` is what YAML 1.1 resolves (after substitution), ``text`` the
+    string as written (after substitution), ``shown`` what an error message may quote."""
+
+    loc: Loc
+    value: Any
+    text: str
+    shown: str
+    quoted: bool
+    from_env: bool
+    broken: bool = False  # a variable in it was unset or malformed (already reported)
+
+
+@dataclass(frozen=True, slots=True)
+class Sequence:
+    loc: Loc
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Mapping:
+    """A YAML mapping; ``keys`` gives the place each key was written."""
+
+    loc: Loc
+    items: dict[str, Node]
+    keys: dict[str, Loc] = field(default_factory=dict)
+
+
+Node = Scalar | Sequence | Mapping
+
+
+def kind_of(node: Node) -> str:
+    """How an error message names what the user wrote."""
+    if isinstance(node, Mapping):
+        return "a mapping"
+    if isinstance(node, Sequence):
+        return "a list"
+    if node.value is None:
+        return "nothing"
+    if isinstance(node.value, bool):
+        return "true/false"
+    if isinstance(node.value, (int, float)):
+        return f"the number {node.shown}"
+    return f"'{node.shown}'"
+
+
+def substitute(text: str, loc: Loc, env: AbcMapping[str, str], problems: list[Problem]) -> str:
+    """Replace ``${VAR}`` and ``${VAR:-default}``; an unset variable without default is an error."""
+    for bad in _BAD_VAR.finditer(text):
+        problems.append(Problem(loc, f"malformed variable reference '{bad.group(0)}': "
+                                     "write ${NAME} or ${NAME:-default}"))
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = env.get(name)
+        if value is not None and (value != "" or default is None):
+            return value
+        if default is not None:
+            return default
+        problems.append(Problem(loc, f"environment variable {name} is not set "
+                                     f"(set it, or write ${{{name}:-default}})"))
+        return ""
+
+    return _VAR.sub(replace, text)
+
+
+class _Builder:
+    def __init__(self, file: str, env: AbcMapping[str, str], problems: list[Problem]) -> None:
+        self.file = file
+        self.env = env
+        self.problems = problems
+        self.resolver = _BaseLoader("")  # resolves plain scalars to YAML 1.1 types
+        self.done: dict[int, Node] = {}
+
+    def loc(self, node: yaml.Node) -> Loc:
+        return Loc(self.file, node.start_mark.line + 1)
+
+    def build(self, node: yaml.Node) -> Node:
+        if id(node) in self.done:  # an alias: the anchored node again
+            return self.done[id(node)]
+        built: Node
+        if isinstance(node, yaml.MappingNode):
+            built = self.mapping(node)
+        elif isinstance(node, yaml.SequenceNode):
+            built = Sequence(self.loc(node), tuple(self.build(item) for item in node.value))
+        else:
+            built = self.scalar(node)
+        self.done[id(node)] = built
+        return built
+
+    def scalar(self, node: yaml.ScalarNode) -> Scalar:
+        loc = self.loc(node)
+        raw = node.value
+        before = len(self.problems)
+        text = substitute(raw, loc, self.env, self.problems) if "${" in raw else raw
+        broken = len(self.problems) > before
+        quoted = node.style in ("'", '"', "|", ">")
+        if quoted:
+            value: Any = text
+        else:
+            # a plain scalar that used a variable is typed by what the variable gave
+            tag = self.resolver.resolve(yaml.ScalarNode, text, (True, False)) if text != raw \
+                else node.tag
+            try:
+                value = self.resolver.construct_object(yaml.ScalarNode(tag, text))
+            except (yaml.YAMLError, ValueError):
+                value = text
+            self.resolver.constructed_objects.clear()
+        return Scalar(loc, value, text, raw, quoted, text != raw, broken)
+
+    def mapping(self, node: yaml.MappingNode) -> Mapping:
+        items: dict[str, Node] = {}
+        keys: dict[str, Loc] = {}
+        merged: dict[str, Node] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) \
+                    else [value_node]
+                for source in sources:
+                    built = self.build(source)
+                    if isinstance(built, Mapping):
+                        for name, value in built.items.items():
+                            merged.setdefault(name, value)
+                    else:
+                        self.problems.append(Problem(self.loc(source),
+                                                     "'<<' merges only mappings"))
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.problems.append(Problem(self.loc(key_node),
+                                             "a key must be a plain name, not a list or mapping"))
+                continue
+            name = key_node.value
+            if name in items:
+                self.problems.append(Problem(
+                    self.loc(key_node),
+                    f"duplicate key '{name}' (first written on line {keys[name].line})"))
+                continue
+            keys[name] = self.loc(key_node)
+            items[name] = self.build(value_node)
+        for name, value in merged.items():
+            if name not in items:
+                items[name] = value
+                keys[name] = value.loc
+        return Mapping(self.loc(node), items, keys)
+
+
+def parse_yaml(text: str, file: str, env: AbcMapping[str, str],
+               problems: list[Problem]) -> Node | None:
+    """Parse one YAML document into located nodes; syntax errors become problems."""
+    try:
+        root = yaml.compose(text, Loader=_BaseLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        what = error.problem or error.context or "invalid YAML"
+        context = f" ({error.context})" if error.context and error.problem else ""
+        problems.append(Problem(Loc(file, line), f"YAML syntax error: {what}{context}"))
+        return None
+    except yaml.YAMLError as error:
+        problems.append(Problem(Loc(file, 1), f"YAML error: {error}"))
+        return None
+    if root is None:
+        return None
+    return _Builder(file, env, problems).build(root)

@@ -1,0 +1,204 @@
+"""The typed configuration: frozen objects, built once by ``alertd.config.parse``.
+
+Every object that an operator wrote keeps its ``loc`` (FILE:LINE) so that later stages (the
+engine, the notifier, ``alertd test``) can point back at the rule file. Durations are seconds
+as floats. Nothing here does I/O; the engine and the notify planner may import it freely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from alertd.errors import Loc
+
+SEVERITIES = ("info", "warning", "critical")
+STATUSES = ("normal", "blocked", "unknown", "disallowed")
+ELEMENT_DEFAULT_URL = "wss://element-iot.com/api/v1"
+NAVIXY_DEFAULT_URL = "wss://api.eu.navixy.com/v2/event/subscription"
+NAVIXY_MAX_TRACKERS_PER_REQUEST = 10
+HISTORY_DEPTH = 12
+Scalar = float | int | str | bool
+
+
+# ---- conditions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """Fires on the field's newest non-null value; ``above`` and ``below`` together mean
+    outside the band. ``clear_below``/``clear_above`` are hysteresis bounds for resolving."""
+
+    loc: Loc
+    field: str
+    above: float | None = None
+    below: float | None = None
+    equals: Scalar | None = None
+    in_: tuple[Scalar, ...] | None = None
+    clear_below: float | None = None
+    clear_above: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """Null gaps: the field is null in the ``nulls`` newest messages, or in at least ``nulls``
+    of the ``of`` newest."""
+
+    loc: Loc
+    field: str
+    nulls: int
+    of: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Silent:
+    loc: Loc
+    after: float
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    loc: Loc
+    in_: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDown:
+    loc: Loc
+    after: float
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """The field fell (``drop``) or rose (``rise``) by at least that much within ``within``."""
+
+    loc: Loc
+    field: str
+    within: float
+    drop: float | None = None
+    rise: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AllOf:
+    loc: Loc
+    conditions: tuple[Condition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    loc: Loc
+    conditions: tuple[Condition, ...]
+
+
+Condition = Threshold | Missing | Silent | Status | SourceDown | Change | AllOf | AnyOf
+
+
+def condition_fields(condition: Condition) -> frozenset[str]:
+    """The message fields a condition reads (the engine keeps history only for these)."""
+    if isinstance(condition, (AllOf, AnyOf)):
+        return frozenset().union(*(condition_fields(c) for c in condition.conditions))
+    if isinstance(condition, (Threshold, Missing, Change)):
+        return frozenset({condition.field})
+    return frozenset()
+
+
+# ---- rules, channels, sources -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Flapping:
+    changes: int
+    within: float
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    loc: Loc
+    name: str
+    condition: Condition
+    sources: tuple[str, ...] | None = None  # None: every source
+    entities: tuple[str, ...] | None = None  # None: every entity
+    labels: dict[str, str] = field(default_factory=dict)
+    severity: str = "warning"
+    for_: float = 0.0
+    clear_for: float = 0.0
+    repeat: float | None = 4 * 3600.0  # None: never repeat
+    resolved: bool = True
+    notify: tuple[str, ...] = ()
+    group_wait: float = 5.0
+    title: str | None = None
+    body: str | None = None
+    description: str = ""
+    flapping: Flapping | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MuteWindow:
+    """A daily quiet window in the channel's time zone, minutes after midnight; ``end`` may
+    be before ``start`` (the window then crosses midnight). ``days`` are ISO weekdays
+    (1 = Monday) on which the window starts; empty means every day."""
+
+    start: int
+    end: int
+    days: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    loc: Loc
+    name: str
+    urls: tuple[str, ...]
+    mute: tuple[MuteWindow, ...] = ()
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class ElementSource:
+    loc: Loc
+    name: str
+    api_key: str
+    subscribe: tuple[str, ...]
+    url: str = ELEMENT_DEFAULT_URL
+    preload: tuple[str, ...] = ()
+    ping_interval: float = 20.0
+    replay: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class NavixySource:
+    loc: Loc
+    name: str
+    hash: str
+    trackers: tuple[int, ...]
+    url: str = NAVIXY_DEFAULT_URL
+    rate_limit: str = "5s"
+    flow_id: int | None = None
+    status_refresh: float = 300.0
+
+
+Source = ElementSource | NavixySource
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """A planned silence: ``match`` keys are rule, source, entity, severity and ``labels.K``."""
+
+    loc: Loc
+    match: dict[str, str]
+    starts: datetime
+    ends: datetime
+    comment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    state: Path
+    sources: dict[str, Source]
+    channels: dict[str, Channel]
+    rules: tuple[Rule, ...]
+    silences: tuple[Silence, ...] = ()
+    http: tuple[str, int] | None = None
+    files: tuple[Path, ...] = ()  # the main file and every included one

@@ -1,0 +1,80 @@
+"""Safe ``str.format``-style templates for titles and bodies.
+
+Only the placeholders of SPEC section 5 are allowed, ``{labels[KEY]}`` is the one indexing,
+and attribute access is refused, so a template can never reach into Python objects. A
+template is checked once when the config is loaded (``problems``) and rendered per
+notification (``render``), where a missing value renders as an empty string.
+"""
+
+from __future__ import annotations
+
+import difflib
+import string
+from collections.abc import Mapping
+from typing import Any
+
+PLACEHOLDERS = ("rule", "severity", "state", "source", "entity", "entity_name", "field",
+                "value", "since", "duration", "labels", "description")
+
+
+def problems(template: str) -> list[str]:
+    """What is wrong with a template, as messages for the operator (empty when fine)."""
+    found: list[str] = []
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as error:
+        return [f"template is malformed ({error}); write a literal brace as {{{{ or }}}}"]
+    for _literal, name, spec, _conversion in parsed:
+        if name is None:
+            continue
+        if name == "":
+            found.append("empty placeholder {} (name one, e.g. {entity})")
+            continue
+        base, _, rest = name.partition("[")
+        if "." in base:
+            found.append(f"placeholder {{{name}}} uses attribute access, which is not allowed")
+            continue
+        if base not in PLACEHOLDERS:
+            close = difflib.get_close_matches(base, PLACEHOLDERS, n=1, cutoff=0.6)
+            hint = f" (did you mean {{{close[0]}}}?)" if close else ""
+            found.append(f"unknown placeholder {{{name}}}{hint}; use one of "
+                         + ", ".join("{labels[KEY]}" if p == "labels" else "{" + p + "}"
+                                     for p in PLACEHOLDERS))
+            continue
+        if base == "labels":
+            key = rest[:-1] if rest.endswith("]") else ""
+            if not key or "[" in key or "]" in key or "." in key:
+                found.append(f"placeholder {{{name}}}: write labels as {{labels[KEY]}}")
+        elif rest:
+            found.append(f"placeholder {{{name}}} cannot be indexed")
+        if spec and ("{" in spec):
+            found.append(f"placeholder {{{name}}}: nested placeholders are not allowed")
+    return found
+
+
+class _SafeFormatter(string.Formatter):
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, str]:
+        base, _, rest = field_name.partition("[")
+        if base == "labels":
+            labels = kwargs.get("labels") or {}
+            return labels.get(rest.rstrip("]"), ""), field_name
+        return kwargs.get(base, ""), field_name
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if value is None:
+            return ""
+        try:
+            return super().format_field(value, format_spec)
+        except (ValueError, TypeError):  # e.g. {value:.1f} on a string value
+            return str(value)
+
+
+_FORMATTER = _SafeFormatter()
+
+
+def render(template: str, values: Mapping[str, Any]) -> str:
+    """Fill a template checked by ``problems``; unknown or missing values render empty."""
+    try:
+        return _FORMATTER.vformat(template, (), dict(values))
+    except (ValueError, IndexError, KeyError):  # unchecked template: show it as written
+        return template
