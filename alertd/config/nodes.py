@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping as AbcMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
@@ -171,7 +171,11 @@ class _Builder:
                     f"duplicate key '{name}' (first written on line {keys[name].line})"))
                 continue
             keys[name] = self.loc(key_node)
-            items[name] = self.build(value_node)
+            value = self.build(value_node)
+            if not isinstance(value, Scalar) and value.loc != keys[name]:
+                # a block mapping or list is named by its key: "needs X" points there
+                value = replace(value, loc=keys[name])
+            items[name] = value
         for name, value in merged.items():
             if name not in items:
                 items[name] = value
@@ -188,7 +192,17 @@ def parse_yaml(text: str, file: str, env: AbcMapping[str, str],
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else 1
         what = error.problem or error.context or "invalid YAML"
-        context = f" ({error.context})" if error.context and error.problem else ""
+        context = ""
+        if error.context and error.problem:
+            started = error.context_mark
+            since = f" that starts on line {started.line + 1}" if started is not None \
+                and mark is not None and started.line != mark.line else ""
+            context = f" ({error.context}{since})"
+        lines = text.splitlines()
+        written = lines[line - 1] if 0 < line <= len(lines) else ""
+        if "${" in written and "flow" in (error.context or ""):
+            context += ('; inside [ ] or { } a value using ${VAR} must be quoted: '
+                        '"${VAR}"')
         problems.append(Problem(Loc(file, line), f"YAML syntax error: {what}{context}"))
         return None
     except yaml.YAMLError as error:

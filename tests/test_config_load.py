@@ -1,0 +1,163 @@
+"""Valid rule files become the typed values an operator meant."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from alertd.config import load_config
+from alertd.config import schema as s
+from alertd.config.fields import parse_duration
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_ENV = {"ELEMENT_API_KEY": "k-123", "NAVIXY_HASH": "0123456789abcdef0123456789abcdef",
+               "SMTP_PASSWORD": "pw"}
+
+
+def write(tmp_path: Path, text: str, name: str = "rules.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.mark.parametrize("text,seconds", [
+    ("45s", 45), ("10m", 600), ("2h", 7200), ("1d", 86400), ("1h30m", 5400), ("90", 90),
+    ("1.5", 1.5), ("250ms", 0.25), ("1w", 604800), ("2m30s", 150),
+])
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "10x", "m", "1h 30m", "ten minutes", "1:30", "-"])
+def test_not_durations(text: str) -> None:
+    assert parse_duration(text) is None
+
+
+def test_example_file_loads_into_typed_values() -> None:
+    config = load_config(ROOT / "rules.example.yaml", EXAMPLE_ENV)
+    cold, fleet = config.sources["coldchain"], config.sources["fleet"]
+    assert isinstance(cold, s.ElementSource) and isinstance(fleet, s.NavixySource)
+    assert cold.api_key == "k-123" and cold.ping_interval == 20 and cold.replay is True
+    assert cold.subscribe == ("streams/2f6c4b3e/readings", "devices/8a1d0f/readings",
+                              "devices/8a1d0f/packets")
+    assert fleet.trackers == (21080, 21081, 21082, 21085) and fleet.status_refresh == 300
+    assert config.channels["oncall"].mute == (s.MuteWindow(22 * 60, 6 * 60 + 30),)
+    assert config.channels["oncall"].timezone == "Europe/Berlin"
+    rules = {rule.name: rule for rule in config.rules}
+    warm = rules["cold-room-warm"]
+    assert warm.condition == s.Threshold(warm.condition.loc, "temperature", above=8,
+                                         clear_below=7.5)
+    assert warm.for_ == 600 and warm.severity == "critical" and warm.repeat == 4 * 3600
+    assert warm.labels == {"team": "cold-chain", "site": "hamburg"}  # defaults merged
+    assert rules["sensor-battery-low"].repeat is None  # repeat: never
+    assert rules["truck-offline"].notify == ("ops-slack", "console")  # from defaults
+    drain = rules["fuel-drain"].condition
+    assert isinstance(drain, s.AllOf) and [type(c) for c in drain.conditions] == [
+        s.Change, s.Threshold]
+    assert rules["gps-unstable"].condition == s.Missing(
+        rules["gps-unstable"].condition.loc, "latitude", 4, 12)
+    assert rules["overspeed-or-overheat"].entities == ("21080", "21081")
+    assert config.silences[0].starts == datetime(2026, 12, 1, 8, tzinfo=timezone.utc)
+    assert config.state == ROOT / "alertd-state.db"
+    kinds = {type(rule.condition) for rule in config.rules}
+    assert kinds == {s.Threshold, s.Missing, s.Silent, s.Status, s.SourceDown, s.Change,
+                     s.AllOf, s.AnyOf}, "the example must use every rule kind"
+
+
+def test_locations_are_kept_for_later_stages() -> None:
+    config = load_config(ROOT / "rules.example.yaml", EXAMPLE_ENV)
+    rule = next(r for r in config.rules if r.name == "cold-room-warm")
+    text = (ROOT / "rules.example.yaml").read_text().splitlines()
+    assert "name: cold-room-warm" in text[rule.loc.line - 1]
+
+
+def test_yaml_one_one_surprises_do_not_apply(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        sources:
+          fleet: {type: navixy, hash: no, trackers: [1]}
+        channels: {ops: console://}
+        rules:
+          - name: on
+            notify: [ops]
+            title: 10:00
+            threshold: {field: door, equals: off}
+        """)
+    config = load_config(path, {})
+    rule = config.rules[0]
+    assert rule.name == "on" and rule.title == "10:00"
+    assert config.sources["fleet"].hash == "no"  # type: ignore[union-attr]
+    assert rule.condition.equals is False  # type: ignore[union-attr]
+
+
+def test_variables_and_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        sources:
+          fleet: {type: navixy, hash: "${HASH}", trackers: [1], rate_limit: "${RATE:-10s}"}
+        channels: {ops: console://}
+        rules:
+          - {name: hot, notify: [ops], threshold: {field: t, above: "${LIMIT:-8}"}}
+          - {name: cold, notify: [ops], threshold: {field: t, below: "${LOW:-2}"}}
+        """)
+    config = load_config(path, {"HASH": "abc", "LIMIT": "9.5", "RATE": ""})
+    fleet = config.sources["fleet"]
+    assert isinstance(fleet, s.NavixySource)
+    assert fleet.hash == "abc" and fleet.rate_limit == "10s"  # empty value takes the default
+    assert config.rules[0].condition.above == 9.5  # type: ignore[union-attr]
+    assert config.rules[1].condition.below == 2  # type: ignore[union-attr]
+
+
+def test_includes_add_rules_and_channels(tmp_path: Path) -> None:
+    (tmp_path / "rules.d").mkdir()
+    write(tmp_path, "rules:\n  - {name: b, notify: [mail], silent: {after: 1m}}\n",
+          "rules.d/b.yaml")
+    write(tmp_path, "channels:\n  mail: console://\n", "rules.d/a.yaml")
+    path = write(tmp_path, """\
+        include: [rules.d/*.yaml]
+        sources: {fleet: {type: navixy, hash: h, trackers: [1]}}
+        channels: {ops: console://}
+        rules:
+          - {name: a, notify: [ops], silent: {after: 1m}}
+        """)
+    config = load_config(path, {})
+    assert [r.name for r in config.rules] == ["a", "b"]
+    assert set(config.channels) == {"ops", "mail"}
+    assert len(config.files) == 3
+
+
+def test_state_path_is_relative_to_the_file_and_overridable(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        state: data/alerts.db
+        sources: {fleet: {type: navixy, hash: h, trackers: [1]}}
+        channels: {ops: console://}
+        rules: [{name: a, notify: [ops], silent: {after: 1m}}]
+        """)
+    assert load_config(path, {}).state == tmp_path / "data" / "alerts.db"
+    assert load_config(path, {}, state="/var/lib/x.db").state == Path("/var/lib/x.db")
+
+
+def test_anchors_and_merge_keys(tmp_path: Path) -> None:
+    merged = write(tmp_path, """\
+        sources: {fleet: {type: navixy, hash: h, trackers: [1]}}
+        channels: {ops: console://}
+        defaults: &d {notify: [ops], severity: critical}
+        rules:
+          - {<<: *d, name: a, silent: {after: 1m}}
+          - {<<: *d, name: b, severity: info, silent: {after: 1m}}
+        """, "merged.yaml")
+    rules = load_config(merged, {}).rules
+    assert [(r.name, r.severity) for r in rules] == [("a", "critical"), ("b", "info")]
+
+
+def test_mute_windows_with_days(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        sources: {fleet: {type: navixy, hash: h, trackers: [1]}}
+        channels:
+          ops: {urls: console://, mute: ["Sat-Sun 00:00-24:00", "Fri,Mon 12:00-13:00"]}
+        rules: [{name: a, notify: [ops], silent: {after: 1m}}]
+        """)
+    mute = load_config(path, {}).channels["ops"].mute
+    assert mute == (s.MuteWindow(0, 1440, frozenset({6, 7})),
+                    s.MuteWindow(720, 780, frozenset({1, 5})))
