@@ -40,6 +40,35 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_test(args: argparse.Namespace) -> int:
+    """Run rule unit tests: the case files' events through the rules on a simulated clock."""
+    from alertd.config import load_config
+    from alertd.ruletest import load_cases, report, run_case
+
+    try:
+        config = load_config(args.config, strict=False)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        print(f"{args.config}: {_plural(len(error.problems), 'error')}", file=sys.stderr)
+        return EXIT_FAILED
+    passed = failed = 0
+    for path in args.cases:
+        try:
+            cases = load_cases(path, config)
+        except ConfigError as error:
+            for problem in error.problems:
+                print(problem, file=sys.stderr)
+            failed += 1
+            continue
+        for case in cases:
+            outcome = run_case(case, config)
+            print("\n".join(report(outcome)))
+            passed, failed = passed + outcome.passed, failed + (not outcome.passed)
+    print(f"{passed} passed, {failed} failed")
+    return EXIT_OK if failed == 0 and passed > 0 else EXIT_FAILED
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -58,6 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "error. Exit 0 when valid, 1 when not.")
     check.add_argument("-c", "--config", required=True, metavar="FILE", help="the rule file")
     check.set_defaults(handler=cmd_check)
+
+    test = commands.add_parser(
+        "test", parents=[common], help="run rule unit tests",
+        description="Feed the timed events of each case file through the rules of FILE on a "
+                    "simulated clock and compare the notifications with the expected ones. "
+                    "Sends nothing. Exit 0 when every case passes, 1 otherwise.")
+    test.add_argument("-c", "--config", required=True, metavar="FILE", help="the rule file")
+    test.add_argument("cases", nargs="+", metavar="CASES", help="case files (YAML)")
+    test.set_defaults(handler=cmd_test)
     return parser
 
 

@@ -23,7 +23,8 @@ INCLUDED_KEYS = ("sources", "channels", "rules", "silences")
 DEFAULT_STATE = "alertd-state.db"
 
 
-def read_file(path: str, env: AbcMapping[str, str], problems: list[Problem]) -> Node | None:
+def read_file(path: str, env: AbcMapping[str, str], problems: list[Problem],
+              strict: bool = True) -> Node | None:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -33,7 +34,7 @@ def read_file(path: str, env: AbcMapping[str, str], problems: list[Problem]) -> 
         reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
         problems.append(Problem(Loc(path, 1), f"cannot read the file: {reason}"))
         return None
-    return parse_yaml(text, path, env, problems)
+    return parse_yaml(text, path, env, problems, strict)
 
 
 class _Sections:
@@ -77,17 +78,19 @@ def _includes(reader: Reader, root: Mapping, main: str) -> list[str]:
 
 
 def load_config(path: str | os.PathLike[str], env: AbcMapping[str, str] | None = None,
-                *, state: str | None = None) -> s.Config:
+                *, state: str | None = None, strict: bool = True) -> s.Config:
     """Parse and check the rule file at ``path`` (and its includes) into a ``Config``.
 
     ``env`` is where ``${VAR}`` is looked up (the process environment by default); ``state``
-    overrides the file's ``state:`` (the ``--state`` option).
+    overrides the file's ``state:`` (the ``--state`` option). ``strict=False`` is for uses
+    that connect and send nowhere (``alertd test``): unset variables become empty strings and
+    channel URLs are not validated.
     """
     main = os.fspath(path)
     env = os.environ if env is None else env
     problems: list[Problem] = []
     reader = Reader(problems)
-    root_node = read_file(main, env, problems)
+    root_node = read_file(main, env, problems, strict)
     if root_node is None and not problems:
         problems.append(Problem(Loc(main, 1), "the file is empty: it needs sources and rules"))
     root = reader.mapping(root_node, "the top level", TOP_KEYS) if root_node else None
@@ -98,7 +101,7 @@ def load_config(path: str | os.PathLike[str], env: AbcMapping[str, str] | None =
     files = [Path(main)]
     if "include" in root.items:
         for included in _includes(reader, root, main):
-            node = read_file(included, env, problems)
+            node = read_file(included, env, problems, strict)
             files.append(Path(included))
             if node is None:
                 continue
@@ -112,7 +115,7 @@ def load_config(path: str | os.PathLike[str], env: AbcMapping[str, str] | None =
         reader.error(root.loc, "no sources are configured: add at least one under 'sources:'")
     context = Context({n: src for n, src in sources.items() if src is not None},
                       set(sources), set(sections.named["channels"]))
-    channels = {name: parse_channel(reader, name, node)
+    channels = {name: parse_channel(reader, name, node, validate_urls=strict)
                 for name, (_, node) in sections.named["channels"].items()}
     if "defaults" in root.items:
         defaults = reader.mapping(root.items["defaults"], "defaults", SETTINGS)

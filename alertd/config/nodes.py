@@ -79,8 +79,10 @@ def kind_of(node: Node) -> str:
     return f"'{node.shown}'"
 
 
-def substitute(text: str, loc: Loc, env: AbcMapping[str, str], problems: list[Problem]) -> str:
-    """Replace ``${VAR}`` and ``${VAR:-default}``; an unset variable without default is an error."""
+def substitute(text: str, loc: Loc, env: AbcMapping[str, str], problems: list[Problem],
+               strict: bool = True) -> str:
+    """Replace ``${VAR}`` and ``${VAR:-default}``; an unset variable without default is an
+    error, or (``strict=False``, for rule tests that connect nowhere) an empty string."""
     for bad in _BAD_VAR.finditer(text):
         problems.append(Problem(loc, f"malformed variable reference '{bad.group(0)}': "
                                      "write ${NAME} or ${NAME:-default}"))
@@ -92,6 +94,8 @@ def substitute(text: str, loc: Loc, env: AbcMapping[str, str], problems: list[Pr
             return value
         if default is not None:
             return default
+        if not strict:
+            return ""
         problems.append(Problem(loc, f"environment variable {name} is not set "
                                      f"(set it, or write ${{{name}:-default}})"))
         return ""
@@ -100,8 +104,10 @@ def substitute(text: str, loc: Loc, env: AbcMapping[str, str], problems: list[Pr
 
 
 class _Builder:
-    def __init__(self, file: str, env: AbcMapping[str, str], problems: list[Problem]) -> None:
+    def __init__(self, file: str, env: AbcMapping[str, str], problems: list[Problem],
+                 strict: bool = True) -> None:
         self.file = file
+        self.strict = strict
         self.env = env
         self.problems = problems
         self.resolver = _BaseLoader("")  # resolves plain scalars to YAML 1.1 types
@@ -127,7 +133,7 @@ class _Builder:
         loc = self.loc(node)
         raw = node.value
         before = len(self.problems)
-        text = substitute(raw, loc, self.env, self.problems) if "${" in raw else raw
+        text = substitute(raw, loc, self.env, self.problems, self.strict) if "${" in raw else raw
         broken = len(self.problems) > before
         quoted = node.style in ("'", '"', "|", ">")
         if quoted:
@@ -184,7 +190,7 @@ class _Builder:
 
 
 def parse_yaml(text: str, file: str, env: AbcMapping[str, str],
-               problems: list[Problem]) -> Node | None:
+               problems: list[Problem], strict: bool = True) -> Node | None:
     """Parse one YAML document into located nodes; syntax errors become problems."""
     try:
         root = yaml.compose(text, Loader=_BaseLoader)
@@ -210,4 +216,4 @@ def parse_yaml(text: str, file: str, env: AbcMapping[str, str],
         return None
     if root is None:
         return None
-    return _Builder(file, env, problems).build(root)
+    return _Builder(file, env, problems, strict).build(root)

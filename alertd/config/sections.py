@@ -150,7 +150,8 @@ def _navixy(reader: Reader, name: str, m: Mapping, what: str) -> s.NavixySource 
     return s.NavixySource(m.loc, name, hash_, tuple(trackers), url, rate_limit, flow_id, refresh)
 
 
-def parse_channel(reader: Reader, name: str, node: Node) -> s.Channel | None:
+def parse_channel(reader: Reader, name: str, node: Node,
+                  validate_urls: bool = True) -> s.Channel | None:
     what = f"channel '{name}'"
     url_node: Node = node
     mute: tuple[s.MuteWindow, ...] = ()
@@ -175,7 +176,7 @@ def parse_channel(reader: Reader, name: str, node: Node) -> s.Channel | None:
     if not urls:
         reader.error(url_node.loc, f"{what} must name at least one URL")
         return None
-    for url in urls:
+    for url in urls if validate_urls else ():
         problem = url_problem(url)
         if problem is not None:
             reader.error(url_node.loc, f"{what}: the URL {problem}")

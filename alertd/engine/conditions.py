@@ -1,0 +1,147 @@
+"""What each message condition says about one entity, now.
+
+``evaluate`` is a pure function of the entity's state. ``firing`` selects the hysteresis
+bounds: a ``clear_*`` bound applies only once the alert fires; while pending, the plain
+condition must hold. The result's ``wake`` is the daemon time at which the answer may change
+with no new message (a ``change`` window sliding, ``_age`` growing); None when only a message
+can change it. ``silent`` and ``source_down`` are about the absence of messages and are
+handled by the engine itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from alertd.config import schema as s
+from alertd.engine.history import FieldHistory, is_number, normalise
+
+VIRTUAL_FIELDS = ("_lag", "_age")
+
+
+class EntityView(Protocol):
+    """What conditions may read of an entity."""
+
+    status: str | None
+    last_msg_time: float | None
+    last_srv_time: float | None
+    offset: float  # daemon time minus event time
+
+    def history(self, field: str) -> FieldHistory | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    holds: bool
+    field: str = ""
+    value: Any = None
+    wake: float | None = None
+
+
+FALSE = Result(False)
+
+
+def evaluate(condition: s.Condition, entity: EntityView, firing: bool, now: float) -> Result:
+    match condition:
+        case s.Threshold():
+            return _threshold(condition, entity, firing, now)
+        case s.Missing():
+            return _missing(condition, entity)
+        case s.Change():
+            return _change(condition, entity, now)
+        case s.Status():
+            status = entity.status
+            return Result(status in condition.in_, "status", status)
+        case s.AllOf() | s.AnyOf():
+            results = [evaluate(c, entity, firing, now) for c in condition.conditions]
+            wakes = [r.wake for r in results if r.wake is not None]
+            wake = min(wakes) if wakes else None
+            if isinstance(condition, s.AllOf):
+                holds = all(r.holds for r in results)
+                shown = results[0]
+            else:
+                holds = any(r.holds for r in results)
+                shown = next((r for r in results if r.holds), results[0])
+            return Result(holds, shown.field, shown.value, wake)
+    raise TypeError(f"not a message condition: {type(condition).__name__}")
+
+
+def _value(field: str, entity: EntityView, now: float) -> Any:
+    if field == "_lag":
+        if entity.last_srv_time is None or entity.last_msg_time is None:
+            return None
+        return entity.last_srv_time - entity.last_msg_time
+    if field == "_age":
+        return None if entity.last_msg_time is None else now - entity.last_msg_time
+    history = entity.history(field)
+    return None if history is None else history.newest()
+
+
+def _equal(value: Any, expected: Any) -> bool:
+    expected = normalise(expected)
+    if is_number(value) and is_number(expected):
+        return bool(value == expected)
+    if isinstance(value, bool) or isinstance(expected, bool):
+        return value is expected
+    return str(value) == str(expected)
+
+
+def _threshold(c: s.Threshold, entity: EntityView, firing: bool, now: float) -> Result:
+    value = _value(c.field, entity, now)
+    if value is None:
+        return Result(False, c.field, None)
+    if c.equals is not None:
+        return Result(_equal(value, c.equals), c.field, value)
+    if c.in_ is not None:
+        return Result(any(_equal(value, x) for x in c.in_), c.field, value)
+    if not is_number(value):
+        return Result(False, c.field, value)
+    high = low = False
+    if c.above is not None:
+        high = value >= c.clear_below if firing and c.clear_below is not None \
+            else value > c.above
+    if c.below is not None:
+        low = value <= c.clear_above if firing and c.clear_above is not None \
+            else value < c.below
+    wake = None
+    if c.field == "_age" and entity.last_msg_time is not None and c.above is not None \
+            and not high:  # age only grows: it crosses `above` at a known time
+        bound = c.clear_below if firing and c.clear_below is not None else c.above
+        wake = entity.last_msg_time + bound + 1e-6
+    return Result(high or low, c.field, value, wake)
+
+
+def _missing(c: s.Missing, entity: EntityView) -> Result:
+    history = entity.history(c.field)
+    if history is None:
+        return Result(False, c.field, None)
+    if c.of is None:
+        holds = len(history.all) >= c.nulls and history.nulls(c.nulls) == c.nulls
+    else:
+        holds = history.nulls(c.of) >= c.nulls
+    return Result(holds, c.field, None)
+
+
+def _change(c: s.Change, entity: EntityView, now: float) -> Result:
+    history = entity.history(c.field)
+    window = history.window if history is not None else None
+    if not window:
+        return Result(False, c.field, None)
+    start = (now - entity.offset) - c.within  # the window, on the entity's event clock
+    extreme: float | None = None  # highest (drop) or lowest (rise) value seen so far
+    best = 0.0
+    oldest_used: float | None = None
+    for msg_time, value in window:
+        if msg_time < start:
+            continue
+        if oldest_used is None:
+            oldest_used = msg_time
+        if extreme is not None:
+            best = max(best, extreme - value if c.drop is not None else value - extreme)
+        if extreme is None or (value > extreme if c.drop is not None else value < extreme):
+            extreme = value
+    amount = c.drop if c.drop is not None else c.rise
+    newest = window[-1][1]
+    if amount is None or best < amount or oldest_used is None:
+        return Result(False, c.field, newest)
+    return Result(True, c.field, newest, oldest_used + c.within + entity.offset + 1e-6)

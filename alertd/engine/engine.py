@@ -1,0 +1,355 @@
+"""The engine: events and the time in, notifications out. No I/O, no clock of its own.
+
+``receive(event, now)`` applies one event; ``on_timer(now)`` handles what became due;
+``next_deadline()`` tells the loop when to call ``on_timer`` next (STYLE.md, aioquic-style).
+
+Time: each entity has an event clock. While messages flow it is their ``msg_time`` (clamped to
+the moment of receipt); between messages it advances with the daemon's clock from the newest
+one. ``for``, ``clear_for``, ``within`` and ``repeat`` are measured on it, so a replay of old
+data is judged by its own timestamps and cannot raise an alert that the data contradicts.
+``silent`` counts the daemon's time since the entity's last message and holds still while its
+source is down; ``source_down`` counts the daemon's time.
+
+Cost: a message touches only the rules of its source and entity that read one of its fields,
+run on every message (``silent``, virtual fields, ``missing`` where absent means null), or
+have a live alert. Histories exist only for fields some rule reads.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from alertd.config import schema as s
+from alertd.engine.alerts import EPS, FIRING, INACTIVE, Alert
+from alertd.engine.conditions import VIRTUAL_FIELDS, Result, evaluate
+from alertd.engine.history import FieldHistory, normalise
+from alertd.model import Event, Message, Notification, SourceDown, SourceUp, StatusChanged
+
+_STATUS = "\x00status"  # index key of rules that read a tracker's status
+
+
+def _reads_status(condition: s.Condition) -> bool:
+    if isinstance(condition, (s.AllOf, s.AnyOf)):
+        return any(_reads_status(c) for c in condition.conditions)
+    return isinstance(condition, s.Status)
+
+
+def _has_missing(condition: s.Condition) -> bool:
+    if isinstance(condition, (s.AllOf, s.AnyOf)):
+        return any(_has_missing(c) for c in condition.conditions)
+    return isinstance(condition, s.Missing)
+
+
+def _horizons(condition: s.Condition, out: dict[str, float]) -> None:
+    if isinstance(condition, (s.AllOf, s.AnyOf)):
+        for sub in condition.conditions:
+            _horizons(sub, out)
+    elif isinstance(condition, s.Change):
+        out[condition.field] = max(out.get(condition.field, 0.0), condition.within)
+
+
+@dataclass(slots=True)
+class _Index:
+    """Which rules of a source an entity's events reach (shared by entities alike)."""
+
+    rules: tuple[tuple[int, s.Rule], ...]
+    by_field: dict[str, tuple[int, ...]]
+    every_message: tuple[int, ...]
+
+
+class Entity:
+    """The state of one device or tracker, as conditions see it (``EntityView``)."""
+
+    __slots__ = ("source", "id", "key", "name", "status", "last_msg_time", "last_srv_time",
+                 "last_receipt", "created", "fields", "alerts", "index", "scheduled")
+
+    def __init__(self, source: str, entity_id: str, index: _Index, now: float) -> None:
+        self.source = source
+        self.id = entity_id
+        self.key = f"{source}/{entity_id}"
+        self.name: str | None = None
+        self.status: str | None = None
+        self.last_msg_time: float | None = None
+        self.last_srv_time: float | None = None
+        self.last_receipt: float | None = None
+        self.created = now
+        self.fields: dict[str, FieldHistory] = {}
+        self.alerts: dict[int, Alert] = {}  # rule number -> alert, created when first needed
+        self.index = index
+        self.scheduled: float | None = None
+
+    @property
+    def offset(self) -> float:
+        """Daemon time minus event time (how far the event clock lags the daemon's)."""
+        if self.last_msg_time is None or self.last_receipt is None:
+            return 0.0
+        return self.last_receipt - self.last_msg_time
+
+    def history(self, field: str) -> FieldHistory | None:
+        return self.fields.get(field)
+
+
+@dataclass(slots=True)
+class _Source:
+    name: str
+    fields: dict[str, float]  # fields any rule reads -> change-window horizon (0: none)
+    default_index: _Index
+    rules: tuple[tuple[int, s.Rule], ...]
+    down_rules: tuple[tuple[int, s.Rule], ...]
+    up: bool = True
+    changed_at: float = 0.0
+    scheduled: float | None = None
+
+
+class Engine:
+    def __init__(self, rules: Iterable[s.Rule], sources: dict[str, s.Source],
+                 now: float) -> None:
+        self.rules = tuple(rules)
+        self._sources: dict[str, _Source] = {}
+        self._entities: dict[str, Entity] = {}
+        self._source_alerts: dict[tuple[int, str], Alert] = {}
+        self._timers: list[tuple[float, int, str]] = []
+        self._seq = itertools.count()
+        self._indexes: dict[tuple[str, tuple[int, ...]], _Index] = {}
+        for name in sources:
+            self._add_source(name, now)
+        for name, source in sources.items():  # listed entities count from the start
+            ids = {str(t) for t in source.trackers} if isinstance(source, s.NavixySource) \
+                else set()
+            for _, rule in self._sources[name].rules:
+                ids.update(e.split("/", 1)[1] if e.startswith(f"{name}/") else e
+                           for e in rule.entities or ())
+            for entity_id in sorted(ids):
+                self._schedule(self._entity(name, entity_id, now), now)
+
+    # ---- set-up ------------------------------------------------------------------------
+
+    def _add_source(self, name: str, now: float) -> None:
+        entity_rules, down_rules = [], []
+        fields: dict[str, float] = {}
+        for number, rule in enumerate(self.rules):
+            if rule.sources is not None and name not in rule.sources:
+                continue
+            if isinstance(rule.condition, s.SourceDown):
+                down_rules.append((number, rule))
+                continue
+            entity_rules.append((number, rule))
+            horizons: dict[str, float] = {}
+            _horizons(rule.condition, horizons)
+            for field in s.condition_fields(rule.condition):
+                if field not in VIRTUAL_FIELDS:
+                    fields[field] = max(fields.get(field, 0.0), horizons.get(field, 0.0))
+        rules = tuple(entity_rules)
+        self._sources[name] = _Source(name, fields, self._build_index(name, rules), rules,
+                                      tuple(down_rules), True, now)
+
+    def _build_index(self, source: str, rules: tuple[tuple[int, s.Rule], ...]) -> _Index:
+        key = (source, tuple(number for number, _ in rules))
+        if key in self._indexes:
+            return self._indexes[key]
+        by_field: dict[str, list[int]] = {}
+        every: list[int] = []
+        for number, rule in rules:
+            fields = s.condition_fields(rule.condition)
+            if isinstance(rule.condition, s.Silent) or fields & set(VIRTUAL_FIELDS) \
+                    or _has_missing(rule.condition):
+                every.append(number)
+            for field in fields:
+                by_field.setdefault(field, []).append(number)
+            if _reads_status(rule.condition):
+                by_field.setdefault(_STATUS, []).append(number)
+        index = _Index(rules, {f: tuple(n) for f, n in by_field.items()}, tuple(every))
+        self._indexes[key] = index
+        return index
+
+    def _entity(self, source: str, entity_id: str, now: float) -> Entity:
+        key = f"{source}/{entity_id}"
+        entity = self._entities.get(key)
+        if entity is None:
+            src = self._sources[source]
+            rules = tuple((n, r) for n, r in src.rules
+                          if r.entities is None or entity_id in r.entities or key in r.entities)
+            index = src.default_index if rules == src.rules else self._build_index(source, rules)
+            entity = Entity(source, entity_id, index, now)
+            for field, horizon in src.fields.items():
+                entity.fields[field] = FieldHistory(horizon)
+            self._entities[key] = entity
+        return entity
+
+    # ---- input -------------------------------------------------------------------------
+
+    def receive(self, event: Event, now: float) -> list[Notification]:
+        """Apply one event received at daemon time ``now``; return the notifications due."""
+        if event.source not in self._sources:
+            return []
+        if isinstance(event, Message):
+            return self._message(event, now)
+        if isinstance(event, StatusChanged):
+            entity = self._entity(event.source, event.entity, now)
+            entity.status = event.status
+            numbers = entity.index.by_field.get(_STATUS, ())
+            return self._evaluate(entity, self._with_live(entity, numbers), now)
+        src = self._sources[event.source]
+        if src.up == isinstance(event, SourceUp):
+            return []  # no change
+        src.up, src.changed_at = isinstance(event, SourceUp), now
+        out = self._evaluate_source(src, now)
+        if src.up:  # silent rules resume, counting from now
+            for entity in self._entities.values():
+                if entity.source == src.name:
+                    out.extend(self._evaluate(entity, self._silent_rules(entity), now))
+        return out
+
+    def _message(self, message: Message, now: float) -> list[Notification]:
+        entity = self._entity(message.source, message.entity, now)
+        msg_time = min(message.msg_time, now)  # a clock in the future: take the receipt time
+        fields = message.fields
+        for field, history in entity.fields.items():
+            if field in fields:
+                history.record(msg_time, normalise(fields[field]))
+            elif message.absent_is_null:
+                history.record(msg_time, None)
+        if entity.last_msg_time is None or msg_time >= entity.last_msg_time:
+            entity.last_msg_time = msg_time
+            entity.last_receipt = now
+            entity.last_srv_time = message.srv_time
+            for history in entity.fields.values():
+                history.prune(msg_time)
+        if message.entity_name:
+            entity.name = message.entity_name
+        index = entity.index
+        numbers = set(index.every_message)
+        for field in fields if len(fields) < len(index.by_field) else index.by_field:
+            if field in index.by_field and field in fields:
+                numbers.update(index.by_field[field])
+        return self._evaluate(entity, self._with_live(entity, numbers), now)
+
+    def _with_live(self, entity: Entity, numbers: Iterable[int]) -> list[int]:
+        live = {n for n, alert in entity.alerts.items() if alert.state != INACTIVE}
+        return sorted(live.union(numbers))
+
+    def _silent_rules(self, entity: Entity) -> list[int]:
+        return [n for n, rule in entity.index.rules if isinstance(rule.condition, s.Silent)]
+
+    # ---- timers ------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """The daemon time at which ``on_timer`` must next be called, or None."""
+        timers = self._timers
+        while timers and not self._is_current(timers[0]):
+            heapq.heappop(timers)
+        return timers[0][0] if timers else None
+
+    def _is_current(self, timer: tuple[float, int, str]) -> bool:
+        when, _, key = timer
+        owner = self._entities.get(key) or self._sources.get(key)
+        return owner is not None and owner.scheduled == when
+
+    def on_timer(self, now: float) -> list[Notification]:
+        out: list[Notification] = []
+        while self._timers and self._timers[0][0] <= now + EPS:
+            timer = heapq.heappop(self._timers)
+            if not self._is_current(timer):
+                continue
+            key = timer[2]
+            if key in self._entities:
+                entity = self._entities[key]
+                entity.scheduled = None
+                out.extend(self._evaluate(entity, [n for n, _ in entity.index.rules], now))
+            else:
+                src = self._sources[key]
+                src.scheduled = None
+                out.extend(self._evaluate_source(src, now))
+        return out
+
+    def _schedule(self, owner: Entity | _Source, when: float | None) -> None:
+        if when is None or (owner.scheduled is not None and owner.scheduled <= when):
+            return  # an earlier wake-up is already set; it will reschedule
+        owner.scheduled = when
+        key = owner.key if isinstance(owner, Entity) else owner.name
+        heapq.heappush(self._timers, (when, next(self._seq), key))
+
+    # ---- evaluation --------------------------------------------------------------------
+
+    def _evaluate(self, entity: Entity, numbers: Iterable[int], now: float) -> list[Notification]:
+        out: list[Notification] = []
+        clock = now - entity.offset
+        src = self._sources[entity.source]
+        wakes: list[float] = []
+        for number in numbers:
+            rule = self.rules[number]
+            alert = entity.alerts.get(number)
+            firing = alert is not None and alert.state == FIRING
+            if isinstance(rule.condition, s.Silent):
+                if not src.up:
+                    continue  # hold still: source_down speaks for the entity
+                quiet_from = max(entity.last_receipt or entity.created, src.changed_at)
+                holds = now - quiet_from >= rule.condition.after - EPS
+                result = Result(holds, "", round(now - quiet_from, 3),
+                                None if holds else quiet_from + rule.condition.after)
+            else:
+                result = evaluate(rule.condition, entity, firing, now)
+            if result.wake is not None:
+                wakes.append(result.wake)
+            if alert is None:
+                if not result.holds:
+                    continue
+                alert = entity.alerts[number] = Alert(rule, entity.key)
+            if result.holds or alert.state == FIRING:
+                alert.field, alert.value = result.field, result.value
+            for kind in alert.step(result.holds, clock):
+                out.append(self._notification(alert, kind, entity, now))
+            deadline = alert.deadline()
+            if deadline is not None:
+                wakes.append(deadline + entity.offset)
+        self._schedule(entity, min(wakes) if wakes else None)
+        return out
+
+    def _evaluate_source(self, src: _Source, now: float) -> list[Notification]:
+        out: list[Notification] = []
+        wakes: list[float] = []
+        for number, rule in src.down_rules:
+            assert isinstance(rule.condition, s.SourceDown)
+            key = (number, src.name)
+            alert = self._source_alerts.get(key)
+            down_for = now - src.changed_at
+            holds = not src.up and down_for >= rule.condition.after - EPS
+            if not src.up and not holds:
+                wakes.append(src.changed_at + rule.condition.after)
+            if alert is None:
+                if not holds:
+                    continue
+                alert = self._source_alerts[key] = Alert(rule, src.name)
+            alert.field, alert.value = "connection", "down" if not src.up else "up"
+            for kind in alert.step(holds, now):
+                out.append(self._notification(alert, kind, None, now))
+            deadline = alert.deadline()
+            if deadline is not None:
+                wakes.append(deadline)
+        self._schedule(src, min(wakes) if wakes else None)
+        return out
+
+    def _notification(self, alert: Alert, kind: str, entity: Entity | None,
+                      now: float) -> Notification:
+        rule = alert.rule
+        return Notification(
+            rule=rule.name, entity=alert.entity, state="firing" if kind == "repeat" else kind,
+            at=now, since=alert.since + (entity.offset if entity else 0.0),
+            severity=rule.severity, source=entity.source if entity else alert.entity,
+            entity_name=(entity.name or entity.id) if entity else alert.entity,
+            field=alert.field, value=alert.value, repeat=kind == "repeat",
+            labels=rule.labels, description=rule.description)
+
+    # ---- views -------------------------------------------------------------------------
+
+    def alerts(self) -> list[tuple[str, str, str, float]]:
+        """(rule, entity, state, since) of every alert that is not inactive."""
+        found: list[Any] = [*self._source_alerts.values()]
+        for entity in self._entities.values():
+            found.extend(entity.alerts.values())
+        return sorted((a.rule.name, a.entity, a.state, a.since) for a in found
+                      if a.state != INACTIVE)

@@ -1,0 +1,78 @@
+"""The immutable vocabulary that crosses alertd's boundaries.
+
+Sources turn frames into events (``Message``, ``StatusChanged``, ``SourceUp``,
+``SourceDown``); the engine turns events into ``Notification``s. Times are seconds since the
+Unix epoch (floats), read once per wake-up by the loop and passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One reading or packet of an entity.
+
+    ``fields`` maps names to values (None for an explicit null). ``absent_is_null`` says
+    whether a field the message lacks counts as null in the history (ELEMENT readings: yes;
+    Navixy's merged per-attribute queues: no, each attribute carries its own nulls).
+    """
+
+    source: str
+    entity: str
+    msg_time: float
+    fields: Mapping[str, Any]
+    srv_time: float | None = None
+    entity_name: str | None = None
+    absent_is_null: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChanged:
+    """A Navixy tracker's status: normal, blocked, unknown or disallowed."""
+
+    source: str
+    entity: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceUp:
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDown:
+    source: str
+    reason: str = ""
+
+
+Event = Message | StatusChanged | SourceUp | SourceDown
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """What an alert has to say: it fired (again, when ``repeat``), resolved, or flaps.
+
+    ``entity`` is ``source/id`` for entity alerts and the source's name for ``source_down``.
+    ``since`` is when the alert entered its current state (for firing: when it started
+    pending). Times are daemon-clock seconds.
+    """
+
+    rule: str
+    entity: str
+    state: str  # firing | resolved | flapping
+    at: float
+    since: float
+    severity: str
+    source: str
+    entity_name: str = ""
+    field: str = ""
+    value: Any = None
+    repeat: bool = False
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    description: str = ""
