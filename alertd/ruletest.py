@@ -125,7 +125,7 @@ def _event(reader: Reader, node: Node, what: str, config: s.Config) -> CaseEvent
         fm = reader.mapping(items["fields"], f"{what}: fields")
         if fm is None:
             return None
-        values = {k: _plain(v) for k, v in fm.items.items()}
+        values = dict(_flatten(fm))
     elif kind == "status":
         status = reader.choice(items["status"], f"{what}: status", s.STATUSES) or ""
     elif kind == "frame":
@@ -142,6 +142,16 @@ def _event(reader: Reader, node: Node, what: str, config: s.Config) -> CaseEvent
         return None
     return CaseEvent(m.loc, at, source, kind, entity or "", name, values, status, frame,
                      msg_time, srv_time)
+
+
+def _flatten(node: Mapping, prefix: str = "") -> Iterable[tuple[str, Any]]:
+    """Nested fields as the sources deliver them: ``battery: {voltage: 3}`` is
+    ``battery.voltage``."""
+    for key, value in node.items.items():
+        if isinstance(value, Mapping):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", _plain(value)
 
 
 def _plain(node: Node) -> Any:
@@ -231,7 +241,7 @@ def _events(event: CaseEvent, start: float, config: s.Config,
     if event.kind == "fields":
         source = config.sources[event.source]
         msg_time = start + (event.at if event.msg_time is None else event.msg_time)
-        srv_time = None if event.srv_time is None else start + event.srv_time
+        srv_time = start + (event.at if event.srv_time is None else event.srv_time)
         return (Message(event.source, event.entity, msg_time, event.fields, srv_time,
                         event.name, absent_is_null=isinstance(source, s.ElementSource)),)
     if event.kind == "status":

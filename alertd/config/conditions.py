@@ -16,6 +16,7 @@ CONDITION_KINDS = ("threshold", "missing", "silent", "status", "source_down", "c
 # the absence of messages and have no value on a given message.
 COMBINABLE = ("threshold", "missing", "change", "status", "all", "any")
 NOT_NORMAL = ("blocked", "unknown", "disallowed")
+TIME_FIELDS = ("_lag", "_age")  # virtual fields, in seconds (SPEC section 3)
 
 
 def parse_condition(reader: Reader, kind: str, node: Node, what: str) -> s.Condition | None:
@@ -36,8 +37,14 @@ def _threshold(reader: Reader, node: Node, what: str) -> s.Threshold | None:
     items = m.items
     field = reader.string(items["field"], f"{what}.field") if "field" in items else None
     numbers: dict[str, float | None] = {}
+    timed = field in TIME_FIELDS  # _lag and _age are seconds: a duration reads better
     for key in ("above", "below", "clear_below", "clear_above"):
-        numbers[key] = reader.number(items[key], f"{what}.{key}") if key in items else None
+        if key not in items:
+            numbers[key] = None
+        elif timed and isinstance(items[key], Scalar) and isinstance(items[key].value, str):
+            numbers[key] = reader.duration(items[key], f"{what}.{key}")
+        else:
+            numbers[key] = reader.number(items[key], f"{what}.{key}")
     equals = _comparable(reader, items["equals"], f"{what}.equals") if "equals" in items \
         else None
     in_: tuple[s.Scalar, ...] | None = None

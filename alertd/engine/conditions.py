@@ -50,8 +50,11 @@ def evaluate(condition: s.Condition, entity: EntityView, firing: bool, now: floa
         case s.Change():
             return _change(condition, entity, now)
         case s.Status():
+            # fires on a listed status; once firing, only `normal` resolves it (SPEC 5)
             status = entity.status
-            return Result(status in condition.in_, "status", status)
+            holds = status != "normal" and status is not None if firing \
+                else status in condition.in_
+            return Result(holds, "status", status)
         case s.AllOf() | s.AnyOf():
             results = [evaluate(c, entity, firing, now) for c in condition.conditions]
             wakes = [r.wake for r in results if r.wake is not None]
@@ -115,8 +118,11 @@ def _missing(c: s.Missing, entity: EntityView) -> Result:
     history = entity.history(c.field)
     if history is None:
         return Result(False, c.field, None)
+    queue = history.all
+    if not queue or queue[-1][1] is not None:  # the field has a value again: resolved
+        return Result(False, c.field, queue[-1][1] if queue else None)
     if c.of is None:
-        holds = len(history.all) >= c.nulls and history.nulls(c.nulls) == c.nulls
+        holds = len(queue) >= c.nulls and history.nulls(c.nulls) == c.nulls
     else:
         holds = history.nulls(c.of) >= c.nulls
     return Result(holds, c.field, None)

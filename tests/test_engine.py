@@ -1,0 +1,242 @@
+"""The engine core: table tests with no mocks, and properties checked by hypothesis."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alertd.config import schema as s
+from alertd.engine import Engine
+from alertd.engine.alerts import FIRING, INACTIVE, PENDING, RESOLVED, Alert
+from alertd.engine.history import DEPTH, FieldHistory, normalise
+from alertd.errors import Loc
+from alertd.model import Message, Notification
+
+PACKAGE = Path(__file__).resolve().parent.parent / "alertd"
+LOC = Loc("test", 1)
+FLEET = {"fleet": s.NavixySource(LOC, "fleet", "h", (1,))}
+
+
+def rule(condition: s.Condition, **options: object) -> s.Rule:
+    return s.Rule(LOC, options.pop("name", "r"), condition, notify=("ops",),  # type: ignore[arg-type]
+                  **options)
+
+
+def above(limit: float, **extra: object) -> s.Threshold:
+    return s.Threshold(LOC, "v", above=limit, **extra)  # type: ignore[arg-type]
+
+
+# ---- the core is sans-I/O ---------------------------------------------------------------
+
+FORBIDDEN = {"trio", "trio_websocket", "apprise", "sqlite3", "yaml", "socket", "time",
+             "asyncio", "threading", "requests"}
+
+
+@pytest.mark.parametrize("package", ["engine", "notify"])
+def test_core_imports_no_io_and_reads_no_clock(package: str) -> None:
+    for path in sorted((PACKAGE / package).glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            for name in names:
+                assert name.split(".")[0] not in FORBIDDEN, f"{path.name} imports {name}"
+                assert not name.startswith(("alertd.sources", "alertd.senders", "alertd.store",
+                                            "alertd.config.load", "alertd.config.nodes")), \
+                    f"{path.name} imports {name}"
+            if isinstance(node, ast.Attribute) and node.attr in ("now", "utcnow", "time",
+                                                                  "monotonic", "current_time"):
+                assert not (isinstance(node.value, ast.Name)
+                            and node.value.id in ("datetime", "time", "trio")), \
+                    f"{path.name}:{node.lineno} reads the clock"
+
+
+# ---- history -----------------------------------------------------------------------------
+
+
+def test_history_keeps_twelve_in_msg_time_order_with_and_without_gaps() -> None:
+    history = FieldHistory()
+    for t in range(20):
+        history.record(float(t), None if t % 3 == 0 else float(t))
+    assert len(history.all) == DEPTH and len(history.nonnull) == DEPTH
+    assert [t for t, _ in history.all] == [float(t) for t in range(8, 20)]
+    assert all(v is not None for _, v in history.nonnull)
+    history.record(8.5, 99.0)  # late message: inserted in order, the oldest drops out
+    assert [t for t, _ in history.all][:2] == [8.5, 9.0] and history.newest() == 19.0
+    history.record(1.0, 5.0)  # older than all twelve: not kept
+    assert [t for t, _ in history.all][0] == 8.5
+
+
+@pytest.mark.parametrize("raw,value", [("262.9138", 262.9138), (40, 40.0), ("abc", "abc"),
+                                        (None, None), (True, True), ("nan", "nan"), ("1e3", 1e3)])
+def test_values_are_normalised_once(raw: object, value: object) -> None:
+    assert normalise(raw) == value
+
+
+# ---- the alert state table --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("steps,states,notices", [
+    # (holds, t) sequence -> states after each step, notices in order
+    ([(True, 0)], [FIRING], ["firing"]),
+    ([(True, 0), (False, 5)], [FIRING, RESOLVED], ["firing", "resolved"]),
+    ([(False, 0), (False, 5)], [INACTIVE, INACTIVE], []),
+])
+def test_state_table_without_for(steps: list[tuple[bool, float]], states: list[str],
+                                  notices: list[str]) -> None:
+    alert = Alert(rule(above(1)), "fleet/1")
+    seen, got = [], []
+    for holds, t in steps:
+        got += alert.step(holds, t)
+        seen.append(alert.state)
+    assert seen == states and got == notices
+
+
+def test_pending_holds_its_start_and_fires_after_for() -> None:
+    alert = Alert(rule(above(1), for_=60.0), "fleet/1")
+    assert alert.step(True, 0) == [] and alert.state == PENDING and alert.since == 0
+    assert alert.deadline() == 60
+    assert alert.step(True, 59) == [] and alert.state == PENDING
+    assert alert.step(True, 60) == ["firing"] and alert.since == 0
+
+
+def test_a_break_while_pending_restarts_for() -> None:
+    alert = Alert(rule(above(1), for_=60.0), "fleet/1")
+    alert.step(True, 0)
+    alert.step(False, 30)
+    assert alert.state == INACTIVE
+    alert.step(True, 40)
+    assert alert.step(True, 90) == [] and alert.step(True, 100) == ["firing"]
+
+
+def test_repeat_never_and_repeat_due() -> None:
+    never = Alert(rule(above(1), repeat=None), "e")
+    never.step(True, 0)
+    assert never.step(True, 10**7) == [] and never.deadline() is None
+    hourly = Alert(rule(above(1), repeat=3600.0), "e")
+    hourly.step(True, 0)
+    assert hourly.step(True, 3599) == [] and hourly.step(True, 3600) == ["repeat"]
+    assert hourly.deadline() == 7200
+
+
+def test_unknown_state_raises_naming_state_and_signal() -> None:
+    alert = Alert(rule(above(1)), "e", state="exploded")
+    with pytest.raises(RuntimeError, match="no transition from state 'exploded' on holds=True"):
+        alert.step(True, 0)
+
+
+# ---- the engine ---------------------------------------------------------------------------
+
+
+def run(engine: Engine, events: list[tuple[float, Message]], until: float,
+        extra_wakes: list[float] = ()) -> list[Notification]:  # type: ignore[assignment]
+    """Feed events, run timers at their deadlines (and at extra times), like the loop does."""
+    out: list[Notification] = []
+    wakes = sorted(extra_wakes)
+
+    def timers(upto: float) -> None:
+        while True:
+            deadline = engine.next_deadline()
+            extra = wakes[0] if wakes else None
+            candidates = [t for t in (deadline, extra) if t is not None and t <= upto]
+            if not candidates:
+                return
+            now = min(candidates)
+            if extra is not None and now == extra:
+                wakes.pop(0)
+            out.extend(engine.on_timer(now))
+
+    for at, message in events:
+        timers(at)
+        out.extend(engine.receive(message, at))
+    timers(until)
+    return out
+
+
+def test_a_message_only_reaches_rules_that_read_its_fields() -> None:
+    rules = [rule(above(1), name="reads-v"),
+             rule(s.Threshold(LOC, "w", above=1.0), name="reads-w")]
+    engine = Engine(rules, FLEET, 0.0)
+    engine.receive(Message("fleet", "1", 0.0, {"v": 5}, absent_is_null=False), 0.0)
+    entity = engine._entities["fleet/1"]
+    assert set(entity.alerts) == {0}  # rule 1 was never evaluated into an alert
+    assert set(entity.fields) == {"v", "w"}  # history only for fields some rule reads
+
+
+def test_unknown_source_is_ignored() -> None:
+    engine = Engine([rule(above(1))], FLEET, 0.0)
+    assert engine.receive(Message("other", "1", 0.0, {"v": 5}), 0.0) == []
+
+
+values = st.lists(st.tuples(st.integers(1, 600), st.sampled_from([None, 0.0, 2.0, "3", 5.0])),
+                  min_size=1, max_size=40)
+
+
+def timeline(steps: list[tuple[int, object]]) -> list[tuple[float, Message]]:
+    at, out = 0.0, []
+    for gap, value in steps:
+        at += gap
+        out.append((at, Message("fleet", "1", at, {"v": value}, absent_is_null=False)))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(values, st.sampled_from([0.0, 30.0, 300.0]), st.sampled_from([0.0, 60.0]),
+       st.sampled_from([None, 600.0]), st.lists(st.floats(0, 20000), max_size=20))
+def test_notifications_follow_state_changes(steps: list[tuple[int, object]], for_: float,
+                                            clear_for: float, repeat: float | None,
+                                            wakes: list[float]) -> None:
+    make = lambda: Engine([rule(above(1, clear_below=0.5), for_=for_,  # noqa: E731
+                                clear_for=clear_for, repeat=repeat)], FLEET, 0.0)
+    events = timeline(steps)
+    until = events[-1][0] + 5000
+    notes = run(make(), events, until)
+    # extra wake-ups of the loop change nothing
+    assert run(make(), events, until, wakes) == notes
+    # firing and resolved alternate, starting with firing; repeats only while firing
+    state = "resolved"
+    last_firing = None
+    for note in notes:
+        if note.repeat:
+            assert state == "firing" and repeat is not None
+            assert last_firing is not None and note.at - last_firing >= repeat - 1e-6
+            last_firing = note.at
+            continue
+        assert note.state != state, f"{note.state} twice in a row"
+        state = note.state
+        last_firing = note.at if state == "firing" else None
+
+
+@settings(max_examples=100, deadline=None)
+@given(values)
+def test_history_never_exceeds_twelve(steps: list[tuple[int, object]]) -> None:
+    engine = Engine([rule(s.Missing(LOC, "v", 3, 6))], FLEET, 0.0)
+    for at, message in timeline(steps):
+        engine.receive(message, at)
+        history = engine._entities["fleet/1"].fields["v"]
+        assert len(history.all) <= DEPTH and len(history.nonnull) <= DEPTH
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 2.0]), min_size=1, max_size=30),
+       st.sampled_from([0.0, 60.0, 300.0]))
+def test_firing_alert_resolves_once_clear_for_has_passed(seq: list[float],
+                                                         clear_for: float) -> None:
+    engine = Engine([rule(above(1), clear_for=clear_for)], FLEET, 0.0)
+    events = timeline([(10, v) for v in seq])
+    notes = run(engine, events, events[-1][0])
+    firing = any(n.state == "firing" for n in notes) and notes[-1].state == "firing"
+    last = events[-1][0]
+    if firing and seq[-1] == 0.0:  # clear now: resolves exactly clear_for after clearing began
+        cleared_since = last
+        for value, (at, _) in zip(reversed(seq), reversed(events)):
+            if value != 0.0:
+                break
+            cleared_since = at
+        later = run(engine, [], cleared_since + clear_for + 1)
+        assert [(n.state, round(n.at - cleared_since, 3)) for n in later] == [
+            ("resolved", clear_for)]
