@@ -26,6 +26,7 @@ from typing import Any
 from alertd.config import schema as s
 
 INACTIVE, PENDING, FIRING, RESOLVED = "inactive", "pending", "firing", "resolved"
+STATES = (INACTIVE, PENDING, FIRING, RESOLVED)
 EPS = 1e-6  # float slack when a deadline computed in one clock is met in another
 
 
@@ -69,6 +70,29 @@ class Alert:
         if self.flapping and self.changes:
             times.append(self.changes[-1] + self._flap_window)
         return min(times) if times else None
+
+    def to_data(self) -> dict[str, Any]:
+        """What a restart needs to resume this alert, as JSON-able values."""
+        return {"state": self.state, "since": self.since, "clearing_since": self.clearing_since,
+                "last_notified": self.last_notified, "notified_state": self.notified_state,
+                "flapping": self.flapping, "changes": list(self.changes),
+                "field": self.field, "value": self.value}
+
+    @classmethod
+    def from_data(cls, rule: s.Rule, entity: str, data: dict[str, Any]) -> Alert:
+        state = data.get("state", INACTIVE)
+        if state not in STATES:
+            raise ValueError(f"unknown alert state {state!r}")
+        return cls(rule, entity, state, float(data.get("since", 0.0)),
+                   data.get("clearing_since"), data.get("last_notified"),
+                   data.get("notified_state"), bool(data.get("flapping", False)),
+                   deque(float(t) for t in data.get("changes", ())),
+                   str(data.get("field", "")), data.get("value"))
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        """Changes whenever something a restart needs has changed."""
+        return (self.state, self.since, self.clearing_since, self.last_notified,
+                self.notified_state, self.flapping, len(self.changes))
 
     @property
     def _flap_window(self) -> float:

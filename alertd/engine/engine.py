@@ -107,7 +107,9 @@ class _Source:
 
 class Engine:
     def __init__(self, rules: Iterable[s.Rule], sources: dict[str, s.Source],
-                 now: float) -> None:
+                 now: float, *, connected: bool = True) -> None:
+        """``connected``: whether the sources start up (rule tests) or not yet connected (the
+        daemon, whose sources report ``SourceUp`` once their sockets are open)."""
         self.rules = tuple(rules)
         self._sources: dict[str, _Source] = {}
         self._entities: dict[str, Entity] = {}
@@ -115,8 +117,12 @@ class Engine:
         self._timers: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
         self._indexes: dict[tuple[str, tuple[int, ...]], _Index] = {}
+        self._changed: dict[int, Alert] = {}  # alerts to persist, by id()
         for name in sources:
             self._add_source(name, now)
+            if not connected:
+                self._sources[name].up = False
+                self._schedule(self._sources[name], now)
         for name, source in sources.items():  # listed entities count from the start
             ids = {str(t) for t in source.trackers} if isinstance(source, s.NavixySource) \
                 else set()
@@ -301,8 +307,11 @@ class Engine:
                 alert = entity.alerts[number] = Alert(rule, entity.key)
             if result.holds or alert.state == FIRING:
                 alert.field, alert.value = result.field, result.value
+            before = alert.fingerprint()
             for kind in alert.step(result.holds, clock):
                 out.append(self._notification(alert, kind, entity, now))
+            if alert.fingerprint() != before:
+                self._changed[id(alert)] = alert
             deadline = alert.deadline()
             if deadline is not None:
                 wakes.append(deadline + entity.offset)
@@ -317,7 +326,8 @@ class Engine:
             key = (number, src.name)
             alert = self._source_alerts.get(key)
             down_for = now - src.changed_at
-            holds = not src.up and down_for >= rule.condition.after - EPS
+            firing = alert is not None and alert.state == FIRING
+            holds = not src.up and (firing or down_for >= rule.condition.after - EPS)
             if not src.up and not holds:
                 wakes.append(src.changed_at + rule.condition.after)
             if alert is None:
@@ -325,8 +335,11 @@ class Engine:
                     continue
                 alert = self._source_alerts[key] = Alert(rule, src.name)
             alert.field, alert.value = "connection", "down" if not src.up else "up"
+            before = alert.fingerprint()
             for kind in alert.step(holds, now):
                 out.append(self._notification(alert, kind, None, now))
+            if alert.fingerprint() != before:
+                self._changed[id(alert)] = alert
             deadline = alert.deadline()
             if deadline is not None:
                 wakes.append(deadline)
@@ -343,6 +356,46 @@ class Engine:
             entity_name=(entity.name or entity.id) if entity else alert.entity,
             field=alert.field, value=alert.value, repeat=kind == "repeat",
             labels=rule.labels, description=rule.description)
+
+    # ---- persistence -------------------------------------------------------------------
+
+    def take_changed(self) -> list[tuple[str, str, str, float, dict[str, Any]]]:
+        """(rule, entity, state, since, data) of every alert changed since the last call."""
+        changed = [(a.rule.name, a.entity, a.state, a.since, a.to_data())
+                   for a in self._changed.values()]
+        self._changed.clear()
+        return changed
+
+    def restore(self, saved: Iterable[tuple[str, str, dict[str, Any]]], now: float) -> int:
+        """Resume alerts saved by an earlier run (rule name, entity, data); alerts of rules
+        or sources that no longer exist are dropped. Returns how many were resumed."""
+        numbers = {rule.name: n for n, rule in enumerate(self.rules)}
+        resumed = 0
+        for rule_name, entity_key, data in saved:
+            number = numbers.get(rule_name)
+            if number is None:
+                continue
+            rule = self.rules[number]
+            source, _, entity_id = entity_key.partition("/")
+            if source not in self._sources:
+                continue
+            if isinstance(rule.condition, s.SourceDown) != (entity_id == ""):
+                continue  # the rule changed kind: its old alert means nothing now
+            try:
+                alert = Alert.from_data(rule, entity_key, data)
+            except (TypeError, ValueError):
+                continue
+            if entity_id:
+                entity = self._entity(source, entity_id, now)
+                if all(n != number for n, _ in entity.index.rules):
+                    continue
+                entity.alerts[number] = alert
+                self._schedule(entity, now)
+            else:
+                self._source_alerts[(number, source)] = alert
+                self._schedule(self._sources[source], now)
+            resumed += 1
+        return resumed
 
     # ---- views -------------------------------------------------------------------------
 

@@ -1,0 +1,152 @@
+"""The state store: one SQLite file (SPEC section 7).
+
+It keeps what a restart must not forget: alert states (so firing alerts stay firing without a
+second notification and pending ones keep their start), each ELEMENT socket's replay position
+(``after=``), runtime silences and the alert history. The daemon writes from its one event
+loop thread; ``alertd alerts`` and ``alertd silence`` open the same file from another process,
+so the database runs in WAL mode with a busy timeout.
+
+Writes are small and batched per wake-up of the loop (``save_alerts`` takes every alert that
+changed), and one transaction covers a batch, so a million messages do not mean a million
+fsyncs.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    rule TEXT NOT NULL, entity TEXT NOT NULL, state TEXT NOT NULL, since REAL NOT NULL,
+    data TEXT NOT NULL, updated REAL NOT NULL, PRIMARY KEY (rule, entity));
+CREATE TABLE IF NOT EXISTS cursors (
+    source TEXT NOT NULL, socket TEXT NOT NULL, after TEXT NOT NULL,
+    PRIMARY KEY (source, socket));
+CREATE TABLE IF NOT EXISTS silences (
+    id TEXT PRIMARY KEY, match TEXT NOT NULL, starts REAL NOT NULL, ends REAL NOT NULL,
+    comment TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS history (
+    at REAL NOT NULL, rule TEXT NOT NULL, entity TEXT NOT NULL, state TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS history_at ON history (at);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    """An alert as persisted: its state and the engine's data to resume it (JSON-able)."""
+
+    rule: str
+    entity: str
+    state: str
+    since: float
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSilence:
+    id: str
+    match: dict[str, str]
+    starts: float
+    ends: float
+    comment: str
+    created: float
+
+
+class Store:
+    """The SQLite state file. Open with ``Store.open(path)``; close with ``close()``."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self.db = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str | Path) -> Store:
+        path = Path(path)
+        if str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(str(path), timeout=5.0, isolation_level=None,
+                             check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(SCHEMA)
+        return cls(db, path)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ---- alerts ------------------------------------------------------------------------
+
+    def save_alerts(self, alerts: Iterable[StoredAlert], now: float) -> None:
+        """Write the alerts that changed; inactive ones are removed."""
+        with self.transaction() as db:
+            for alert in alerts:
+                if alert.state == "inactive":
+                    db.execute("DELETE FROM alerts WHERE rule = ? AND entity = ?",
+                               (alert.rule, alert.entity))
+                else:
+                    db.execute("INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?)",
+                               (alert.rule, alert.entity, alert.state, alert.since,
+                                json.dumps(alert.data), now))
+
+    def load_alerts(self) -> list[StoredAlert]:
+        rows = self.db.execute("SELECT rule, entity, state, since, data FROM alerts "
+                               "ORDER BY rule, entity").fetchall()
+        return [StoredAlert(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    def record_history(self, entries: Iterable[tuple[float, str, str, str]]) -> None:
+        """Append (at, rule, entity, state) notifications to the alert history."""
+        with self.transaction() as db:
+            db.executemany("INSERT INTO history VALUES (?, ?, ?, ?)", entries)
+
+    # ---- replay positions --------------------------------------------------------------
+
+    def save_cursor(self, source: str, socket: str, after: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?)",
+                        (source, socket, after))
+
+    def load_cursor(self, source: str, socket: str) -> str | None:
+        row = self.db.execute("SELECT after FROM cursors WHERE source = ? AND socket = ?",
+                              (source, socket)).fetchone()
+        return None if row is None else str(row[0])
+
+    # ---- runtime silences ---------------------------------------------------------------
+
+    def add_silence(self, match: dict[str, str], starts: float, ends: float, comment: str,
+                    now: float) -> StoredSilence:
+        silence = StoredSilence(uuid.uuid4().hex[:8], dict(match), starts, ends, comment, now)
+        self.db.execute("INSERT INTO silences VALUES (?, ?, ?, ?, ?, ?)",
+                        (silence.id, json.dumps(silence.match), starts, ends, comment, now))
+        return silence
+
+    def silences(self, now: float | None = None) -> list[StoredSilence]:
+        """All silences, or those not yet ended at ``now``."""
+        query = "SELECT id, match, starts, ends, comment, created FROM silences"
+        args: tuple[Any, ...] = ()
+        if now is not None:
+            query += " WHERE ends > ?"
+            args = (now,)
+        rows = self.db.execute(query + " ORDER BY starts, id", args).fetchall()
+        return [StoredSilence(r[0], json.loads(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+
+    def expire_silence(self, silence_id: str, now: float) -> bool:
+        """End a silence now; False when no active silence has that id."""
+        done = self.db.execute("UPDATE silences SET ends = ? WHERE id = ? AND ends > ?",
+                               (now, silence_id, now))
+        return done.rowcount > 0
