@@ -77,10 +77,64 @@ channels: {ops: console://}
 rules:
   - {name: a, notify: [ops], silent: {after: 5m}}
 """, ["environment variable NAVIXY_HASH is not set (set it, or write ${NAVIXY_HASH:-default})"]),
-    ("unquoted variable in a flow mapping", HEAD + """\
-  - {name: a, threshold: {field: t, above: ${LIMIT:-8}}}   # <-
-""", ["YAML syntax error: did not find expected ',' or '}' (while parsing a flow mapping); "
-      'inside [ ] or { } a value using ${VAR} must be quoted: "${VAR}"']),
+    ("variable set but empty", """\
+sources:
+  fleet: {type: navixy, hash: "${EMPTY}", trackers: [1]}   # <-
+channels: {ops: console://}
+rules:
+  - {name: a, notify: [ops], silent: {after: 5m}}
+""", ["environment variable EMPTY is set but empty"]),
+    ("clock-style value is not a number", HEAD + """\
+  - name: a
+    threshold: {field: t, above: 1}
+    for: 1:30   # <-
+""", ["rule 'a': for: '1:30' is not a duration "
+      "(write 45s, 10m, 2h, 1d, 1h30m or a number of seconds)"]),
+    ("silence matching everything", HEAD + """\
+  - {name: a, silent: {after: 5m}}
+silences:
+  - match: {labels: {}}   # <-
+    ends: 2026-12-01T08:00:00Z
+""", ["silence #1: match is empty, so it would silence every alert; name at least one "
+      "rule, source, entity, severity or label"]),
+    ("empty source list", HEAD + """\
+  - name: a
+    source: []   # <-
+    silent: {after: 5m}
+""", ["rule 'a': source must name at least one source (leave it out to watch every source)"]),
+    ("status inside any on element sources", HEAD + """\
+  - name: a
+    source: cold
+    any:
+      - threshold: {field: t, above: 1}
+      - status: {in: [blocked]}   # <-
+""", ["rule 'a': status conditions apply to navixy trackers only, and every source of this "
+      "rule is an element source"]),
+    ("clear bounds that never resolve", HEAD + """\
+  - name: a
+    threshold: {field: t, above: 8, below: 2, clear_below: 1}   # <-
+""", ["rule 'a': threshold: the clear bounds leave no value that resolves the alert (it "
+      "must fall above 2 and below 1)"]),
+    ("template conversion", HEAD + """\
+  - name: a
+    silent: {after: 5m}
+    title: "{value!r}"   # <-
+""", ["rule 'a': title: placeholder {value!r}: conversions such as !r are not allowed"]),
+    ("console with extra parts", """\
+sources:
+  fleet: {type: navixy, hash: h, trackers: [1]}
+channels:
+  ops: console://stdout   # <-
+rules:
+  - {name: a, notify: [ops], silent: {after: 5m}}
+""", ["channel 'ops': the URL must be exactly console:// (it takes no host, path or options)"]),
+    ("rate limit in milliseconds", """\
+sources:
+  fleet: {type: navixy, hash: h, trackers: [1], rate_limit: 250ms}   # <-
+channels: {ops: console://}
+rules:
+  - {name: a, notify: [ops], silent: {after: 5m}}
+""", ["source 'fleet': rate_limit must be whole seconds (Navixy takes values such as 5s or 1m)"]),
     ("malformed variable", """\
 sources:
   fleet: {type: navixy, hash: "${NAVIXY HASH}", trackers: [1]}   # <-

@@ -161,3 +161,36 @@ def test_mute_windows_with_days(tmp_path: Path) -> None:
     mute = load_config(path, {}).channels["ops"].mute
     assert mute == (s.MuteWindow(0, 1440, frozenset({6, 7})),
                     s.MuteWindow(720, 780, frozenset({1, 5})))
+
+
+def test_variables_work_unquoted_inside_flow_collections(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        sources:
+          fleet: {type: navixy, hash: ${HASH}, trackers: [1]}
+        channels:
+          mail: {urls: [mailtos://user:${SMTP_PASSWORD}@example.com?to=oncall@example.com]}
+        rules:
+          - {name: a, notify: [mail], threshold: {field: t, above: ${LIMIT:-8}}}
+        x-notes: {anchors: may live under x- keys}
+        """)
+    config = load_config(path, {"HASH": "abc", "SMTP_PASSWORD": "pw"})
+    assert config.channels["mail"].urls == ("mailtos://user:pw@example.com?to=oncall@example.com",)
+    assert config.rules[0].condition.above == 8  # type: ignore[union-attr]
+
+
+def test_clock_values_stay_text_and_dates_are_midnight_utc(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        sources: {fleet: {type: navixy, hash: h, trackers: 21080, rate_limit: 1m}}
+        channels:
+        defaults:
+        rules:
+          - {name: a, notify: [], threshold: {field: shift, equals: 10:00}}
+        silences:
+          - {match: {rule: a}, ends: 2026-12-01}
+        """)
+    config = load_config(path, {})
+    assert config.rules[0].condition.equals == "10:00"  # type: ignore[union-attr]
+    assert config.silences[0].ends == datetime(2026, 12, 1, tzinfo=timezone.utc)
+    fleet = config.sources["fleet"]
+    assert isinstance(fleet, s.NavixySource)
+    assert fleet.trackers == (21080,) and fleet.rate_limit == "60s"

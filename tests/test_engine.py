@@ -240,3 +240,14 @@ def test_firing_alert_resolves_once_clear_for_has_passed(seq: list[float],
         later = run(engine, [], cleared_since + clear_for + 1)
         assert [(n.state, round(n.at - cleared_since, 3)) for n in later] == [
             ("resolved", clear_for)]
+
+
+def test_repeat_falls_due_while_clearing() -> None:
+    """Found by hypothesis: a reminder due during clear_for must not stall the timers."""
+    engine = Engine([rule(above(1), clear_for=600.0, repeat=60.0)], FLEET, 0.0)
+    events = [(0.0, Message("fleet", "1", 0.0, {"v": 2}, absent_is_null=False)),
+              (30.0, Message("fleet", "1", 30.0, {"v": 0}, absent_is_null=False))]
+    notes = run(engine, events, 700.0)
+    assert [(n.state, n.at, n.repeat) for n in notes][:3] == [
+        ("firing", 0.0, False), ("firing", 60.0, True), ("firing", 120.0, True)]
+    assert (notes[-1].state, notes[-1].at) == ("resolved", 630.0)

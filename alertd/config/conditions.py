@@ -86,6 +86,13 @@ def _threshold(reader: Reader, node: Node, what: str) -> s.Threshold | None:
                          f"{what}.{clear} ({numbers[clear]:g}) must be {side} "
                          f"{bound} ({numbers[bound]:g})")
             ok = False
+    if ok and above is not None and below is not None:
+        high = numbers["clear_below"] if numbers["clear_below"] is not None else above
+        low = numbers["clear_above"] if numbers["clear_above"] is not None else below
+        if low >= high:
+            reader.error(m.loc, f"{what}: the clear bounds leave no value that resolves the "
+                                f"alert (it must fall above {low:g} and below {high:g})")
+            ok = False
     if not ok or field is None:
         return None
     return s.Threshold(m.loc, field, above, below, equals, in_, numbers["clear_below"],
@@ -130,6 +137,8 @@ def _silent(reader: Reader, node: Node, what: str) -> s.Silent | None:
 
 
 def _source_down(reader: Reader, node: Node, what: str) -> s.SourceDown | None:
+    if isinstance(node, Scalar) and node.value is None:  # `source_down:` alone: at once
+        return s.SourceDown(node.loc, 0.0)
     m = reader.mapping(node, what, ("after",))
     if m is None:
         return None

@@ -12,7 +12,7 @@ import difflib
 import math
 import re
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from alertd.config.nodes import Mapping, Node, Scalar, Sequence, kind_of
 from alertd.errors import Loc, Problem
@@ -61,7 +61,7 @@ class Reader:
         if allowed is not None:
             valid = list(allowed)
             for key, loc in node.keys.items():
-                if key not in valid:
+                if key not in valid and not (what == "the top level" and key.startswith("x-")):
                     self.error(loc, f"unknown key '{key}' in {what}{suggest(key, valid)}")
         for key in required:
             if key not in node.items:
@@ -193,6 +193,8 @@ class Reader:
                 value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
             except ValueError:
                 value = None
+        if isinstance(value, date) and not isinstance(value, datetime):
+            value = datetime(value.year, value.month, value.day)
         if not isinstance(value, datetime):
             self.error(node.loc, f"{what}: '{scalar.shown}' is not a time "
                                  "(write it as 2026-12-01T08:00:00Z)")

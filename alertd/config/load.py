@@ -46,9 +46,10 @@ class _Sections:
 
     def add(self, reader: Reader, root: Mapping) -> None:
         for section, entries in self.named.items():
-            if section not in root.items:
-                continue
-            m = reader.mapping(root.items[section], f"'{section}'")
+            node = root.items.get(section)
+            if node is None or isinstance(node, Scalar) and node.value is None:
+                continue  # absent or written empty
+            m = reader.mapping(node, f"'{section}'")
             for name, node in (m.items.items() if m else ()):
                 if name in entries:
                     first = entries[name][0]
@@ -117,7 +118,8 @@ def load_config(path: str | os.PathLike[str], env: AbcMapping[str, str] | None =
                       set(sources), set(sections.named["channels"]))
     channels = {name: parse_channel(reader, name, node, validate_urls=strict)
                 for name, (_, node) in sections.named["channels"].items()}
-    if "defaults" in root.items:
+    if "defaults" in root.items and not (isinstance(root.items["defaults"], Scalar)
+                                         and root.items["defaults"].value is None):
         defaults = reader.mapping(root.items["defaults"], "defaults", SETTINGS)
         if defaults is not None:
             context.defaults = parse_settings(reader, defaults, "defaults", context)

@@ -27,7 +27,8 @@ try:  # the C loader is several times faster; behaviour is the same
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}\n]*))?\}")
+_TOKEN = re.compile(r"_alertdvar(\d+)_")
 _BAD_VAR = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\})[^}]*\}?")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -90,11 +91,14 @@ def substitute(text: str, loc: Loc, env: AbcMapping[str, str], problems: list[Pr
     def replace(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         value = env.get(name)
-        if value is not None and (value != "" or default is None):
+        if value:
             return value
         if default is not None:
             return default
         if not strict:
+            return ""
+        if value == "":
+            problems.append(Problem(loc, f"environment variable {name} is set but empty"))
             return ""
         problems.append(Problem(loc, f"environment variable {name} is not set "
                                      f"(set it, or write ${{{name}:-default}})"))
@@ -103,11 +107,24 @@ def substitute(text: str, loc: Loc, env: AbcMapping[str, str], problems: list[Pr
     return _VAR.sub(replace, text)
 
 
+def _protect(text: str) -> tuple[str, list[str]]:
+    """Replace each ``${...}`` by a plain token before YAML parses the text, so that
+    ``urls: [mailtos://user:${PASSWORD}@host]`` works although braces are flow syntax."""
+    found: list[str] = []
+
+    def token(match: re.Match[str]) -> str:
+        found.append(match.group(0))
+        return f"_alertdvar{len(found) - 1}_"
+
+    return _VAR.sub(token, text), found
+
+
 class _Builder:
     def __init__(self, file: str, env: AbcMapping[str, str], problems: list[Problem],
-                 strict: bool = True) -> None:
+                 strict: bool = True, protected: list[str] | None = None) -> None:
         self.file = file
         self.strict = strict
+        self.protected = protected or []
         self.env = env
         self.problems = problems
         self.resolver = _BaseLoader("")  # resolves plain scalars to YAML 1.1 types
@@ -131,7 +148,7 @@ class _Builder:
 
     def scalar(self, node: yaml.ScalarNode) -> Scalar:
         loc = self.loc(node)
-        raw = node.value
+        raw = self.restore(node.value)
         before = len(self.problems)
         text = substitute(raw, loc, self.env, self.problems, self.strict) if "${" in raw else raw
         broken = len(self.problems) > before
@@ -147,7 +164,16 @@ class _Builder:
             except (yaml.YAMLError, ValueError):
                 value = text
             self.resolver.constructed_objects.clear()
+            if ":" in text and isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = text  # YAML 1.1 reads 1:30 as 90 (base 60); an operator never means it
         return Scalar(loc, value, text, raw, quoted, text != raw, broken)
+
+    def restore(self, text: str) -> str:
+        """The text as the user wrote it, with ``${...}`` back in place of the tokens."""
+        if "_alertdvar" not in text:
+            return text
+        return _TOKEN.sub(lambda m: self.protected[int(m.group(1))]
+                          if int(m.group(1)) < len(self.protected) else m.group(0), text)
 
     def mapping(self, node: yaml.MappingNode) -> Mapping:
         items: dict[str, Node] = {}
@@ -170,7 +196,7 @@ class _Builder:
                 self.problems.append(Problem(self.loc(key_node),
                                              "a key must be a plain name, not a list or mapping"))
                 continue
-            name = key_node.value
+            name = self.restore(key_node.value)
             if name in items:
                 self.problems.append(Problem(
                     self.loc(key_node),
@@ -192,6 +218,7 @@ class _Builder:
 def parse_yaml(text: str, file: str, env: AbcMapping[str, str],
                problems: list[Problem], strict: bool = True) -> Node | None:
     """Parse one YAML document into located nodes; syntax errors become problems."""
+    text, protected = _protect(text)
     try:
         root = yaml.compose(text, Loader=_BaseLoader)
     except yaml.MarkedYAMLError as error:
@@ -204,11 +231,6 @@ def parse_yaml(text: str, file: str, env: AbcMapping[str, str],
             since = f" that starts on line {started.line + 1}" if started is not None \
                 and mark is not None and started.line != mark.line else ""
             context = f" ({error.context}{since})"
-        lines = text.splitlines()
-        written = lines[line - 1] if 0 < line <= len(lines) else ""
-        if "${" in written and "flow" in (error.context or ""):
-            context += ('; inside [ ] or { } a value using ${VAR} must be quoted: '
-                        '"${VAR}"')
         problems.append(Problem(Loc(file, line), f"YAML syntax error: {what}{context}"))
         return None
     except yaml.YAMLError as error:
@@ -216,4 +238,4 @@ def parse_yaml(text: str, file: str, env: AbcMapping[str, str],
         return None
     if root is None:
         return None
-    return _Builder(file, env, problems, strict).build(root)
+    return _Builder(file, env, problems, strict, protected).build(root)

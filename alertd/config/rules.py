@@ -139,6 +139,9 @@ def _sources(reader: Reader, m: Mapping, what: str, context: Context) -> tuple[s
     if "source" not in m.items:
         return None
     names = reader.strings(m.items["source"], f"{what}: source")
+    if names == ():
+        reader.error(m.items["source"].loc, f"{what}: source must name at least one source "
+                                            "(leave it out to watch every source)")
     for name in names or ():
         if name not in context.source_names:
             reader.error(m.items["source"].loc, f"{what}: unknown source '{name}'"
@@ -149,9 +152,17 @@ def _sources(reader: Reader, m: Mapping, what: str, context: Context) -> tuple[s
 def _check_applies(reader: Reader, condition: s.Condition, sources: tuple[str, ...],
                    context: Context, what: str) -> None:
     kinds = {type(context.sources[n]) for n in sources if n in context.sources}
-    if isinstance(condition, s.Status) and kinds == {s.ElementSource}:
-        reader.error(condition.loc, f"{what}: status conditions apply to navixy trackers only, "
-                                    "and every source of this rule is an element source")
+    if kinds != {s.ElementSource}:
+        return
+    for status in _statuses(condition):
+        reader.error(status.loc, f"{what}: status conditions apply to navixy trackers only, "
+                                 "and every source of this rule is an element source")
+
+
+def _statuses(condition: s.Condition) -> list[s.Status]:
+    if isinstance(condition, (s.AllOf, s.AnyOf)):
+        return [x for c in condition.conditions for x in _statuses(c)]
+    return [condition] if isinstance(condition, s.Status) else []
 
 
 def parse_silence(reader: Reader, node: Node, index: int, rules: set[str],
@@ -182,6 +193,9 @@ def parse_silence(reader: Reader, node: Node, index: int, rules: set[str],
                 continue
             match[key] = text
             _check_match(reader, key, text, value, what, rules, context)
+    if mm is not None and mm.items and not match and len(reader.problems) == before:
+        reader.error(mm.loc, f"{what}: match is empty, so it would silence every alert; "
+                             "name at least one rule, source, entity, severity or label")
     starts = reader.timestamp(m.items["starts"], f"{what}: starts") if "starts" in m.items \
         else None
     ends = reader.timestamp(m.items["ends"], f"{what}: ends")

@@ -117,7 +117,9 @@ def _navixy(reader: Reader, name: str, m: Mapping, what: str) -> s.NavixySource 
     trackers: list[int] = []
     ok = True
     if "trackers" in items:
-        nodes = reader.sequence(items["trackers"], f"{what}: trackers")
+        node = items["trackers"]
+        nodes = (node,) if isinstance(node, Scalar) and node.value is not None \
+            else reader.sequence(node, f"{what}: trackers")
         if nodes is None:
             ok = False
         elif not nodes:
@@ -138,8 +140,12 @@ def _navixy(reader: Reader, name: str, m: Mapping, what: str) -> s.NavixySource 
         seconds = reader.duration(items["rate_limit"], f"{what}: rate_limit", positive=True)
         ok = ok and seconds is not None
         node = items["rate_limit"]
-        if seconds is not None and isinstance(node, Scalar):
-            rate_limit = node.text if isinstance(node.value, str) else f"{seconds:g}s"
+        if seconds is not None and seconds != int(seconds):
+            reader.error(node.loc, f"{what}: rate_limit must be whole seconds (Navixy takes "
+                                   "values such as 5s or 1m)")
+            ok = False
+        elif seconds is not None:
+            rate_limit = f"{int(seconds)}s"
     flow_id = reader.integer(items["flow_id"], f"{what}: flow_id", minimum=1) \
         if "flow_id" in items else None
     refresh = reader.duration(items["status_refresh"], f"{what}: status_refresh",
@@ -173,6 +179,7 @@ def parse_channel(reader: Reader, name: str, node: Node,
     urls = reader.strings(url_node, f"{what}: urls" if url_node is not node else what)
     if urls is None:
         return None
+    urls = tuple(url.strip() for url in urls)
     if not urls:
         reader.error(url_node.loc, f"{what} must name at least one URL")
         return None

@@ -120,17 +120,22 @@ class Alert:
 
     def _firing(self, t: float, out: list[str]) -> None:
         self.clearing_since = None
-        repeat = self.rule.repeat
-        if repeat is not None and not self.flapping and self.last_notified is not None \
-                and t - self.last_notified >= repeat - EPS:
-            self.last_notified = t
-            out.append("repeat")
+        self._repeat_if_due(t, out)
 
     def _clearing(self, t: float, out: list[str]) -> None:
         if self.clearing_since is None:
             self.clearing_since = t
         if t - self.clearing_since >= self.rule.clear_for - EPS:
             self._resolve(t, out)
+        else:  # still firing until clear_for has passed: reminders are still due
+            self._repeat_if_due(t, out)
+
+    def _repeat_if_due(self, t: float, out: list[str]) -> None:
+        repeat = self.rule.repeat
+        if repeat is not None and not self.flapping and self.last_notified is not None \
+                and t - self.last_notified >= repeat - EPS:
+            self.last_notified = t
+            out.append("repeat")
 
     def _fire(self, t: float, out: list[str]) -> None:
         self.state = FIRING

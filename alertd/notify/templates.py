@@ -24,8 +24,12 @@ def problems(template: str) -> list[str]:
         parsed = list(string.Formatter().parse(template))
     except ValueError as error:
         return [f"template is malformed ({error}); write a literal brace as {{{{ or }}}}"]
-    for _literal, name, spec, _conversion in parsed:
+    for _literal, name, spec, conversion in parsed:
         if name is None:
+            continue
+        if conversion:
+            found.append(f"placeholder {{{name}!{conversion}}}: conversions such as "
+                         f"!{conversion} are not allowed")
             continue
         if name == "":
             found.append("empty placeholder {} (name one, e.g. {entity})")

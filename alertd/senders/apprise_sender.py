@@ -47,6 +47,8 @@ def url_problem(url: str) -> str | None:
     if url.strip() == CONSOLE_URL:
         return None
     scheme = scheme_of(url)
+    if scheme == "console":
+        return f"must be exactly {CONSOLE_URL} (it takes no host, path or options)"
     if not scheme:
         return "is not a URL (it needs a scheme such as mailto://, slack:// or tgram://)"
     schemes = known_schemes()
