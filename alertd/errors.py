@@ -59,3 +59,7 @@ class DeliveryError(AlertdError):
     def __init__(self, message: str, *, retryable: bool) -> None:
         self.retryable = retryable
         super().__init__(message)
+
+
+class CredentialsRejected(SourceError):
+    """The service refused the API key or hash: report once, retry slowly."""

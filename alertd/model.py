@@ -76,3 +76,15 @@ class Notification:
     repeat: bool = False
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """The events of one frame (or one connection change), as a source hands them to the
+    engine loop. ``cursor`` is the socket's replay position (ELEMENT ``after=``), saved only
+    once the events have been evaluated, so a crash in between replays them."""
+
+    source: str
+    events: tuple[Event, ...]
+    socket: str = ""
+    cursor: str | None = None

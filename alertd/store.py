@@ -93,8 +93,10 @@ class Store:
 
     # ---- alerts ------------------------------------------------------------------------
 
-    def save_alerts(self, alerts: Iterable[StoredAlert], now: float) -> None:
-        """Write the alerts that changed; inactive ones are removed."""
+    def commit(self, alerts: Iterable[StoredAlert], cursors: dict[tuple[str, str], str],
+               history: Iterable[tuple[float, str, str, str]], now: float) -> None:
+        """One wake-up of the engine loop in one transaction: changed alerts (inactive ones
+        removed), the replay positions of the frames evaluated, and notifications made."""
         with self.transaction() as db:
             for alert in alerts:
                 if alert.state == "inactive":
@@ -104,16 +106,15 @@ class Store:
                     db.execute("INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?)",
                                (alert.rule, alert.entity, alert.state, alert.since,
                                 json.dumps(alert.data), now))
+            db.executemany("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?)",
+                           [(source, socket, after) for (source, socket), after
+                            in cursors.items()])
+            db.executemany("INSERT INTO history VALUES (?, ?, ?, ?)", history)
 
     def load_alerts(self) -> list[StoredAlert]:
         rows = self.db.execute("SELECT rule, entity, state, since, data FROM alerts "
                                "ORDER BY rule, entity").fetchall()
         return [StoredAlert(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
-
-    def record_history(self, entries: Iterable[tuple[float, str, str, str]]) -> None:
-        """Append (at, rule, entity, state) notifications to the alert history."""
-        with self.transaction() as db:
-            db.executemany("INSERT INTO history VALUES (?, ?, ?, ?)", entries)
 
     # ---- replay positions --------------------------------------------------------------
 

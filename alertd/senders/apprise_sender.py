@@ -9,9 +9,12 @@ passed on, with any part of the URL masked.
 from __future__ import annotations
 
 import difflib
+import functools
 import logging
 import re
 from functools import lru_cache
+
+import trio
 
 CONSOLE_URL = "console://"
 
@@ -79,3 +82,35 @@ def url_problem(url: str) -> str | None:
         reasons.append(message.strip().rstrip(".:").strip())
     reason = f": {'; '.join(reasons)}" if reasons else ""
     return f"is not a valid {scheme}:// URL for apprise{reason}"
+
+
+class AppriseSender:
+    """Delivers to apprise URLs, one ``Apprise`` object per URL (apprise sleeps between sends
+    on one object, and a slow URL must not hold up the others), each ``notify()`` in a worker
+    thread so the event loop never blocks."""
+
+    def __init__(self, timeout: float = 30.0) -> None:
+        self.timeout = timeout
+        self._clients: dict[str, object] = {}
+
+    def _client(self, url: str) -> object:
+        import apprise
+
+        client = self._clients.get(url)
+        if client is None:
+            client = apprise.Apprise()
+            client.add(url)
+            self._clients[url] = client
+        return client
+
+    def send_blocking(self, url: str, title: str, body: str) -> bool:
+        """Send one message to one URL; True when apprise reports success."""
+        client = self._client(url)
+        result = client.notify(title=title, body=body or title)  # type: ignore[attr-defined]
+        return bool(result)
+
+    async def send(self, url: str, title: str, body: str) -> bool:
+        with trio.move_on_after(self.timeout):
+            return await trio.to_thread.run_sync(
+                functools.partial(self.send_blocking, url, title, body), abandon_on_cancel=True)
+        return False

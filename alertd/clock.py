@@ -1,0 +1,31 @@
+"""The one place that reads time.
+
+The daemon's clock is trio's (monotonic, and replaceable by ``MockClock`` in tests) shifted
+to the Unix epoch once at start, so that message times (epoch seconds from the devices) and
+the daemon's time can be compared, and so that "ten minutes without data" runs in
+milliseconds under ``autojump_clock``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import trio
+
+
+class Clock:
+    def __init__(self) -> None:
+        self._offset = time.time() - trio.current_time()
+
+    def now(self) -> float:
+        """Seconds since the Unix epoch, as the daemon sees them."""
+        return trio.current_time() + self._offset
+
+    def trio_time(self, epoch: float) -> float:
+        """The trio deadline for an epoch time (for ``trio.move_on_at``)."""
+        return epoch - self._offset
+
+
+def wall_time() -> float:
+    """Epoch seconds outside a trio run (commands such as ``alertd silence``)."""
+    return time.time()

@@ -1,0 +1,69 @@
+"""The words of a notification: the rule's ``title``/``body`` templates, or defaults that
+read well on a phone's lock screen and in an e-mail (rule, entity and its name, value, since
+when, severity)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from alertd.config import schema as s
+from alertd.model import Notification
+from alertd.notify.templates import render
+
+DEFAULT_TITLE = "[{STATE}] {rule}: {entity_name}"
+MARK = {"firing": "FIRING", "resolved": "RESOLVED", "flapping": "FLAPPING"}
+
+
+def duration_text(seconds: float) -> str:
+    """45s, 12m, 3h05m, 2d04h: short enough for a lock screen."""
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m" if minutes and not secs else f"{minutes}m{secs:02d}s" if minutes \
+        else f"{secs}s"
+
+
+def value_text(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def values(note: Notification) -> dict[str, Any]:
+    """What templates may use (SPEC section 5's placeholders)."""
+    since = datetime.fromtimestamp(note.since, timezone.utc)
+    return {"rule": note.rule, "severity": note.severity, "state": note.state,
+            "source": note.source, "entity": note.entity,
+            "entity_name": note.entity_name or note.entity, "field": note.field,
+            "value": value_text(note.value), "since": since.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "duration": duration_text(note.at - note.since), "labels": dict(note.labels),
+            "description": note.description}
+
+
+def compose(note: Notification, rule: s.Rule | None) -> tuple[str, str]:
+    """(title, body) of one notification."""
+    fields = values(note)
+    state = MARK.get(note.state, note.state.upper()) + (" again" if note.repeat else "")
+    title = render(rule.title, fields) if rule is not None and rule.title else \
+        DEFAULT_TITLE.replace("{STATE}", state).format(**fields)
+    if rule is not None and rule.body:
+        return title, render(rule.body, fields)
+    lines = [f"{fields['rule']} is {state.lower()} for {fields['entity_name']}"
+             + (f" ({note.entity})" if fields["entity_name"] != note.entity else ""),
+             f"severity: {note.severity}"]
+    if note.field:
+        lines.append(f"{note.field}: {fields['value']}")
+    lines.append(f"since: {fields['since']} ({fields['duration']})")
+    if note.labels:
+        lines.append("labels: " + ", ".join(f"{k}={v}" for k, v in sorted(note.labels.items())))
+    if note.description:
+        lines.append(note.description)
+    return title, "\n".join(lines)

@@ -1,0 +1,1 @@
+"""I/O edge: one module per source, each a pure decoder plus an async run() that owns the socket."""

@@ -1,0 +1,133 @@
+"""Reconnecting: exponential backoff with jitter, and the errors worth a reconnect.
+
+A source's ``run()`` keeps one socket open for weeks; every transient failure (refused,
+dropped, timed out, a garbage handshake) waits a little longer, up to a minute, then tries
+again. Jitter keeps a fleet of sockets from reconnecting in lock-step after an outage.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+
+import trio
+import trio_websocket
+import wsproto.utilities
+from h11 import ProtocolError as HttpProtocolError
+
+from alertd.errors import CredentialsRejected
+from alertd.model import Event, SourceDown, SourceUp
+
+INITIAL_DELAY = 1.0
+MAX_DELAY = 60.0
+AUTH_RETRY = 300.0  # a rejected key or hash is not retried faster than every 5 minutes
+
+# What a reconnect loop may catch: transient by nature, never a bug of ours.
+TRANSIENT = (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError,
+             trio.TooSlowError, HttpProtocolError, wsproto.utilities.ProtocolError)
+
+
+class Backoff:
+    """1 s doubling to 60 s, each delay drawn from its upper half (jitter)."""
+
+    def __init__(self, initial: float = INITIAL_DELAY, maximum: float = MAX_DELAY,
+                 rng: random.Random | None = None) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self.failures = 0
+        self.rng = rng or random.Random()
+
+    def next(self) -> float:
+        ceiling = min(self.maximum, self.initial * 2 ** min(self.failures, 16))
+        self.failures += 1
+        return self.rng.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+def describe(error: BaseException) -> str:
+    """A short reason for the log, without URLs (they carry credentials)."""
+    if isinstance(error, trio_websocket.ConnectionRejected):
+        return f"handshake rejected with HTTP {error.status_code}"
+    if isinstance(error, trio_websocket.ConnectionClosed):
+        reason = error.reason
+        text = f": {reason.reason}" if reason is not None and reason.reason else ""
+        return f"connection closed (code {getattr(reason, 'code', '?')}{text})"
+    if isinstance(error, trio_websocket.ConnectionTimeout):
+        return "connection timed out"
+    if isinstance(error, trio_websocket.HandshakeError):
+        cause = error.__cause__ or error.__context__
+        return f"handshake failed ({type(cause).__name__ if cause else 'no reply'})"
+    if isinstance(error, trio.TooSlowError):
+        return "no answer in time"
+    if isinstance(error, OSError):
+        return f"network error ({error.strerror or type(error).__name__})"
+    return type(error).__name__
+
+
+CONNECT_TIMEOUT = 15.0  # trio-websocket's own connect_timeout misses a silent server
+
+
+class Connectivity:
+    """Counts a source's open sockets: the source is up while any is open, down when none
+    is (SPEC: source_down means every socket of it is down). Returns the event to report."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.open = 0
+
+    def opened(self) -> list[Event]:
+        self.open += 1
+        return [SourceUp(self.source)] if self.open == 1 else []
+
+    def closed(self, reason: str) -> list[Event]:
+        self.open -= 1
+        return [SourceDown(self.source, reason)] if self.open == 0 else []
+
+
+async def run_forever(label: str, session: Callable[[Callable[[], None]], Awaitable[None]],
+                      log: logging.Logger, backoff: Backoff | None = None) -> None:
+    """Run ``session`` again and again. ``session(opened)`` opens one socket, calls
+    ``opened()`` once connected and returns or raises when the socket ends. Transient errors
+    back off (1 s doubling to 60 s, with jitter); rejected credentials are reported once and
+    retried every 5 minutes."""
+    backoff = backoff or Backoff()
+    state = {"auth_reported": False}
+
+    def opened() -> None:
+        if backoff.failures or state["auth_reported"]:
+            log.info("%s: connected", label)
+        backoff.reset()
+        state["auth_reported"] = False
+
+    while True:
+        try:
+            await session(opened)
+            reason = "closed by the server"
+        except (Exception, BaseExceptionGroup) as error:  # noqa: B902 - classified below
+            leaf = _leaf(error)
+            if isinstance(leaf, CredentialsRejected):
+                if not state["auth_reported"]:
+                    log.error("%s: %s; retrying every %d minutes", label, leaf,
+                              AUTH_RETRY // 60)
+                    state["auth_reported"] = True
+                await trio.sleep(AUTH_RETRY)
+                continue
+            if not isinstance(leaf, TRANSIENT):
+                raise  # a bug, or a cancellation: not ours to swallow
+            reason = describe(leaf)
+        delay = backoff.next()
+        log.warning("%s: %s; reconnecting in %.1f s", label, reason, delay)
+        await trio.sleep(delay)
+
+
+def _leaf(error: BaseException) -> BaseException:
+    """The error that ended a session, looking inside nurseries' exception groups."""
+    while isinstance(error, BaseExceptionGroup):
+        inner = [e for e in error.exceptions if not isinstance(e, trio.Cancelled)]
+        if len(inner) != 1:
+            return error
+        error = inner[0]
+    return error

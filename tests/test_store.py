@@ -1,0 +1,73 @@
+"""The SQLite state file keeps what a restart must not forget."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from alertd.config import schema as s
+from alertd.engine import Engine
+from alertd.errors import Loc
+from alertd.model import Message
+from alertd.sources.reconnect import Backoff
+from alertd.store import Store, StoredAlert
+
+LOC = Loc("t", 1)
+
+
+def test_alerts_cursors_and_history_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "alertd.db"
+    store = Store.open(path)
+    store.commit([StoredAlert("hot", "cold/room1", "firing", 10.0, {"state": "firing"}),
+                  StoredAlert("gap", "fleet/1", "pending", 5.0, {"state": "pending"})],
+                 {("cold", "readings"): "2026-01-01T00:00:00.123456Z"},
+                 [(10.0, "hot", "cold/room1", "firing")], now=11.0)
+    store.commit([StoredAlert("gap", "fleet/1", "inactive", 5.0, {})], {}, [], now=12.0)
+    store.close()
+    again = Store.open(path)
+    assert [(a.rule, a.entity, a.state, a.since) for a in again.load_alerts()] == [
+        ("hot", "cold/room1", "firing", 10.0)]
+    assert again.load_cursor("cold", "readings") == "2026-01-01T00:00:00.123456Z"
+    assert again.load_cursor("cold", "packets") is None
+    assert again.db.execute("SELECT rule, state FROM history").fetchall() == [("hot", "firing")]
+
+
+def test_silences_add_list_expire(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "s.db")
+    silence = store.add_silence({"rule": "hot"}, 100.0, 200.0, "defrost", now=100.0)
+    assert [x.id for x in store.silences(now=150.0)] == [silence.id]
+    assert store.expire_silence(silence.id, now=150.0) is True
+    assert store.silences(now=151.0) == [] and len(store.silences()) == 1
+    assert store.expire_silence(silence.id, now=160.0) is False
+    assert store.expire_silence("nope", now=160.0) is False
+
+
+def test_engine_resumes_a_firing_alert_without_a_second_notification(tmp_path: Path) -> None:
+    sources = {"fleet": s.NavixySource(LOC, "fleet", "h", (1,))}
+    rules = [s.Rule(LOC, "hot", s.Threshold(LOC, "v", above=1.0), notify=("ops",)),
+             s.Rule(LOC, "slow", s.Threshold(LOC, "w", above=1.0), for_=600.0,
+                    notify=("ops",))]
+    store = Store.open(tmp_path / "s.db")
+    first = Engine(rules, sources, 0.0)
+    notes = first.receive(Message("fleet", "1", 0.0, {"v": 5, "w": 5}, absent_is_null=False),
+                          0.0)
+    assert [n.rule for n in notes] == ["hot"]
+    store.commit([StoredAlert(*x) for x in first.take_changed()], {}, [], 0.0)
+
+    second = Engine(rules, sources, 100.0)  # the restart
+    assert second.restore(((a.rule, a.entity, a.data) for a in store.load_alerts()),
+                          100.0) == 2
+    again = second.receive(Message("fleet", "1", 100.0, {"v": 6, "w": 6},
+                                   absent_is_null=False), 100.0)
+    assert again == []  # still firing: no second notification; slow still pending
+    assert second.on_timer(600.0)[0].rule == "slow"  # the pending start (0 s) was kept
+    assert ("hot", "fleet/1", "firing", 0.0) in second.alerts()
+
+
+def test_backoff_doubles_to_a_minute_with_jitter() -> None:
+    backoff = Backoff(rng=random.Random(7))
+    delays = [backoff.next() for _ in range(10)]
+    ceilings = [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]
+    assert all(c / 2 <= d <= c for d, c in zip(delays, ceilings))
+    backoff.reset()
+    assert backoff.next() <= 1
