@@ -164,7 +164,7 @@ def test_a_message_only_reaches_rules_that_read_its_fields() -> None:
     engine.receive(Message("fleet", "1", 0.0, {"v": 5}, absent_is_null=False), 0.0)
     entity = engine._entities["fleet/1"]
     assert set(entity.alerts) == {0}  # rule 1 was never evaluated into an alert
-    assert set(entity.fields) == {"v", "w"}  # history only for fields some rule reads
+    assert set(entity.fields) == {"v"}  # history only for fields carried and read
 
 
 def test_unknown_source_is_ignored() -> None:

@@ -44,6 +44,19 @@ def _has_missing(condition: s.Condition) -> bool:
     return isinstance(condition, s.Missing)
 
 
+def _missing_fields(condition: s.Condition) -> set[str]:
+    if isinstance(condition, (s.AllOf, s.AnyOf)):
+        return set().union(*(_missing_fields(c) for c in condition.conditions))
+    return {condition.field} if isinstance(condition, s.Missing) else set()
+
+
+def _is_timed(condition: s.Condition) -> bool:
+    if isinstance(condition, (s.AllOf, s.AnyOf)):
+        return any(_is_timed(c) for c in condition.conditions)
+    return isinstance(condition, (s.Silent, s.Change)) or \
+        isinstance(condition, s.Threshold) and condition.field == "_age"
+
+
 def _horizons(condition: s.Condition, out: dict[str, float]) -> None:
     if isinstance(condition, (s.AllOf, s.AnyOf)):
         for sub in condition.conditions:
@@ -59,6 +72,7 @@ class _Index:
     rules: tuple[tuple[int, s.Rule], ...]
     by_field: dict[str, tuple[int, ...]]
     every_message: tuple[int, ...]
+    timed: tuple[int, ...]  # rules that time alone can change: silent, change, _age
 
 
 class Entity:
@@ -97,8 +111,10 @@ class Entity:
 class _Source:
     name: str
     fields: dict[str, float]  # fields any rule reads -> change-window horizon (0: none)
-    default_index: _Index
+    null_fields: frozenset[str]  # fields read by `missing`: an absent one records a null
+    default_index: _Index  # for entities that no rule's `entities` names
     rules: tuple[tuple[int, s.Rule], ...]
+    named: frozenset[str]  # entity ids and keys that some rule's `entities` names
     down_rules: tuple[tuple[int, s.Rule], ...]
     up: bool = True
     changed_at: float = 0.0
@@ -137,6 +153,7 @@ class Engine:
     def _add_source(self, name: str, now: float) -> None:
         entity_rules, down_rules = [], []
         fields: dict[str, float] = {}
+        null_fields: set[str] = set()
         for number, rule in enumerate(self.rules):
             if rule.sources is not None and name not in rule.sources:
                 continue
@@ -149,8 +166,12 @@ class Engine:
             for field in s.condition_fields(rule.condition):
                 if field not in VIRTUAL_FIELDS:
                     fields[field] = max(fields.get(field, 0.0), horizons.get(field, 0.0))
+            null_fields.update(_missing_fields(rule.condition))
         rules = tuple(entity_rules)
-        self._sources[name] = _Source(name, fields, self._build_index(name, rules), rules,
+        open_rules = tuple((n, r) for n, r in rules if r.entities is None)
+        named = frozenset(e for _, r in rules for e in r.entities or ())
+        self._sources[name] = _Source(name, fields, frozenset(null_fields),
+                                      self._build_index(name, open_rules), rules, named,
                                       tuple(down_rules), True, now)
 
     def _build_index(self, source: str, rules: tuple[tuple[int, s.Rule], ...]) -> _Index:
@@ -168,7 +189,8 @@ class Engine:
                 by_field.setdefault(field, []).append(number)
             if _reads_status(rule.condition):
                 by_field.setdefault(_STATUS, []).append(number)
-        index = _Index(rules, {f: tuple(n) for f, n in by_field.items()}, tuple(every))
+        timed = tuple(number for number, rule in rules if _is_timed(rule.condition))
+        index = _Index(rules, {f: tuple(n) for f, n in by_field.items()}, tuple(every), timed)
         self._indexes[key] = index
         return index
 
@@ -177,12 +199,13 @@ class Engine:
         entity = self._entities.get(key)
         if entity is None:
             src = self._sources[source]
-            rules = tuple((n, r) for n, r in src.rules
-                          if r.entities is None or entity_id in r.entities or key in r.entities)
-            index = src.default_index if rules == src.rules else self._build_index(source, rules)
+            if entity_id in src.named or key in src.named:
+                rules = tuple((n, r) for n, r in src.rules if r.entities is None
+                              or entity_id in r.entities or key in r.entities)
+                index = self._build_index(source, rules)
+            else:
+                index = src.default_index
             entity = Entity(source, entity_id, index, now)
-            for field, horizon in src.fields.items():
-                entity.fields[field] = FieldHistory(horizon)
             self._entities[key] = entity
         return entity
 
@@ -212,13 +235,24 @@ class Engine:
 
     def _message(self, message: Message, now: float) -> list[Notification]:
         entity = self._entity(message.source, message.entity, now)
+        src = self._sources[message.source]
         msg_time = min(message.msg_time, now)  # a clock in the future: take the receipt time
         fields = message.fields
-        for field, history in entity.fields.items():
-            if field in fields:
-                history.record(msg_time, normalise(fields[field]))
-            elif message.absent_is_null:
-                history.record(msg_time, None)
+        read = src.fields
+        histories = entity.fields
+        for field, value in fields.items():  # only fields some rule reads get a history
+            if field in read:
+                history = histories.get(field)
+                if history is None:
+                    history = histories[field] = FieldHistory(read[field])
+                history.record(msg_time, normalise(value))
+        if message.absent_is_null:  # nulls matter only to `missing` conditions
+            for field in src.null_fields:
+                if field not in fields:
+                    history = histories.get(field)
+                    if history is None:
+                        history = histories[field] = FieldHistory(read[field])
+                    history.record(msg_time, None)
         if entity.last_msg_time is None or msg_time >= entity.last_msg_time:
             entity.last_msg_time = msg_time
             entity.last_receipt = now
@@ -227,16 +261,20 @@ class Engine:
                 history.prune(msg_time)
         if message.entity_name:
             entity.name = message.entity_name
-        index = entity.index
-        numbers = set(index.every_message)
-        for field in fields if len(fields) < len(index.by_field) else index.by_field:
-            if field in index.by_field and field in fields:
-                numbers.update(index.by_field[field])
+        by_field = entity.index.by_field
+        numbers = set(entity.index.every_message)
+        for field in fields:
+            reached = by_field.get(field)
+            if reached:
+                numbers.update(reached)
         return self._evaluate(entity, self._with_live(entity, numbers), now)
 
     def _with_live(self, entity: Entity, numbers: Iterable[int]) -> list[int]:
-        live = {n for n, alert in entity.alerts.items() if alert.state != INACTIVE}
-        return sorted(live.union(numbers))
+        numbers = set(numbers)
+        for number, alert in entity.alerts.items():
+            if alert.state != INACTIVE:
+                numbers.add(number)
+        return sorted(numbers)
 
     def _silent_rules(self, entity: Entity) -> list[int]:
         return [n for n, rule in entity.index.rules if isinstance(rule.condition, s.Silent)]
@@ -265,7 +303,8 @@ class Engine:
             if key in self._entities:
                 entity = self._entities[key]
                 entity.scheduled = None
-                out.extend(self._evaluate(entity, [n for n, _ in entity.index.rules], now))
+                out.extend(self._evaluate(entity, self._with_live(entity, entity.index.timed),
+                                          now))
             else:
                 src = self._sources[key]
                 src.scheduled = None
