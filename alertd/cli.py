@@ -69,6 +69,89 @@ def cmd_test(args: argparse.Namespace) -> int:
     return EXIT_OK if failed == 0 and passed > 0 else EXIT_FAILED
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the daemon until SIGINT/SIGTERM; SIGHUP reloads the file."""
+    import trio
+
+    from alertd import app, logs
+    from alertd.config import load_config
+    from alertd.store import Store
+
+    redact = logs.setup(args.debug, args.log_format)
+    try:
+        config = load_config(args.config, state=args.state)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        print(f"{args.config}: invalid, not started "
+              f"({_plural(len(error.problems), 'error')})", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        store = Store.open(config.state)
+    except Exception as error:  # sqlite3.Error or OSError: one line, not a traceback
+        print(f"alertd: cannot open the state file {config.state}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        trio.run(lambda: app.run(config, store, config_path=args.config, redact=redact))
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def _state_path(args: argparse.Namespace) -> str:
+    """--state, else the config's state:, else the default file in the current folder."""
+    if args.state:
+        return str(args.state)
+    if getattr(args, "config", None):
+        from alertd.config import load_config
+
+        return str(load_config(args.config, strict=False).state)
+    from alertd.config.load import DEFAULT_STATE
+
+    return DEFAULT_STATE
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """List current alerts from the state store."""
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from alertd.clock import wall_time
+    from alertd.notify.message import duration_text
+    from alertd.notify.silences import active, alert_values, matches
+    from alertd.store import Store
+
+    path = _state_path(args)
+    if not Path(path).exists():
+        print(f"alertd: no state file at {path} (has alertd run there yet? see --state)",
+              file=sys.stderr)
+        return EXIT_FAILED
+    store = Store.open(path)
+    try:
+        alerts = store.load_alerts()
+        now = wall_time()
+        silences = store.silences(now=now)
+    finally:
+        store.close()
+    if not alerts:
+        print("no alerts")
+        return EXIT_OK
+    rows = [("RULE", "ENTITY", "STATE", "SINCE", "SILENCED")]
+    for alert in alerts:
+        since = datetime.fromtimestamp(alert.since, timezone.utc)
+        values = alert_values(alert.rule, alert.entity, alert.data.get("severity", ""),
+                              alert.data.get("labels"))
+        silenced = next((x.id for x in silences if active(x.starts, x.ends, now)
+                         and matches(x.match, values)), "")
+        rows.append((alert.rule, alert.entity, alert.state,
+                      f"{since:%Y-%m-%d %H:%M:%SZ} ({duration_text(now - alert.since)})",
+                      silenced))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -87,6 +170,24 @@ def build_parser() -> argparse.ArgumentParser:
                     "error. Exit 0 when valid, 1 when not.")
     check.add_argument("-c", "--config", required=True, metavar="FILE", help="the rule file")
     check.set_defaults(handler=cmd_check)
+
+    run = commands.add_parser(
+        "run", parents=[common], help="run the daemon",
+        description="Connect to the sources of FILE, evaluate its rules on every event and "
+                    "send notifications, until SIGINT or SIGTERM. SIGHUP reloads FILE. "
+                    "Exit 0 on a clean stop, 2 when FILE is invalid.")
+    run.add_argument("-c", "--config", required=True, metavar="FILE", help="the rule file")
+    run.add_argument("--state", metavar="PATH", help="the SQLite state file (overrides state:)")
+    run.set_defaults(handler=cmd_run)
+
+    alerts = commands.add_parser(
+        "alerts", parents=[common], help="list current alerts",
+        description="List current alerts (rule, entity, state, since, silenced) from the "
+                    "state store.")
+    alerts.add_argument("--state", metavar="PATH", help="the SQLite state file")
+    alerts.add_argument("-c", "--config", metavar="FILE",
+                        help="take the state file from this rule file's state:")
+    alerts.set_defaults(handler=cmd_alerts)
 
     test = commands.add_parser(
         "test", parents=[common], help="run rule unit tests",

@@ -76,7 +76,8 @@ class Alert:
         return {"state": self.state, "since": self.since, "clearing_since": self.clearing_since,
                 "last_notified": self.last_notified, "notified_state": self.notified_state,
                 "flapping": self.flapping, "changes": list(self.changes),
-                "field": self.field, "value": self.value}
+                "field": self.field, "value": self.value,
+                "severity": self.rule.severity, "labels": dict(self.rule.labels)}
 
     @classmethod
     def from_data(cls, rule: s.Rule, entity: str, data: dict[str, Any]) -> Alert:
