@@ -1,0 +1,123 @@
+"""The live ELEMENT IoT client: one WebSocket per ``subscribe`` entry (SPEC section 4.1).
+
+Each socket runs ``run_socket`` forever: connect with ``auth=``, ``preload=`` and ``after=``
+(the newest ``inserted_at`` evaluated on that socket, from the state store), hand every frame's
+events to the engine loop, ping every ``ping_interval`` and give the connection up when a pong
+is 2 intervals late, then reconnect with backoff. Frames are decoded by the pure
+``ElementDecoder`` (``element.py``), which also skips items already seen after a replay.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from urllib.parse import quote
+
+import trio
+import trio_websocket
+
+from alertd.config import schema as s
+from alertd.errors import CredentialsRejected
+from alertd.model import Batch
+from alertd.sources.element import ElementDecoder
+from alertd.sources.reconnect import CONNECT_TIMEOUT, Connectivity, run_forever
+from alertd.sources.stats import SourceStats
+
+log = logging.getLogger("alertd.sources.element")
+PACKET_PRELOADS = ("device", "device.fields", "device.interfaces")
+REJECTED_CLOSE = 2.0  # a close this soon after the handshake, before any frame: a bad key
+MAX_MESSAGE = 16 * 1024 * 1024
+
+
+def socket_url(source: s.ElementSource, path: str, after: str | None) -> str:
+    """``{url}/{path}/socket?auth=KEY`` plus ``preload=`` and ``after=``, URL-encoded."""
+    query = f"auth={quote(source.api_key, safe='')}"
+    preload = source.preload if path.endswith("readings") else \
+        tuple(p for p in source.preload if p in PACKET_PRELOADS)
+    if preload:
+        query += "&preload=" + quote(",".join(preload), safe=",")
+    if after and source.replay:
+        query += "&after=" + quote(after, safe="")
+    return f"{source.url}/{path}/socket?{query}"
+
+
+async def run_source(source: s.ElementSource, send: trio.MemorySendChannel[Batch],
+                     cursors: dict[str, str | None], stats: SourceStats) -> None:
+    """Every socket of one ELEMENT source, each reconnecting on its own."""
+    connectivity = Connectivity(source.name)
+    async with trio.open_nursery() as nursery:
+        for path in source.subscribe:
+            nursery.start_soon(run_socket, source, path, send, cursors.get(path),
+                               connectivity, stats)
+
+
+async def run_socket(source: s.ElementSource, path: str, send: trio.MemorySendChannel[Batch],
+                     after: str | None, connectivity: Connectivity, stats: SourceStats) -> None:
+    decoder = ElementDecoder(source.name, after=after)
+    label = f"source '{source.name}' socket {path}"
+
+    async def session(opened: Callable[[], None]) -> None:
+        url = socket_url(source, path, decoder.newest_inserted_at)
+        with trio.CancelScope(deadline=trio.current_time() + CONNECT_TIMEOUT) as connecting:
+            try:
+                async with trio_websocket.open_websocket_url(
+                        url, connect_timeout=CONNECT_TIMEOUT, disconnect_timeout=5,
+                        max_message_size=MAX_MESSAGE, message_queue_size=64,
+                        receive_buffer_size=65536) as ws:
+                    connecting.deadline = math.inf
+                    opened()
+                    await send.send(Batch(source.name, tuple(connectivity.opened()), path))
+                    stats.sockets_up(source.name, +1)
+                    try:
+                        await _read(ws, source, path, decoder, send, stats)
+                    finally:
+                        stats.sockets_up(source.name, -1)
+                        with trio.CancelScope(shield=True):
+                            await send.send(Batch(source.name, tuple(
+                                connectivity.closed("socket closed")), path))
+            except trio_websocket.ConnectionRejected as error:
+                if error.status_code in (401, 403):
+                    raise CredentialsRejected(
+                        f"the API key was rejected (HTTP {error.status_code})") from None
+                raise
+        if connecting.cancelled_caught:
+            raise trio.TooSlowError
+
+    await run_forever(label, session, log)
+
+
+async def _read(ws: trio_websocket.WebSocketConnection, source: s.ElementSource, path: str,
+                decoder: ElementDecoder, send: trio.MemorySendChannel[Batch],
+                stats: SourceStats) -> None:
+    opened_at = trio.current_time()
+    frames = 0
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_keep_alive, ws, source.ping_interval)
+        try:
+            while True:
+                frame = await ws.get_message()
+                frames += 1
+                decoded = decoder.decode(frame)
+                if decoded.problems:
+                    stats.bad_frames(source.name, len(decoded.problems))
+                    for problem in decoded.problems:
+                        log.warning("source '%s' socket %s: skipped bad input: %s",
+                                    source.name, path, problem)
+                if decoded.events:
+                    stats.messages(source.name, len(decoded.events))
+                    await send.send(Batch(source.name, tuple(decoded.events), path,
+                                          decoder.newest_inserted_at))
+        except trio_websocket.ConnectionClosed:
+            if frames == 0 and trio.current_time() - opened_at < REJECTED_CLOSE:
+                raise CredentialsRejected("the connection was closed right after the "
+                                          "handshake (is the API key valid?)") from None
+            raise
+
+
+async def _keep_alive(ws: trio_websocket.WebSocketConnection, interval: float) -> None:
+    """A WebSocket ping every interval; a pong 2 intervals late means the socket is dead."""
+    while True:
+        await trio.sleep(interval)
+        with trio.fail_after(2 * interval):
+            await ws.ping()

@@ -1,0 +1,209 @@
+"""Navixy frames -> events: the pure half of the Navixy source (SPEC 4.2).
+
+Atmosphere's handshake ``<uuid>|<ms>|X|`` and heartbeats ``X`` are protocol, not events.
+Subscribe responses give tracker statuses (``StatusChanged``); ``iot_monitor`` events give
+each tracker's per-attribute queues, merged here by ``msg_time`` into messages. The server
+resends its whole window every time, so an (attribute, msg_time) entry already emitted is
+not new. Errors, ``logout`` and ``lifecycle`` become notices for the client. Bad input is
+described in ``problems``, never raised.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from alertd.model import Event, Message, StatusChanged
+from alertd.sources.common import EMPTY, Decoded, as_text, cut, parse_time
+
+STATUSES = ("normal", "blocked", "unknown", "disallowed")
+AUTH_CODES = (3, 4)  # wrong hash; user or API key not found, or session ended
+MAX_TRACKERS = 10
+ATMOSPHERE = (("X-Atmosphere-tracking-id", "0"), ("X-Atmosphere-Framework", "2.3.6-javascript"),
+              ("X-Atmosphere-Transport", "websocket"), ("Content-Type", "application/json"),
+              ("X-atmo-protocol", "true"))
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    interval_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuthFailed:
+    code: int
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFailed:
+    code: int
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedOut:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    source_id: int
+    event: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeRejected:
+    trackers: tuple[str, ...]
+
+
+def with_atmosphere_params(url: str) -> str:
+    """``url`` with Atmosphere's query parameters added, each unless already present."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    have = {key for key, _ in query}
+    query += [(key, value) for key, value in ATMOSPHERE if key not in have]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def subscribe_action(hash: str, trackers: Sequence[int], rate_limit: str,
+                     flow_id: int | None) -> list[str]:
+    """The subscribe frames to send: one per chunk of at most 10 trackers."""
+    frames = []
+    for start in range(0, len(trackers), MAX_TRACKERS):
+        request: dict[str, Any] = {"type": "iot_monitor", "target": {
+            "type": "selected", "tracker_ids": list(trackers[start:start + MAX_TRACKERS])},
+            "rate_limit": rate_limit}
+        if flow_id is not None:
+            request["flow_id"] = flow_id
+        frames.append(json.dumps({"action": "subscribe", "hash": hash, "requests": [request]}))
+    return frames
+
+
+class NavixyDecoder:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._seen: dict[str, set[tuple[str, float]]] = {}  # tracker -> (attribute, msg_time)
+
+    def decode(self, frame: str | bytes) -> Decoded:
+        text = as_text(frame)
+        if text is None:
+            return Decoded(problems=(f"frame is not UTF-8 text: {cut(frame)}",))
+        stripped = text.strip()
+        if stripped == "X" or not stripped:
+            return EMPTY
+        if not stripped.startswith(("{", "[")) and stripped.count("|") >= 2:
+            return self._handshake(stripped)
+        try:
+            parsed = json.loads(stripped)
+        except ValueError:
+            return Decoded(problems=(f"frame is not JSON: {cut(text)}",))
+        if not isinstance(parsed, dict):
+            return Decoded(problems=(f"frame is not a JSON object: {cut(text)}",))
+        kind = parsed.get("type")
+        if kind == "response":
+            return self._response(parsed, text)
+        if kind == "error":
+            status = parsed.get("status") if isinstance(parsed.get("status"), dict) else {}
+            code = status.get("code")
+            description = str(status.get("description", ""))
+            if not isinstance(code, int):
+                return Decoded(problems=(f"error frame without a code: {cut(text)}",))
+            notice = AuthFailed(code, description) if code in AUTH_CODES \
+                else RequestFailed(code, description)
+            return Decoded(notices=(notice,))
+        if kind == "event":
+            return self._event(parsed, text)
+        return Decoded(problems=(f"frame of unknown type {kind!r}: {cut(text)}",))
+
+    def _handshake(self, text: str) -> Decoded:
+        parts = text.split("|")
+        try:
+            return Decoded(notices=(Handshake(int(parts[1])),))
+        except ValueError:
+            return Decoded(problems=(f"handshake without an interval: {cut(text)}",))
+
+    def _response(self, parsed: dict[str, Any], text: str) -> Decoded:
+        data = parsed.get("data")
+        monitor = data.get("iot_monitor") if isinstance(data, dict) else None
+        if monitor is None:
+            return EMPTY  # the response to another subscription
+        if not isinstance(monitor, dict):
+            return Decoded(problems=(f"response without iot_monitor statuses: {cut(text)}",))
+        values = monitor.get("value")
+        if monitor.get("success") is False or not isinstance(values, dict):
+            trackers = tuple(str(t) for t in values) if isinstance(values, dict) else ()
+            return Decoded(notices=(SubscribeRejected(trackers),))
+        events: list[Event] = []
+        problems: list[str] = []
+        for tracker, status in values.items():
+            if status in STATUSES:
+                events.append(StatusChanged(self.source, str(tracker), status))
+            else:
+                problems.append(f"tracker {tracker} has unknown status {cut(status, 40)!r}")
+        return Decoded(tuple(events), tuple(problems))
+
+    def _event(self, parsed: dict[str, Any], text: str) -> Decoded:
+        event, data = parsed.get("event"), parsed.get("data")
+        if event == "logout":
+            return Decoded(notices=(LoggedOut(str(data) if data else "session closed"),))
+        if event == "lifecycle":
+            if isinstance(data, dict) and isinstance(data.get("source_id"), int):
+                return Decoded(notices=(Lifecycle(data["source_id"],
+                                                  str(data.get("lifecycle_event", ""))),))
+            return Decoded(problems=(f"lifecycle event of unexpected shape: {cut(text)}",))
+        if event != "iot_monitor":
+            return EMPTY  # state, state_batch, readings_batch: not subscribed by alertd
+        items = data.get("iot_last_values") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            return Decoded(problems=(f"iot_monitor event without iot_last_values: {cut(text)}",))
+        events: list[Event] = []
+        problems: list[str] = []
+        for item in items:
+            problem = self._tracker(item, events)
+            if problem:
+                problems.append(f"{problem}: {cut(json.dumps(item, default=str))}")
+        return Decoded(tuple(events), tuple(problems))
+
+    def _tracker(self, item: Any, events: list[Event]) -> str | None:
+        if not isinstance(item, dict) or not isinstance(item.get("tracker_id"), (int, str)):
+            return "iot_monitor item without tracker_id"
+        tracker = str(item["tracker_id"])
+        entries: dict[float, dict[str, Any]] = {}
+        srv_times: dict[float, float] = {}
+        oldest: float | None = None
+        bad = 0
+        for queue_name in ("all_fields", "nonnull_fields"):
+            queues = item.get(queue_name, {})
+            if not isinstance(queues, dict):
+                return f"{queue_name} is not an object"
+            for attribute, queue in queues.items():
+                if not isinstance(queue, list):
+                    bad += 1
+                    continue
+                for entry in queue:
+                    msg_time = parse_time(entry.get("msg_time")) if isinstance(entry, dict) \
+                        else None
+                    if msg_time is None:
+                        bad += 1
+                        continue
+                    oldest = msg_time if oldest is None else min(oldest, msg_time)
+                    fields = entries.setdefault(msg_time, {})
+                    if attribute not in fields or fields[attribute] is None:
+                        fields[attribute] = entry.get("value")
+                    srv = parse_time(entry.get("srv_time"))
+                    if srv is not None:
+                        srv_times[msg_time] = max(srv, srv_times.get(msg_time, srv))
+        seen = self._seen.setdefault(tracker, set())
+        for msg_time in sorted(entries):
+            new = {a: v for a, v in entries[msg_time].items() if (a, msg_time) not in seen}
+            if new:
+                seen.update((a, msg_time) for a in new)
+                events.append(Message(self.source, tracker, msg_time, new,
+                                      srv_times.get(msg_time), absent_is_null=False))
+        if oldest is not None:  # forget what has left the server's window
+            self._seen[tracker] = {key for key in seen if key[1] >= oldest}
+        return f"{bad} queue entries without a valid msg_time" if bad else None
