@@ -8,7 +8,7 @@ from pathlib import Path
 from alertd.config import schema as s
 from alertd.engine import Engine
 from alertd.errors import Loc
-from alertd.model import Message
+from alertd.model import Message, StatusChanged
 from alertd.sources.reconnect import Backoff
 from alertd.store import Store, StoredAlert
 
@@ -71,3 +71,23 @@ def test_backoff_doubles_to_a_minute_with_jitter() -> None:
     assert all(c / 2 <= d <= c for d, c in zip(delays, ceilings))
     backoff.reset()
     assert backoff.next() <= 1
+
+
+def test_restored_alerts_hold_until_data_says_otherwise(tmp_path: Path) -> None:
+    """Found end to end: with no data yet after a restart, a firing status or threshold
+    alert must not resolve on the first timer (nor fire again when data returns)."""
+    sources = {"fleet": s.NavixySource(LOC, "fleet", "h", (1,))}
+    rules = [s.Rule(LOC, "blocked", s.Status(LOC, ("blocked",)), notify=("ops",)),
+             s.Rule(LOC, "hot", s.Threshold(LOC, "v", above=1.0), notify=("ops",))]
+    first = Engine(rules, sources, 0.0)
+    first.receive(StatusChanged("fleet", "1", "blocked"), 0.0)
+    first.receive(Message("fleet", "1", 0.0, {"v": 5}, absent_is_null=False), 0.0)
+    saved = [(rule, entity, data) for rule, entity, _, _, data in first.take_changed()]
+    second = Engine(rules, sources, 50.0, connected=False)
+    assert second.restore(saved, 50.0) == 2
+    assert second.on_timer(60.0) == []
+    assert second.receive(StatusChanged("fleet", "1", "blocked"), 70.0) == []
+    assert second.receive(Message("fleet", "1", 70.0, {"v": 6}, absent_is_null=False),
+                          70.0) == []
+    resolved = second.receive(StatusChanged("fleet", "1", "normal"), 80.0)
+    assert [(n.rule, n.state) for n in resolved] == [("blocked", "resolved")]

@@ -36,6 +36,7 @@ class Result:
     field: str = ""
     value: Any = None
     wake: float | None = None
+    known: bool = True  # False: no data yet (e.g. just after a restart); the alert stays put
 
 
 FALSE = Result(False)
@@ -52,8 +53,9 @@ def evaluate(condition: s.Condition, entity: EntityView, firing: bool, now: floa
         case s.Status():
             # fires on a listed status; once firing, only `normal` resolves it (SPEC 5)
             status = entity.status
-            holds = status != "normal" and status is not None if firing \
-                else status in condition.in_
+            if status is None:
+                return Result(False, "status", None, known=False)
+            holds = status != "normal" if firing else status in condition.in_
             return Result(holds, "status", status)
         case s.AllOf() | s.AnyOf():
             results = [evaluate(c, entity, firing, now) for c in condition.conditions]
@@ -65,7 +67,7 @@ def evaluate(condition: s.Condition, entity: EntityView, firing: bool, now: floa
             else:
                 holds = any(r.holds for r in results)
                 shown = next((r for r in results if r.holds), results[0])
-            return Result(holds, shown.field, shown.value, wake)
+            return Result(holds, shown.field, shown.value, wake, all(r.known for r in results))
     raise TypeError(f"not a message condition: {type(condition).__name__}")
 
 
@@ -92,7 +94,7 @@ def _equal(value: Any, expected: Any) -> bool:
 def _threshold(c: s.Threshold, entity: EntityView, firing: bool, now: float) -> Result:
     value = _value(c.field, entity, now)
     if value is None:
-        return Result(False, c.field, None)
+        return Result(False, c.field, None, known=False)
     if c.equals is not None:
         return Result(_equal(value, c.equals), c.field, value)
     if c.in_ is not None:
@@ -117,7 +119,7 @@ def _threshold(c: s.Threshold, entity: EntityView, firing: bool, now: float) -> 
 def _missing(c: s.Missing, entity: EntityView) -> Result:
     history = entity.history(c.field)
     if history is None:
-        return Result(False, c.field, None)
+        return Result(False, c.field, None, known=False)
     queue = history.all
     if not queue or queue[-1][1] is not None:  # the field has a value again: resolved
         return Result(False, c.field, queue[-1][1] if queue else None)
@@ -132,7 +134,7 @@ def _change(c: s.Change, entity: EntityView, now: float) -> Result:
     history = entity.history(c.field)
     window = history.window if history is not None else None
     if not window:
-        return Result(False, c.field, None)
+        return Result(False, c.field, None, known=False)
     start = (now - entity.offset) - c.within  # the window, on the entity's event clock
     extreme: float | None = None  # highest (drop) or lowest (rise) value seen so far
     best = 0.0

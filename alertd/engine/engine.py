@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alertd.config import schema as s
-from alertd.engine.alerts import EPS, FIRING, INACTIVE, Alert
+from alertd.engine.alerts import EPS, FIRING, INACTIVE, PENDING, Alert
 from alertd.engine.conditions import VIRTUAL_FIELDS, Result, evaluate
 from alertd.engine.history import FieldHistory, normalise
 from alertd.model import Event, Message, Notification, SourceDown, SourceUp, StatusChanged
@@ -344,6 +344,9 @@ class Engine:
                 if not result.holds:
                     continue
                 alert = entity.alerts[number] = Alert(rule, entity.key)
+            elif not result.known:  # no data since a restart: the alert keeps its answer
+                result = Result(alert.state in (PENDING, FIRING) and alert.clearing_since is None,
+                                alert.field, alert.value, result.wake)
             if result.holds or alert.state == FIRING:
                 alert.field, alert.value = result.field, result.value
             before = alert.fingerprint()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 import trio
@@ -21,7 +21,12 @@ from alertd.config import schema as s
 from alertd.errors import CredentialsRejected
 from alertd.model import Batch
 from alertd.sources.element import ElementDecoder
-from alertd.sources.reconnect import CONNECT_TIMEOUT, Connectivity, run_forever
+from alertd.sources.reconnect import (
+    CONNECT_TIMEOUT,
+    Connectivity,
+    report_closed,
+    run_forever,
+)
 from alertd.sources.stats import SourceStats
 
 log = logging.getLogger("alertd.sources.element")
@@ -66,16 +71,23 @@ async def run_socket(source: s.ElementSource, path: str, send: trio.MemorySendCh
                         max_message_size=MAX_MESSAGE, message_queue_size=64,
                         receive_buffer_size=65536) as ws:
                     connecting.deadline = math.inf
-                    opened()
-                    await send.send(Batch(source.name, tuple(connectivity.opened()), path))
-                    stats.sockets_up(source.name, +1)
+                    confirmed = False
+
+                    async def confirm() -> None:
+                        """The socket proved itself: up for the engine, backoff reset."""
+                        nonlocal confirmed
+                        if not confirmed:
+                            confirmed = True
+                            opened()
+                            stats.sockets_up(source.name, +1)
+                            await send.send(Batch(source.name, tuple(connectivity.opened()),
+                                                  path))
                     try:
-                        await _read(ws, source, path, decoder, send, stats)
+                        await _read(ws, source, path, decoder, send, stats, confirm)
                     finally:
-                        stats.sockets_up(source.name, -1)
-                        with trio.CancelScope(shield=True):
-                            await send.send(Batch(source.name, tuple(
-                                connectivity.closed("socket closed")), path))
+                        if confirmed:
+                            stats.sockets_up(source.name, -1)
+                            await report_closed(send, connectivity, path)
             except trio_websocket.ConnectionRejected as error:
                 if error.status_code in (401, 403):
                     raise CredentialsRejected(
@@ -89,15 +101,24 @@ async def run_socket(source: s.ElementSource, path: str, send: trio.MemorySendCh
 
 async def _read(ws: trio_websocket.WebSocketConnection, source: s.ElementSource, path: str,
                 decoder: ElementDecoder, send: trio.MemorySendChannel[Batch],
-                stats: SourceStats) -> None:
+                stats: SourceStats, confirm: Callable[[], Awaitable[None]]) -> None:
+    """Read frames until the socket ends. A socket that stays open ``REJECTED_CLOSE`` or
+    delivers a frame is confirmed; one closed before that means the key was refused."""
     opened_at = trio.current_time()
     frames = 0
+
+    async def confirm_later() -> None:
+        await trio.sleep(REJECTED_CLOSE)
+        await confirm()
+
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_keep_alive, ws, source.ping_interval)
+        nursery.start_soon(confirm_later)
         try:
             while True:
                 frame = await ws.get_message()
                 frames += 1
+                await confirm()
                 decoded = decoder.decode(frame)
                 if decoded.problems:
                     stats.bad_frames(source.name, len(decoded.problems))

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 import trio_websocket
 
 from alertd.config import schema as s
 from alertd.errors import CredentialsRejected
-from alertd.model import Batch
+from alertd.model import Batch, StatusChanged
+from alertd.sources.common import Decoded
 from alertd.sources.navixy import (
     AuthFailed,
     Handshake,
@@ -31,7 +32,12 @@ from alertd.sources.navixy import (
     subscribe_action,
     with_atmosphere_params,
 )
-from alertd.sources.reconnect import CONNECT_TIMEOUT, Connectivity, run_forever
+from alertd.sources.reconnect import (
+    CONNECT_TIMEOUT,
+    Connectivity,
+    report_closed,
+    run_forever,
+)
 from alertd.sources.stats import SourceStats
 
 log = logging.getLogger("alertd.sources.navixy")
@@ -55,20 +61,26 @@ async def run_source(source: s.NavixySource, send: trio.MemorySendChannel[Batch]
                     receive_buffer_size=65536) as ws:
                 connecting.deadline = math.inf
                 heartbeat = await _handshake(ws, decoder, source, send, stats)
-                opened()
-                await send.send(Batch(source.name, tuple(connectivity.opened())))
-                stats.sockets_up(source.name, +1)
+                confirmed = False
+
+                async def confirm() -> None:
+                    """Navixy accepted the hash (a subscribe response): the source is up."""
+                    nonlocal confirmed
+                    if not confirmed:
+                        confirmed = True
+                        opened()
+                        stats.sockets_up(source.name, +1)
+                        await send.send(Batch(source.name, tuple(connectivity.opened())))
                 try:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(_heartbeats, ws, heartbeat)
                         nursery.start_soon(_subscribe, ws, source)
-                        await _read(ws, decoder, source, send, stats, heartbeat)
+                        await _read(ws, decoder, source, send, stats, heartbeat, confirm)
                         nursery.cancel_scope.cancel()
                 finally:
-                    stats.sockets_up(source.name, -1)
-                    with trio.CancelScope(shield=True):
-                        await send.send(Batch(source.name, tuple(
-                            connectivity.closed("socket closed"))))
+                    if confirmed:
+                        stats.sockets_up(source.name, -1)
+                        await report_closed(send, connectivity)
         if connecting.cancelled_caught:
             raise trio.TooSlowError
 
@@ -108,24 +120,27 @@ async def _subscribe(ws: trio_websocket.WebSocketConnection, source: s.NavixySou
 
 async def _read(ws: trio_websocket.WebSocketConnection, decoder: NavixyDecoder,
                 source: s.NavixySource, send: trio.MemorySendChannel[Batch],
-                stats: SourceStats, heartbeat: float) -> None:
+                stats: SourceStats, heartbeat: float,
+                confirm: Callable[[], Awaitable[None]]) -> None:
     while True:
         with trio.move_on_after(3 * heartbeat) as silent:
             frame = await ws.get_message()
         if silent.cancelled_caught:
             raise trio.TooSlowError
-        await _handle(decoder.decode(frame), source, send, stats)
+        decoded = decoder.decode(frame)
+        if any(isinstance(event, StatusChanged) for event in decoded.events):
+            await confirm()
+        await _handle(decoded, source, send, stats)
 
 
-async def _handle(decoded: object, source: s.NavixySource, send: trio.MemorySendChannel[Batch],
-                  stats: SourceStats) -> None:
-    problems = getattr(decoded, "problems", ())
-    events = getattr(decoded, "events", ())
+async def _handle(decoded: Decoded, source: s.NavixySource,
+                  send: trio.MemorySendChannel[Batch], stats: SourceStats) -> None:
+    problems, events = decoded.problems, decoded.events
     if problems:
         stats.bad_frames(source.name, len(problems))
         for problem in problems:
             log.warning("source '%s': skipped bad input: %s", source.name, problem)
-    for notice in getattr(decoded, "notices", ()):
+    for notice in decoded.notices:
         if isinstance(notice, AuthFailed):
             raise CredentialsRejected(f"Navixy rejected the hash (error {notice.code}: "
                                       f"{notice.description})")

@@ -17,7 +17,7 @@ import wsproto.utilities
 from h11 import ProtocolError as HttpProtocolError
 
 from alertd.errors import CredentialsRejected
-from alertd.model import Event, SourceDown, SourceUp
+from alertd.model import Batch, Event, SourceDown, SourceUp
 
 INITIAL_DELAY = 1.0
 MAX_DELAY = 60.0
@@ -131,3 +131,15 @@ def _leaf(error: BaseException) -> BaseException:
             return error
         error = inner[0]
     return error
+
+
+async def report_closed(send: trio.MemorySendChannel[Batch], connectivity: Connectivity,
+                        socket: str = "") -> None:
+    """Tell the engine a socket closed, even while being cancelled. At shutdown the engine
+    loop has already stopped listening: then there is nobody to tell."""
+    with trio.CancelScope(shield=True):
+        try:
+            await send.send(Batch(connectivity.source, tuple(
+                connectivity.closed("socket closed")), socket))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass

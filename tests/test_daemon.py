@@ -1,0 +1,215 @@
+"""The daemon end to end, in-process: real loopback fakes of ELEMENT and Navixy, the real
+state file, console:// output, on trio's autojump clock (minutes of silence in milliseconds).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import trio
+
+from alertd import app
+from alertd.clock import Clock
+from alertd.config import load_config
+from alertd.logs import Redact
+from alertd.simulator.element import FakeElement
+from alertd.simulator.navixy import FakeNavixy
+from alertd.store import Store
+
+API_KEY = "k3y-3l3m3nt-s3cr3t"
+HASH = "0123456789abcdef0123456789abcdef"
+
+
+def config_file(tmp_path: Path, element: str, navixy: str, trackers: list[int],
+                rules: str) -> Path:
+    path = tmp_path / "rules.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        state: state.db
+        sources:
+          cold:
+            type: element
+            url: {element}
+            api_key: {API_KEY}
+            subscribe: [devices/room1/readings]
+            ping_interval: 20s
+          fleet:
+            type: navixy
+            url: {navixy}
+            hash: {HASH}
+            trackers: {trackers}
+            rate_limit: 1s
+        channels:
+          out: console://
+        defaults:
+          notify: [out]
+          repeat: never
+        rules:
+        """) + textwrap.indent(textwrap.dedent(rules), "  "))
+    return path
+
+
+class Daemon:
+    def __init__(self, out: io.StringIO, runtime: app.Runtime, scope: trio.CancelScope):
+        self.out = out
+        self.runtime = runtime
+        self.scope = scope
+
+    def lines(self, word: str = "") -> list[str]:
+        return [line for line in self.out.getvalue().splitlines()
+                if line[:1].isdigit() and word in line]
+
+    async def wait_for(self, predicate: Callable[[], bool], seconds: float = 120) -> None:
+        with trio.fail_after(seconds):
+            while not predicate():
+                await trio.sleep(0.05)
+
+
+@asynccontextmanager
+async def daemon(path: Path, redact: Redact | None = None) -> AsyncIterator[Daemon]:
+    config = load_config(path, {})
+    store = Store.open(config.state)
+    out = io.StringIO()
+    try:
+        async with trio.open_nursery() as nursery:
+            with trio.CancelScope() as scope:
+                runtime = await nursery.start(
+                    lambda task_status: app.run(config, store, config_path=str(path),
+                                                redact=redact, out=out,
+                                                task_status=task_status))
+                yield Daemon(out, runtime, nursery.cancel_scope)
+            nursery.cancel_scope.cancel()
+    finally:
+        store.close()
+    del scope
+
+
+@pytest.fixture
+async def fakes(nursery: trio.Nursery) -> tuple[FakeElement, FakeNavixy]:
+    clock = Clock()  # the fakes stamp messages on the same (autojumping) clock as alertd
+    element = FakeElement(api_keys={API_KEY}, clock=clock.now)
+    navixy = FakeNavixy(hashes={HASH}, trackers={21080: "normal", 21085: "blocked"},
+                        heartbeat_ms=25000, clock=clock.now)
+    await nursery.start(element.serve)
+    await nursery.start(navixy.serve)
+    return element, navixy
+
+
+RULES = """\
+- name: warm
+  source: cold
+  threshold: {field: temperature, above: 8}
+- name: fuel-gap
+  source: fleet
+  missing: {field: lls_level_1, nulls: 3}
+- name: blocked
+  source: fleet
+  status: {in: [blocked]}
+"""
+
+
+async def test_both_sources_end_to_end(tmp_path: Path, autojump_clock: trio.abc.Clock,
+                                       fakes: tuple[FakeElement, FakeNavixy]) -> None:
+    element, navixy = fakes
+    path = config_file(tmp_path, element.url, navixy.url, [21080, 21085], RULES)
+    async with daemon(path) as d:
+        await d.wait_for(lambda: bool(d.lines("blocked")))  # from the subscribe response
+        await d.wait_for(lambda: element.connections != [])
+        element.add_reading("room1", {"temperature": 9.5})
+        await d.wait_for(lambda: bool(d.lines("warm")))
+        for _ in range(3):
+            navixy.add_message(21080, {"lls_level_1": None, "speed": 40})
+            await trio.sleep(2)
+        await d.wait_for(lambda: bool(d.lines("fuel-gap")))
+    assert [line.split(" ", 1)[1] for line in d.lines()] == [
+        "[FIRING] blocked: 21085", "[FIRING] warm: room1", "[FIRING] fuel-gap: 21080"]
+
+
+async def test_drop_and_replay_lose_nothing_and_repeat_nothing(
+        tmp_path: Path, autojump_clock: trio.abc.Clock,
+        fakes: tuple[FakeElement, FakeNavixy]) -> None:
+    element, navixy = fakes
+    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
+        - name: warm
+          source: cold
+          threshold: {field: temperature, above: 8}
+        """)
+    async with daemon(path) as d:
+        await d.wait_for(lambda: element.connections != [])
+        element.add_reading("room1", {"temperature": 9})
+        await d.wait_for(lambda: bool(d.lines("[FIRING] warm")))
+        element.pause()
+        element.drop_all()
+        element.add_reading("room1", {"temperature": 5})  # arrives while we are cut off
+        await trio.sleep(30)
+        element.resume()
+        await d.wait_for(lambda: bool(d.lines("[RESOLVED] warm")))
+        await trio.sleep(120)  # more reconnects would replay more; nothing may repeat
+    assert [line.split(" ", 1)[1] for line in d.lines()] == [
+        "[FIRING] warm: room1", "[RESOLVED] warm: room1"]
+    after = [c for c in element.connections_log if "after=" in c]
+    assert after, "the reconnect passed after="
+
+
+async def test_restart_keeps_firing_alerts_quiet(tmp_path: Path, autojump_clock: trio.abc.Clock,
+                                                 fakes: tuple[FakeElement, FakeNavixy]) -> None:
+    element, navixy = fakes
+    path = config_file(tmp_path, element.url, navixy.url, [21080, 21085], RULES)
+    async with daemon(path) as d:
+        await d.wait_for(lambda: bool(d.lines("[FIRING] blocked")))
+    async with daemon(path) as again:  # the same state file
+        await again.wait_for(lambda: bool(navixy.subscribe_actions))
+        await trio.sleep(60)
+    assert again.lines() == []
+
+
+async def test_bad_frames_are_skipped_and_counted(tmp_path: Path, autojump_clock: trio.abc.Clock,
+                                                  fakes: tuple[FakeElement, FakeNavixy],
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    element, navixy = fakes
+    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
+        - name: warm
+          source: cold
+          threshold: {field: temperature, above: 8}
+        """)
+    caplog.set_level(logging.WARNING)
+    async with daemon(path) as d:
+        await d.wait_for(lambda: element.connections != [])
+        element.send_raw("this is not json")
+        element.send_raw('[{"event": "reading_added", "body": {"id": 1}}]')
+        navixy.send_raw('{"type": "event", "event": "iot_monitor", "data": 7}')
+        element.add_reading("room1", {"temperature": 12})
+        await d.wait_for(lambda: bool(d.lines("[FIRING] warm")))
+        assert d.runtime.stats.bad_frame_count["cold"] == 2
+        await d.wait_for(lambda: d.runtime.stats.bad_frame_count["fleet"] == 1)
+    assert "skipped bad input" in caplog.text
+
+
+async def test_rejected_credentials_reported_once_and_no_secret_logged(
+        tmp_path: Path, autojump_clock: trio.abc.Clock, fakes: tuple[FakeElement, FakeNavixy],
+        caplog: pytest.LogCaptureFixture) -> None:
+    element, navixy = fakes
+    element.api_keys.clear()
+    navixy.hashes.clear()
+    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
+        - name: down
+          source_down: {after: 1m}
+        """)
+    caplog.set_level(logging.INFO)
+    redact = Redact()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redact)
+    caplog.handler.addFilter(redact)
+    async with daemon(path, redact) as d:
+        await trio.sleep(11 * 60)
+        assert element.handshakes <= 3 and navixy.subscribe_count <= 3  # every 5 minutes
+        await d.wait_for(lambda: len(d.lines("[FIRING] down")) == 2)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert sum("source 'cold'" in e and "rejected" in e for e in errors) == 1
+    assert sum("source 'fleet'" in e and "hash" in e for e in errors) == 1
+    assert API_KEY not in caplog.text and HASH not in caplog.text
