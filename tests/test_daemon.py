@@ -64,7 +64,7 @@ class Daemon:
         return [line for line in self.out.getvalue().splitlines()
                 if line[:1].isdigit() and word in line]
 
-    async def wait_for(self, predicate: Callable[[], bool], seconds: float = 120) -> None:
+    async def wait_for(self, predicate: Callable[[], bool], seconds: float = 600) -> None:
         with trio.fail_after(seconds):
             while not predicate():
                 await trio.sleep(0.05)
@@ -213,3 +213,83 @@ async def test_rejected_credentials_reported_once_and_no_secret_logged(
     assert sum("source 'cold'" in e and "rejected" in e for e in errors) == 1
     assert sum("source 'fleet'" in e and "hash" in e for e in errors) == 1
     assert API_KEY not in caplog.text and HASH not in caplog.text
+
+
+async def test_server_down_at_start_then_up(tmp_path: Path, autojump_clock: trio.abc.Clock,
+                                            fakes: tuple[FakeElement, FakeNavixy]) -> None:
+    element, navixy = fakes
+    element.pause()  # refuses every handshake, as a service in maintenance would
+    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
+        - name: down
+          source: cold
+          source_down: {after: 2m}
+        - name: warm
+          source: cold
+          threshold: {field: temperature, above: 8}
+        """)
+    async with daemon(path) as d:
+        await d.wait_for(lambda: bool(d.lines("[FIRING] down: cold")))
+        element.resume()
+        await d.wait_for(lambda: bool(d.lines("[RESOLVED] down: cold")))
+        element.add_reading("room1", {"temperature": 10})
+        await d.wait_for(lambda: bool(d.lines("[FIRING] warm")))
+    assert element.handshakes >= 3  # it kept trying, with backoff
+
+
+async def test_oversized_frame_costs_one_reconnect_not_the_daemon(
+        tmp_path: Path, autojump_clock: trio.abc.Clock,
+        fakes: tuple[FakeElement, FakeNavixy]) -> None:
+    element, navixy = fakes
+    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
+        - name: warm
+          source: cold
+          threshold: {field: temperature, above: 8}
+        """)
+    async with daemon(path) as d:
+        await d.wait_for(lambda: element.connections != [])
+        element.send_raw("[" + " " * (17 * 1024 * 1024) + "]")  # over the 16 MiB limit
+        await d.wait_for(lambda: element.handshakes >= 2)
+        await d.wait_for(lambda: element.connections != [])
+        element.add_reading("room1", {"temperature": 10})
+        await d.wait_for(lambda: bool(d.lines("[FIRING] warm")))
+
+
+async def test_many_trackers_are_subscribed_ten_at_a_time(
+        tmp_path: Path, autojump_clock: trio.abc.Clock,
+        fakes: tuple[FakeElement, FakeNavixy]) -> None:
+    element, navixy = fakes
+    trackers = list(range(30001, 30024))
+    navixy.trackers.update({t: "normal" for t in trackers})
+    path = config_file(tmp_path, element.url, navixy.url, trackers, """\
+        - name: fast
+          source: fleet
+          threshold: {field: speed, above: 100}
+        """)
+    async with daemon(path) as d:
+        await d.wait_for(lambda: len(navixy.subscribe_actions) >= 3)
+        sizes = [len(a["requests"][0]["target"]["tracker_ids"])
+                 for a in navixy.subscribe_actions[:3]]
+        assert sizes == [10, 10, 3]
+        navixy.add_message(30023, {"speed": "120"})  # numeric strings compare as numbers
+        await d.wait_for(lambda: bool(d.lines("[FIRING] fast: 30023")))
+
+
+async def test_accept_then_close_is_a_rejected_key(tmp_path: Path,
+                                                   autojump_clock: trio.abc.Clock,
+                                                   fakes: tuple[FakeElement, FakeNavixy],
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    element, navixy = fakes
+    element.api_keys.clear()
+    element.reject_mode = "close"  # the other side of PROTOCOL-NOTES' [guess]
+    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
+        - name: warm
+          source: cold
+          threshold: {field: temperature, above: 8}
+        """)
+    caplog.set_level(logging.ERROR)
+    async with daemon(path):
+        await trio.sleep(11 * 60)
+    assert element.handshakes == 3  # at 0, 5 and 10 minutes
+    rejected = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()
+                or "API key" in r.getMessage()]
+    assert len(rejected) == 1 and "code 4001" in rejected[0]

@@ -129,11 +129,14 @@ async def _read(ws: trio_websocket.WebSocketConnection, source: s.ElementSource,
                     stats.messages(source.name, len(decoded.events))
                     await send.send(Batch(source.name, tuple(decoded.events), path,
                                           decoder.newest_inserted_at))
-        except trio_websocket.ConnectionClosed:
-            if frames == 0 and trio.current_time() - opened_at < REJECTED_CLOSE:
-                raise CredentialsRejected("the connection was closed right after the "
-                                          "handshake (is the API key valid?)") from None
-            raise
+        except trio_websocket.ConnectionClosed as closed:
+            code = getattr(closed.reason, "code", None)
+            if frames == 0 and trio.current_time() - opened_at < REJECTED_CLOSE \
+                    and code is not None and (code in (1000, 1008) or 4000 <= code < 5000):
+                raise CredentialsRejected(f"the connection was closed right after the "
+                                          f"handshake (code {code}: is the API key valid?)"
+                                          ) from None
+            raise  # 1006 (dropped), 1009 (frame too big), 1011...: transient
 
 
 async def _keep_alive(ws: trio_websocket.WebSocketConnection, interval: float) -> None:
