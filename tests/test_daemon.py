@@ -5,6 +5,8 @@ state file, console:// output, on trio's autojump clock (minutes of silence in m
 from __future__ import annotations
 
 import io
+import os
+import signal
 import logging
 import textwrap
 from collections.abc import AsyncIterator, Callable
@@ -293,3 +295,31 @@ async def test_accept_then_close_is_a_rejected_key(tmp_path: Path,
     rejected = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()
                 or "API key" in r.getMessage()]
     assert len(rejected) == 1 and "code 4001" in rejected[0]
+
+
+async def test_sighup_reloads_and_an_invalid_file_keeps_the_old_one(
+        tmp_path: Path, autojump_clock: trio.abc.Clock, fakes: tuple[FakeElement, FakeNavixy],
+        caplog: pytest.LogCaptureFixture) -> None:
+    element, navixy = fakes
+    one_rule = """\
+        - name: warm
+          source: cold
+          threshold: {field: temperature, above: 8}
+        """
+    path = config_file(tmp_path, element.url, navixy.url, [21080], one_rule)
+    caplog.set_level(logging.INFO)
+    async with daemon(path) as d:
+        await d.wait_for(lambda: element.connections != [])
+        text = path.read_text()
+        path.write_text(text.replace("above: 8}", "above: 8}\n  - {name: broken, silent: x}"))
+        os.kill(os.getpid(), signal.SIGHUP)
+        await d.wait_for(lambda: "keeping the running configuration" in caplog.text)
+        element.add_reading("room1", {"temperature": 9})
+        await d.wait_for(lambda: bool(d.lines("[FIRING] warm")))
+        path.write_text(text.replace("above: 8}", "above: 20}"))  # now 9 is fine
+        os.kill(os.getpid(), signal.SIGHUP)
+        await d.wait_for(lambda: "reload: " in caplog.text and "loaded" in caplog.text)
+        await d.wait_for(lambda: len(element.connections) == 1 and element.handshakes >= 2)
+        element.add_reading("room1", {"temperature": 10})
+        await d.wait_for(lambda: bool(d.lines("[RESOLVED] warm")))
+    assert "rules.yaml:" in caplog.text and "rule 'broken'" in caplog.text
