@@ -21,6 +21,13 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+def _print_problems(error: ConfigError, path: str, summary: str) -> None:
+    for problem in error.problems:
+        print(problem, file=sys.stderr)
+    print(f"{path}: {summary}{_plural(len(error.problems), 'error')}"
+          + (")" if "(" in summary else ""), file=sys.stderr)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate the rule file and everything it names; print every problem."""
     from alertd.config import load_config
@@ -28,9 +35,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        print(f"{args.config}: {_plural(len(error.problems), 'error')}", file=sys.stderr)
+        _print_problems(error, args.config, "")
         return EXIT_FAILED
     included = len(config.files) - 1
     print(f"{args.config}: OK: {_plural(len(config.sources), 'source')}, "
@@ -48,9 +53,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, strict=False)
     except ConfigError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        print(f"{args.config}: {_plural(len(error.problems), 'error')}", file=sys.stderr)
+        _print_problems(error, args.config, "")
         return EXIT_FAILED
     passed = failed = 0
     for path in args.cases:
@@ -81,10 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, state=args.state)
     except ConfigError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        print(f"{args.config}: invalid, not started "
-              f"({_plural(len(error.problems), 'error')})", file=sys.stderr)
+        _print_problems(error, args.config, "invalid, not started (")
         return EXIT_USAGE
     try:
         store = Store.open(config.state)

@@ -23,6 +23,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import trio
 import trio_websocket
 
+from alertd.simulator.base import FakeServer
+
 log = logging.getLogger("alertd.simulator.element")
 
 
@@ -41,7 +43,7 @@ class _Client:
 
 
 @dataclass
-class FakeElement:
+class FakeElement(FakeServer):
     api_keys: set[str] = field(default_factory=set)
     device_names: dict[str, str] = field(default_factory=dict)
     streams: dict[str, set[str]] = field(default_factory=dict)
@@ -55,7 +57,6 @@ class FakeElement:
     port: int = 0
     _clients: list[_Client] = field(default_factory=list)
     _paused: bool = False
-    _nursery: trio.Nursery | None = None
 
     @property
     def url(self) -> str:
@@ -137,16 +138,7 @@ class FakeElement:
         return {"event": "reading_added" if kind == "readings" else "packet_added", "body": body}
 
     def _send(self, client: _Client, text: str) -> None:
-        async def send() -> None:
-            try:
-                await client.ws.send_message(text)
-            except trio_websocket.ConnectionClosed:
-                pass
-        self._spawn(send)
-
-    def _spawn(self, function: Callable[..., Any], *args: Any) -> None:
-        assert self._nursery is not None, "serve() the fake first"
-        self._nursery.start_soon(function, *args)
+        self._send_to(client.ws, text)
 
     async def _handle(self, request: trio_websocket.WebSocketRequest) -> None:
         parts = urlsplit(request.path)

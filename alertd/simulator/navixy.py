@@ -23,6 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 import trio
 import trio_websocket
 
+from alertd.simulator.base import FakeServer
+
 DEPTH = 12
 
 
@@ -39,7 +41,7 @@ class _Client:
 
 
 @dataclass
-class FakeNavixy:
+class FakeNavixy(FakeServer):
     hashes: set[str] = field(default_factory=set)
     trackers: dict[int, str] = field(default_factory=dict)  # id -> status
     heartbeat_ms: int = 25000
@@ -52,7 +54,6 @@ class FakeNavixy:
     _all: dict[int, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     _nonnull: dict[int, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     _clients: list[_Client] = field(default_factory=list)
-    _nursery: trio.Nursery | None = None
 
     @property
     def url(self) -> str:
@@ -122,17 +123,8 @@ class FakeNavixy:
         return json.dumps({"type": "event", "event": "iot_monitor",
                            "data": {"iot_last_values": items}})
 
-    def _spawn(self, function: Callable[..., Any], *args: Any) -> None:
-        assert self._nursery is not None, "serve() the fake first"
-        self._nursery.start_soon(function, *args)
-
     def _send(self, client: _Client, text: str) -> None:
-        async def send() -> None:
-            try:
-                await client.ws.send_message(text)
-            except trio_websocket.ConnectionClosed:
-                pass
-        self._spawn(send)
+        self._send_to(client.ws, text)
 
     async def _handle(self, request: trio_websocket.WebSocketRequest) -> None:
         parts = urlsplit(request.path)

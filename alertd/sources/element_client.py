@@ -24,7 +24,7 @@ from alertd.sources.element import ElementDecoder
 from alertd.sources.reconnect import (
     CONNECT_TIMEOUT,
     Connectivity,
-    report_closed,
+    Session,
     run_forever,
 )
 from alertd.sources.stats import SourceStats
@@ -71,23 +71,12 @@ async def run_socket(source: s.ElementSource, path: str, send: trio.MemorySendCh
                         max_message_size=MAX_MESSAGE, message_queue_size=64,
                         receive_buffer_size=65536) as ws:
                     connecting.deadline = math.inf
-                    confirmed = False
-
-                    async def confirm() -> None:
-                        """The socket proved itself: up for the engine, backoff reset."""
-                        nonlocal confirmed
-                        if not confirmed:
-                            confirmed = True
-                            opened()
-                            stats.sockets_up(source.name, +1)
-                            await send.send(Batch(source.name, tuple(connectivity.opened()),
-                                                  path))
+                    session_state = Session(send, connectivity, stats, opened, path)
                     try:
-                        await _read(ws, source, path, decoder, send, stats, confirm)
+                        await _read(ws, source, path, decoder, send, stats,
+                                    session_state.confirm)
                     finally:
-                        if confirmed:
-                            stats.sockets_up(source.name, -1)
-                            await report_closed(send, connectivity, path)
+                        await session_state.close()
             except trio_websocket.ConnectionRejected as error:
                 if error.status_code in (401, 403):
                     raise CredentialsRejected(

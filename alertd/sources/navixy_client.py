@@ -35,7 +35,7 @@ from alertd.sources.navixy import (
 from alertd.sources.reconnect import (
     CONNECT_TIMEOUT,
     Connectivity,
-    report_closed,
+    Session,
     run_forever,
 )
 from alertd.sources.stats import SourceStats
@@ -61,26 +61,16 @@ async def run_source(source: s.NavixySource, send: trio.MemorySendChannel[Batch]
                     receive_buffer_size=65536) as ws:
                 connecting.deadline = math.inf
                 heartbeat = await _handshake(ws, decoder, source, send, stats)
-                confirmed = False
-
-                async def confirm() -> None:
-                    """Navixy accepted the hash (a subscribe response): the source is up."""
-                    nonlocal confirmed
-                    if not confirmed:
-                        confirmed = True
-                        opened()
-                        stats.sockets_up(source.name, +1)
-                        await send.send(Batch(source.name, tuple(connectivity.opened())))
+                session_state = Session(send, connectivity, stats, opened)
                 try:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(_heartbeats, ws, heartbeat)
                         nursery.start_soon(_subscribe, ws, source)
-                        await _read(ws, decoder, source, send, stats, heartbeat, confirm)
+                        await _read(ws, decoder, source, send, stats, heartbeat,
+                                    session_state.confirm)
                         nursery.cancel_scope.cancel()
                 finally:
-                    if confirmed:
-                        stats.sockets_up(source.name, -1)
-                        await report_closed(send, connectivity)
+                    await session_state.close()
         if connecting.cancelled_caught:
             raise trio.TooSlowError
 

@@ -18,6 +18,7 @@ from h11 import ProtocolError as HttpProtocolError
 
 from alertd.errors import CredentialsRejected
 from alertd.model import Batch, Event, SourceDown, SourceUp
+from alertd.sources.stats import SourceStats
 
 INITIAL_DELAY = 1.0
 MAX_DELAY = 60.0
@@ -143,3 +144,27 @@ async def report_closed(send: trio.MemorySendChannel[Batch], connectivity: Conne
                 connectivity.closed("socket closed")), socket))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
+
+
+class Session:
+    """One socket's standing with the engine: confirmed once it has proved itself (the key
+    or hash was accepted), only then reported up, and reported down when it ends."""
+
+    def __init__(self, send: trio.MemorySendChannel[Batch], connectivity: Connectivity,
+                 stats: SourceStats, opened: Callable[[], None], socket: str = "") -> None:
+        self.send, self.connectivity, self.stats = send, connectivity, stats
+        self.opened, self.socket = opened, socket
+        self.confirmed = False
+
+    async def confirm(self) -> None:
+        if not self.confirmed:
+            self.confirmed = True
+            self.opened()
+            self.stats.sockets_up(self.connectivity.source, +1)
+            await self.send.send(Batch(self.connectivity.source,
+                                       tuple(self.connectivity.opened()), self.socket))
+
+    async def close(self) -> None:
+        if self.confirmed:
+            self.stats.sockets_up(self.connectivity.source, -1)
+            await report_closed(self.send, self.connectivity, self.socket)
