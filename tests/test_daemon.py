@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio_websocket
 
 from alertd import app
 from alertd.clock import Clock
@@ -323,3 +324,30 @@ async def test_sighup_reloads_and_an_invalid_file_keeps_the_old_one(
         element.add_reading("room1", {"temperature": 10})
         await d.wait_for(lambda: bool(d.lines("[RESOLVED] warm")))
     assert "rules.yaml:" in caplog.text and "rule 'broken'" in caplog.text
+
+
+async def test_keep_alive_holds_quiet_sockets_open(tmp_path: Path, autojump_clock: trio.abc.Clock,
+                                                   fakes: tuple[FakeElement, FakeNavixy]) -> None:
+    """Without pings ELEMENT closes a socket after 60 s, and the Navixy fake closes one that
+    sent nothing for 3 heartbeats: ten quiet minutes must cost no reconnect."""
+    element, navixy = fakes
+    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
+        - name: warm
+          source: cold
+          threshold: {field: temperature, above: 8}
+        """)
+    async with daemon(path):
+        await trio.sleep(10 * 60)
+        assert element.handshakes == 1 and len(element.connections) == 1
+        assert navixy.handshakes == 1 and len(navixy.connections) == 1
+
+
+async def test_a_client_without_pings_is_closed_by_the_fake(
+        autojump_clock: trio.abc.Clock, fakes: tuple[FakeElement, FakeNavixy]) -> None:
+    """The other side of the keep-alive test: the fake does enforce the 60 s rule."""
+    element, _ = fakes
+    async with trio_websocket.open_websocket_url(
+            f"{element.url}/readings/socket?auth={API_KEY}") as ws:
+        with trio.fail_after(120):
+            with pytest.raises(trio_websocket.ConnectionClosed):
+                await ws.get_message()
