@@ -39,10 +39,11 @@ def _threshold(reader: Reader, node: Node, what: str) -> s.Threshold | None:
     numbers: dict[str, float | None] = {}
     timed = field in TIME_FIELDS  # _lag and _age are seconds: a duration reads better
     for key in ("above", "below", "clear_below", "clear_above"):
-        if key not in items:
+        written = items.get(key)
+        if written is None:
             numbers[key] = None
-        elif timed and isinstance(items[key], Scalar) and isinstance(items[key].value, str):
-            numbers[key] = reader.duration(items[key], f"{what}.{key}")
+        elif timed and isinstance(written, Scalar) and isinstance(written.value, str):
+            numbers[key] = reader.duration(written, f"{what}.{key}")
         else:
             numbers[key] = reader.number(items[key], f"{what}.{key}")
     equals = _comparable(reader, items["equals"], f"{what}.equals") if "equals" in items \

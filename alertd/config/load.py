@@ -50,7 +50,9 @@ class _Sections:
             if node is None or isinstance(node, Scalar) and node.value is None:
                 continue  # absent or written empty
             m = reader.mapping(node, f"'{section}'")
-            for name, node in (m.items.items() if m else ()):
+            if m is None:
+                continue
+            for name, node in m.items.items():
                 if name in entries:
                     first = entries[name][0]
                     reader.error(m.keys[name], f"{section[:-1]} '{name}' is defined twice "

@@ -142,6 +142,7 @@ class _Builder:
         elif isinstance(node, yaml.SequenceNode):
             built = Sequence(self.loc(node), tuple(self.build(item) for item in node.value))
         else:
+            assert isinstance(node, yaml.ScalarNode)
             built = self.scalar(node)
         self.done[id(node)] = built
         return built
@@ -157,8 +158,8 @@ class _Builder:
             value: Any = text
         else:
             # a plain scalar that used a variable is typed by what the variable gave
-            tag = self.resolver.resolve(yaml.ScalarNode, text, (True, False)) if text != raw \
-                else node.tag
+            tag = self.resolver.resolve(  # type: ignore[no-untyped-call]
+                yaml.ScalarNode, text, (True, False)) if text != raw else node.tag
             try:
                 value = self.resolver.construct_object(yaml.ScalarNode(tag, text))
             except (yaml.YAMLError, ValueError):

@@ -25,7 +25,9 @@ class EntityView(Protocol):
     status: str | None
     last_msg_time: float | None
     last_srv_time: float | None
-    offset: float  # daemon time minus event time
+
+    @property
+    def offset(self) -> float: ...  # daemon time minus event time
 
     def history(self, field: str) -> FieldHistory | None: ...
 

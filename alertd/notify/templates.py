@@ -68,7 +68,7 @@ class _SafeFormatter(string.Formatter):
         if value is None:
             return ""
         try:
-            return super().format_field(value, format_spec)
+            return str(super().format_field(value, format_spec))
         except (ValueError, TypeError):  # e.g. {value:.1f} on a string value
             return str(value)
 
@@ -79,6 +79,6 @@ _FORMATTER = _SafeFormatter()
 def render(template: str, values: Mapping[str, Any]) -> str:
     """Fill a template checked by ``problems``; unknown or missing values render empty."""
     try:
-        return _FORMATTER.vformat(template, (), dict(values))
+        return str(_FORMATTER.vformat(template, (), dict(values)))
     except (ValueError, IndexError, KeyError):  # unchecked template: show it as written
         return template

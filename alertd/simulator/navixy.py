@@ -148,7 +148,7 @@ class FakeNavixy(FakeServer):
                         await ws.aclose(1000, "idle")
                         break
                     client.heard = trio.current_time()
-                    if message != "X":
+                    if isinstance(message, str) and message != "X":
                         await self._action(client, message)
                 nursery.cancel_scope.cancel()
         except* trio_websocket.ConnectionClosed:

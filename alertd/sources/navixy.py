@@ -107,7 +107,8 @@ class NavixyDecoder:
         if kind == "response":
             return self._response(parsed, text)
         if kind == "error":
-            status = parsed.get("status") if isinstance(parsed.get("status"), dict) else {}
+            found = parsed.get("status")
+            status: dict[str, Any] = found if isinstance(found, dict) else {}
             code = status.get("code")
             description = str(status.get("description", ""))
             if not isinstance(code, int):
