@@ -1,0 +1,78 @@
+"""A notification reaches a real apprise service: json:// into a local HTTP server.
+
+Real clock here: apprise runs in a worker thread, which autojump_clock would race.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import textwrap
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from alertd import app
+from alertd.config import load_config
+from alertd.simulator.element import FakeElement
+from alertd.simulator.navixy import FakeNavixy
+from alertd.store import Store
+
+
+class Hook(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        length = int(self.headers.get("Content-Length", 0))
+        Hook.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+async def test_webhook_receives_the_notification(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    element = FakeElement(api_keys={"k"})
+    navixy = FakeNavixy(hashes={"h"})
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(element.serve)
+            await nursery.start(navixy.serve)
+            path = tmp_path / "rules.yaml"
+            path.write_text(textwrap.dedent(f"""\
+                sources:
+                  cold: {{type: element, url: "{element.url}", api_key: k,
+                         subscribe: [readings]}}
+                channels:
+                  hook: json://127.0.0.1:{server.server_port}/alerts
+                rules:
+                  - name: warm
+                    threshold: {{field: temperature, above: 8}}
+                    notify: [hook]
+                    title: "{{entity}} is {{value}} °C"
+                """))
+            config = load_config(path, {})
+            store = Store.open(config.state)
+            runtime = await nursery.start(
+                lambda task_status: app.run(config, store, out=io.StringIO(),
+                                            task_status=task_status))
+            with trio.fail_after(20):
+                while not element.connections:
+                    await trio.sleep(0.05)
+                element.add_reading("room1", {"temperature": 9.5})
+                while not Hook.received:
+                    await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+        store.close()
+    finally:
+        server.shutdown()
+    (message,) = Hook.received
+    assert message["title"] == "cold/room1 is 9.5 °C"
+    assert "warm is firing for room1 (cold/room1)" in message["message"]
+    assert runtime.delivered == 1 and runtime.failed == 0
