@@ -5,9 +5,10 @@
                                               +-- state store: alerts, replay positions, history
 
 The engine loop wakes on a batch or on the engine's next deadline, reads the clock once,
-evaluates, persists what changed in one transaction, and hands notifications on. Channels are
-bounded; each notify channel has its own worker, so a slow or failing channel never delays
-evaluation or the other channels. SIGHUP loads the file again: an invalid file is logged and
+evaluates, persists what changed in one transaction, and hands notifications on. Every
+delivery is written to the outbox in the state file before it is attempted; each notify
+channel has its own worker, so a slow or failing channel never delays evaluation or the
+other channels, and a restart resumes what was not delivered yet. SIGHUP loads the file again: an invalid file is logged and
 the old one kept; a valid one restarts sources and engine, and alerts of rules that still
 exist resume from the store.
 """
@@ -32,6 +33,7 @@ from alertd.errors import ConfigError
 from alertd.logs import Redact, secrets_of
 from alertd.model import Batch, Notification
 from alertd.notify.message import compose
+from alertd.notify.schedule import FIRST_RETRY, next_attempt
 from alertd.senders.apprise_sender import CONSOLE_URL, AppriseSender
 from alertd.sources import element_client, navixy_client
 from alertd.sources.stats import SourceStats
@@ -39,7 +41,7 @@ from alertd.store import StoredAlert, Store
 
 log = logging.getLogger("alertd")
 BATCH_LIMIT = 512  # batches taken per wake-up: keeps one wake-up short under a flood
-CHANNEL_QUEUE = 10_000
+CHANNEL_QUEUE = 10_000  # notifications waiting for the outbox writer
 
 
 @dataclass
@@ -51,7 +53,8 @@ class Runtime:
     out: TextIO = sys.stdout
     stats: SourceStats = field(default_factory=SourceStats)
     delivered: int = 0
-    failed: int = 0
+    failed: int = 0  # deliveries given up
+    retry_first: float = FIRST_RETRY
 
 
 async def run(config: s.Config, store: Store, *, config_path: str | None = None,
@@ -177,48 +180,75 @@ async def _evaluate(engine: Engine, batches: trio.MemoryReceiveChannel[Batch], r
 
 async def _deliver(config: s.Config, notes: trio.MemoryReceiveChannel[Notification],
                    runtime: Runtime) -> None:
-    """Route each notification to the workers of its rule's channels."""
+    """Write each notification's deliveries to the outbox, then wake its channels' workers.
+    ``console://`` prints at once; it cannot fail."""
     rules = {rule.name: rule for rule in config.rules}
+    store, clock = runtime.store, runtime.clock
+    dropped = store.orphans(config.channels)
+    if dropped:
+        log.warning("dropped %d queued deliveries for channels no longer configured", dropped)
     sender = AppriseSender()
-    queues: dict[str, trio.MemorySendChannel[tuple[str, str, Notification]]] = {}
+    kicks: dict[str, trio.MemorySendChannel[None]] = {}
     async with trio.open_nursery() as nursery:
         for channel in config.channels.values():
-            send, receive = trio.open_memory_channel[tuple[str, str, Notification]](
-                CHANNEL_QUEUE)
-            queues[channel.name] = send
-            nursery.start_soon(_channel_worker, channel, receive, sender, runtime)
+            kick, woken = trio.open_memory_channel[None](1)
+            kicks[channel.name] = kick
+            nursery.start_soon(_channel_worker, channel, woken, sender, runtime)
         async with notes:
             async for note in notes:
                 rule = rules.get(note.rule)
                 title, body = compose(note, rule)
                 log.info("%s %s %s", note.rule, note.entity,
                          note.state + (" (repeat)" if note.repeat else ""))
+                queued = []
                 for name in rule.notify if rule is not None else ():
-                    try:
-                        queues[name].send_nowait((title, body, note))
-                    except trio.WouldBlock:
-                        runtime.failed += 1
-                        log.error("channel '%s' is %d notifications behind; dropped one",
-                                  name, CHANNEL_QUEUE)
-        for send in queues.values():
-            await send.aclose()
+                    for url in config.channels[name].urls:
+                        if url == CONSOLE_URL:
+                            print_console(runtime.out, title, body, note.at)
+                            runtime.delivered += 1
+                        else:
+                            queued.append((name, url, title, body))
+                if queued:
+                    store.enqueue(queued, clock.now())
+                    for name in {item[0] for item in queued}:
+                        try:
+                            kicks[name].send_nowait(None)
+                        except trio.WouldBlock:
+                            pass  # already woken
 
 
-async def _channel_worker(channel: s.Channel,
-                          items: trio.MemoryReceiveChannel[tuple[str, str, Notification]],
+async def _channel_worker(channel: s.Channel, woken: trio.MemoryReceiveChannel[None],
                           sender: AppriseSender, runtime: Runtime) -> None:
-    async with items:
-        async for title, body, note in items:
-            for url in channel.urls:
-                if url == CONSOLE_URL:
-                    print_console(runtime.out, title, body, note.at)
-                    runtime.delivered += 1
-                elif await sender.send(url, title, body):
-                    runtime.delivered += 1
-                else:
-                    runtime.failed += 1
-                    log.warning("channel '%s': delivery failed (%s://)", channel.name,
-                                url.split("://", 1)[0])
+    """Deliver the channel's due outbox rows one by one; a failed URL is retried with
+    backoff (only that URL) and given up after an hour. Rows left by an earlier run are
+    resumed at start."""
+    store, clock = runtime.store, runtime.clock
+    scheme = {url: url.split("://", 1)[0] for url in channel.urls}
+    while True:
+        for delivery in store.pending(channel.name):
+            if delivery.due > clock.now():
+                break
+            if await sender.send(delivery.url, delivery.title, delivery.body):
+                store.delivered(delivery.id)
+                runtime.delivered += 1
+                continue
+            now = clock.now()
+            retry_at = next_attempt(delivery.created, delivery.attempts + 1, now,
+                                    first=runtime.retry_first)
+            kind = scheme.get(delivery.url, delivery.url.split("://", 1)[0])
+            if retry_at is None:
+                store.delivered(delivery.id)
+                runtime.failed += 1
+                log.error("channel '%s': gave up delivering '%s' (%s://) after %d attempts",
+                          channel.name, delivery.title, kind, delivery.attempts + 1)
+            else:
+                store.retry(delivery.id, retry_at)
+                log.warning("channel '%s': delivery failed (%s://); retrying in %.0f s",
+                            channel.name, kind, retry_at - now)
+        pending = store.pending(channel.name)
+        wake = clock.trio_time(pending[0].due) if pending else math.inf
+        with trio.move_on_at(wake):
+            await woken.receive()
 
 
 def print_console(out: TextIO, title: str, body: str, at: float) -> None:

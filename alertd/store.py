@@ -32,6 +32,11 @@ CREATE TABLE IF NOT EXISTS cursors (
 CREATE TABLE IF NOT EXISTS silences (
     id TEXT PRIMARY KEY, match TEXT NOT NULL, starts REAL NOT NULL, ends REAL NOT NULL,
     comment TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, url TEXT NOT NULL,
+    title TEXT NOT NULL, body TEXT NOT NULL, created REAL NOT NULL, due REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (channel, due);
 CREATE TABLE IF NOT EXISTS history (
     at REAL NOT NULL, rule TEXT NOT NULL, entity TEXT NOT NULL, state TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS history_at ON history (at);
@@ -47,6 +52,20 @@ class StoredAlert:
     state: str
     since: float
     data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message for one URL of one channel, kept until it is delivered or given up."""
+
+    id: int
+    channel: str
+    url: str
+    title: str
+    body: str
+    created: float
+    due: float
+    attempts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +134,36 @@ class Store:
         rows = self.db.execute("SELECT rule, entity, state, since, data FROM alerts "
                                "ORDER BY rule, entity").fetchall()
         return [StoredAlert(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    # ---- the outbox --------------------------------------------------------------------
+
+    def enqueue(self, items: Iterable[tuple[str, str, str, str]], now: float) -> None:
+        """Write (channel, url, title, body) deliveries before anything is attempted."""
+        with self.transaction() as db:
+            db.executemany("INSERT INTO outbox (channel, url, title, body, created, due) "
+                           "VALUES (?, ?, ?, ?, ?, ?)",
+                           [(c, u, t, b, now, now) for c, u, t, b in items])
+
+    def pending(self, channel: str) -> list[Delivery]:
+        """The channel's deliveries, soonest due first."""
+        rows = self.db.execute("SELECT id, channel, url, title, body, created, due, attempts "
+                               "FROM outbox WHERE channel = ? ORDER BY due, id",
+                               (channel,)).fetchall()
+        return [Delivery(*row) for row in rows]
+
+    def delivered(self, delivery_id: int) -> None:
+        self.db.execute("DELETE FROM outbox WHERE id = ?", (delivery_id,))
+
+    def retry(self, delivery_id: int, due: float) -> None:
+        self.db.execute("UPDATE outbox SET due = ?, attempts = attempts + 1 WHERE id = ?",
+                        (due, delivery_id))
+
+    def orphans(self, channels: Iterable[str]) -> int:
+        """Drop deliveries for channels no longer configured; how many were dropped."""
+        names = list(channels)
+        marks = ",".join("?" * len(names)) or "''"
+        done = self.db.execute(f"DELETE FROM outbox WHERE channel NOT IN ({marks})", names)
+        return done.rowcount
 
     # ---- replay positions --------------------------------------------------------------
 

@@ -76,3 +76,100 @@ async def test_webhook_receives_the_notification(tmp_path: Path) -> None:
     assert message["title"] == "cold/room1 is 9.5 °C"
     assert "warm is firing for room1 (cold/room1)" in message["message"]
     assert runtime.delivered == 1 and runtime.failed == 0
+
+
+class FlakyHook(BaseHTTPRequestHandler):
+    """Fails the first two posts with HTTP 500, then accepts."""
+
+    posts: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length", 0))
+        FlakyHook.posts.append(json.loads(self.rfile.read(length)))
+        self.send_response(500 if len(FlakyHook.posts) <= 2 else 200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+async def run_daemon_until(path: Path, done: Any, retry_first: float = 0.2) -> app.Runtime:
+    element = FakeElement(api_keys={"k"})
+    async with trio.open_nursery() as nursery:
+        await nursery.start(element.serve)
+        path.write_text(path.read_text().replace("ELEMENT_URL", element.url))
+        config = load_config(path, {})
+        store = Store.open(config.state)
+        runtime: app.Runtime = await nursery.start(
+            lambda task_status: app.run(config, store, out=io.StringIO(),
+                                        task_status=task_status))
+        runtime.retry_first = retry_first
+        with trio.fail_after(20):
+            while not element.connections:
+                await trio.sleep(0.05)
+            await done(element)
+        nursery.cancel_scope.cancel()
+    store.close()
+    return runtime
+
+
+async def test_a_failing_webhook_is_retried_until_it_takes_the_message(tmp_path: Path) -> None:
+    server = serve(FlakyHook)
+    path = tmp_path / "rules.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        sources: {{cold: {{type: element, url: "ELEMENT_URL", api_key: k, subscribe: [readings]}}}}
+        channels:
+          hook: json://127.0.0.1:{server.server_port}/alerts
+          screen: console://
+        rules:
+          - {{name: warm, threshold: {{field: t, above: 8}}, notify: [hook, screen]}}
+        """))
+
+    async def scenario(element: FakeElement) -> None:
+        element.add_reading("room1", {"t": 9})
+        while len(FlakyHook.posts) < 3:
+            await trio.sleep(0.05)
+
+    try:
+        runtime = await run_daemon_until(path, scenario)
+    finally:
+        server.shutdown()
+    assert [p["title"] for p in FlakyHook.posts] == ["[FIRING] warm: room1"] * 3
+    assert runtime.delivered == 2 and runtime.failed == 0  # the hook, and the console
+    store = Store.open(tmp_path / "alertd-state.db")
+    assert store.pending("hook") == []  # delivered: the outbox is empty
+    store.close()
+
+
+async def test_a_restart_resumes_deliveries_left_in_the_outbox(tmp_path: Path) -> None:
+    Hook.received.clear()
+    server = serve(Hook)
+    path = tmp_path / "rules.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        sources: {{cold: {{type: element, url: "ELEMENT_URL", api_key: k, subscribe: [readings]}}}}
+        channels: {{hook: json://127.0.0.1:{server.server_port}/alerts}}
+        rules:
+          - {{name: warm, threshold: {{field: t, above: 8}}, notify: [hook]}}
+        """))
+    store = Store.open(tmp_path / "alertd-state.db")  # what a stopped daemon left behind
+    store.enqueue([("hook", f"json://127.0.0.1:{server.server_port}/alerts",
+                    "[FIRING] warm: room1", "left over")], now=0.0)
+    store.enqueue([("gone", "json://127.0.0.1:9/x", "for a removed channel", "x")], now=0.0)
+    store.close()
+
+    async def scenario(element: FakeElement) -> None:
+        while not Hook.received:
+            await trio.sleep(0.05)
+
+    try:
+        await run_daemon_until(path, scenario)
+    finally:
+        server.shutdown()
+    assert [(m["title"], m["message"]) for m in Hook.received] == [
+        ("[FIRING] warm: room1", "left over")]

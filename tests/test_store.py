@@ -91,3 +91,23 @@ def test_restored_alerts_hold_until_data_says_otherwise(tmp_path: Path) -> None:
                           70.0) == []
     resolved = second.receive(StatusChanged("fleet", "1", "normal"), 80.0)
     assert [(n.rule, n.state) for n in resolved] == [("blocked", "resolved")]
+
+
+def test_retry_schedule_doubles_to_ten_minutes_and_gives_up_after_an_hour() -> None:
+    from alertd.notify.schedule import next_attempt, retry_delay
+
+    assert [retry_delay(n) for n in range(1, 9)] == [10, 20, 40, 80, 160, 320, 600, 600]
+    assert next_attempt(created=0.0, attempts=1, now=100.0) == 110.0
+    assert next_attempt(created=0.0, attempts=7, now=3000.0) == 3600.0  # the last chance
+    assert next_attempt(created=0.0, attempts=7, now=3001.0) is None
+
+
+def test_outbox_keeps_deliveries_until_done(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "s.db")
+    store.enqueue([("hook", "json://a", "t1", "b"), ("hook", "json://b", "t1", "b")], now=5.0)
+    first, second = store.pending("hook")
+    store.retry(first.id, due=20.0)  # only the URL that failed waits
+    store.delivered(second.id)
+    (left,) = store.pending("hook")
+    assert (left.url, left.due, left.attempts) == ("json://a", 20.0, 1)
+    assert store.orphans(["hook"]) == 0 and store.orphans(["other"]) == 1
