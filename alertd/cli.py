@@ -152,6 +152,43 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_notify(args: argparse.Namespace) -> int:
+    """Send a test message to one configured channel; say whether each URL took it."""
+    import trio
+
+    from alertd.app import print_console
+    from alertd.config import load_config
+    from alertd.senders.apprise_sender import CONSOLE_URL, AppriseSender, scheme_of
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        _print_problems(error, args.config, "")
+        return EXIT_FAILED
+    channel = config.channels.get(args.channel)
+    if channel is None:
+        from alertd.config.fields import suggest
+
+        print(f"alertd: no channel '{args.channel}' in {args.config}"
+              f"{suggest(args.channel, config.channels)}; channels: "
+              + ", ".join(sorted(config.channels)), file=sys.stderr)
+        return EXIT_FAILED
+    sender = AppriseSender(timeout=args.timeout)
+    failures = 0
+    for url in channel.urls:
+        if url == CONSOLE_URL:
+            from alertd.clock import wall_time
+
+            print_console(sys.stdout, args.title, args.body, wall_time())
+            ok = True
+        else:
+            ok = trio.run(sender.send, url, args.title, args.body)
+        failures += not ok
+        print(f"{args.channel}: {scheme_of(url) or url}:// "
+              f"{'delivered' if ok else 'NOT delivered'}")
+    return EXIT_OK if failures == 0 else EXIT_FAILED
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -188,6 +225,19 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_argument("-c", "--config", metavar="FILE",
                         help="take the state file from this rule file's state:")
     alerts.set_defaults(handler=cmd_alerts)
+
+    notify = commands.add_parser(
+        "notify", parents=[common], help="send a test message to a channel",
+        description="Send a test message to every URL of CHANNEL and say whether each took "
+                    "it. Exit 0 when all did, 1 when one did not.")
+    notify.add_argument("channel", metavar="CHANNEL", help="a channel of the rule file")
+    notify.add_argument("-c", "--config", required=True, metavar="FILE", help="the rule file")
+    notify.add_argument("--title", default="alertd test message", help="the title to send")
+    notify.add_argument("--body", default="If you can read this, the channel works.",
+                        help="the body to send")
+    notify.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="give up on a URL after this long (default 30)")
+    notify.set_defaults(handler=cmd_notify)
 
     test = commands.add_parser(
         "test", parents=[common], help="run rule unit tests",

@@ -173,3 +173,39 @@ async def test_a_restart_resumes_deliveries_left_in_the_outbox(tmp_path: Path) -
         server.shutdown()
     assert [(m["title"], m["message"]) for m in Hook.received] == [
         ("[FIRING] warm: room1", "left over")]
+
+
+def test_notify_command_says_whether_each_url_took_the_message(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    Hook.received.clear()
+    server = serve(Hook)
+    path = tmp_path / "rules.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        sources: {{fleet: {{type: navixy, hash: h, trackers: [1]}}}}
+        channels:
+          ops: [json://127.0.0.1:{server.server_port}/alerts, console://]
+          dead: json://127.0.0.1:9/nobody-listens
+        rules:
+          - {{name: a, silent: {{after: 5m}}, notify: [ops]}}
+        """))
+    try:
+        ok = subprocess.run([sys.executable, "-m", "alertd", "notify", "ops", "-c", str(path),
+                             "--title", "hello"], capture_output=True, text=True, timeout=60)
+        dead = subprocess.run([sys.executable, "-m", "alertd", "notify", "dead", "-c",
+                               str(path), "--timeout", "5"], capture_output=True, text=True,
+                              timeout=60)
+        typo = subprocess.run([sys.executable, "-m", "alertd", "notify", "opz", "-c",
+                               str(path)], capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+    assert ok.returncode == 0, ok.stderr
+    assert [line for line in ok.stdout.splitlines() if line.startswith("ops:")] == [
+        "ops: json:// delivered", "ops: console:// delivered"]
+    assert "hello" in ok.stdout  # the console:// URL printed the message itself
+    assert [m["title"] for m in Hook.received] == ["hello"]
+    assert dead.returncode == 1 and dead.stdout.strip() == "dead: json:// NOT delivered"
+    assert typo.returncode == 1
+    assert typo.stderr.strip() == (f"alertd: no channel 'opz' in {path} (did you mean 'ops'?); "
+                                   "channels: dead, ops")
