@@ -351,3 +351,27 @@ async def test_a_client_without_pings_is_closed_by_the_fake(
         with trio.fail_after(120):
             with pytest.raises(trio_websocket.ConnectionClosed):
                 await ws.get_message()
+
+
+async def test_restart_does_not_evaluate_the_replay_boundary_twice(
+        tmp_path: Path, autojump_clock: trio.abc.Clock,
+        fakes: tuple[FakeElement, FakeNavixy]) -> None:
+    """after= is inclusive: the last item evaluated before a restart comes again. Counted
+    twice, one null would look like two and fire `nulls: 2`."""
+    element, navixy = fakes
+    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
+        - name: gap
+          source: cold
+          missing: {field: humidity, nulls: 2}
+        """)
+    async with daemon(path) as d:
+        await d.wait_for(lambda: element.connections != [])
+        element.add_reading("room1", {"temperature": 5, "humidity": 40})
+        element.add_reading("room1", {"temperature": 5})  # one null
+        await trio.sleep(5)
+    async with daemon(path) as again:
+        await again.wait_for(lambda: element.connections != [])
+        await trio.sleep(5)
+        assert any("after=" in c for c in element.connections_log[-1:])
+        assert again.runtime.stats.message_count["cold"] == 0  # the replayed item: skipped
+    assert d.lines() == [] and again.lines() == []

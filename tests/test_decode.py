@@ -155,3 +155,17 @@ def test_atmosphere_params_are_added_once() -> None:
 def test_no_input_makes_a_decoder_raise(data: str | bytes) -> None:
     ElementDecoder("cold").decode(data)
     NavixyDecoder("fleet").decode(data)
+
+
+def test_element_cursor_survives_a_restart_without_repeating_the_boundary() -> None:
+    envelope = {"event": "reading_added", "body": {
+        "id": "r9", "device_id": "d1", "measured_at": "2026-01-01T00:00:09Z",
+        "inserted_at": "2026-01-01T00:00:09.5Z", "data": {"t": 9}}}
+    first = ElementDecoder("cold")
+    first.decode(json.dumps([envelope]))
+    assert first.cursor is not None
+    restarted = ElementDecoder("cold", after=first.cursor)  # what the state file gave back
+    assert restarted.newest_inserted_at == "2026-01-01T00:00:09.5Z"  # for after=
+    assert restarted.decode(json.dumps([envelope])).events == ()  # after= is inclusive
+    assert ElementDecoder("cold", after="2026-01-01T00:00:09.5Z").decode(
+        json.dumps([envelope])).events != ()  # a bare time (older state files) still works

@@ -35,11 +35,31 @@ def flatten(data: dict[str, Any], prefix: str = "", out: dict[str, Any] | None =
 
 
 class ElementDecoder:
+    """``after`` resumes from a replay position: an ISO time, or a ``cursor`` saved earlier
+    (the time plus the ids evaluated at exactly that time, which ``after=`` sends again)."""
+
     def __init__(self, source: str, after: str | None = None) -> None:
         self.source = source
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._boundary: set[str] = set()  # ids inserted at exactly newest_inserted_at
+        if after and after.startswith("{"):
+            try:
+                saved = json.loads(after)
+                after = str(saved["after"])
+                self._boundary = {str(i) for i in saved.get("ids", ())}
+            except (ValueError, KeyError, TypeError):
+                after = None
         self.newest_inserted_at = after
         self._newest = parse_time(after) if after else None
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        for item_id in self._boundary:
+            self._seen[item_id] = None
+
+    @property
+    def cursor(self) -> str | None:
+        """The replay position to save: ``after=`` and the ids already evaluated there."""
+        if self.newest_inserted_at is None:
+            return None
+        return json.dumps({"after": self.newest_inserted_at, "ids": sorted(self._boundary)})
 
     def decode(self, frame: str | bytes) -> Decoded:
         text = as_text(frame)
@@ -96,8 +116,12 @@ class ElementDecoder:
             if len(self._seen) > SEEN_IDS:
                 self._seen.popitem(last=False)
         if inserted is not None and (self._newest is None or inserted >= self._newest):
+            if self._newest is None or inserted > self._newest:
+                self._boundary = set()
             self._newest = inserted
             self.newest_inserted_at = body["inserted_at"]
+            if isinstance(item_id, str):
+                self._boundary.add(item_id)
         name = body.get("device", {}).get("name") if isinstance(body.get("device"), dict) \
             else None
         events.append(Message(self.source, device, msg_time, fields, inserted,
