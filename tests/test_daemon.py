@@ -375,3 +375,28 @@ async def test_restart_does_not_evaluate_the_replay_boundary_twice(
         assert any("after=" in c for c in element.connections_log[-1:])
         assert again.runtime.stats.message_count["cold"] == 0  # the replayed item: skipped
     assert d.lines() == [] and again.lines() == []
+
+
+async def test_navixy_reconnect_does_not_count_the_resent_window_again(
+        tmp_path: Path, autojump_clock: trio.abc.Clock,
+        fakes: tuple[FakeElement, FakeNavixy]) -> None:
+    """After a reconnect Navixy resends its whole window: two nulls must stay two."""
+    element, navixy = fakes
+    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
+        - name: fuel-gap
+          source: fleet
+          missing: {field: lls_level_1, nulls: 3}
+        """)
+    async with daemon(path) as d:
+        await d.wait_for(lambda: bool(navixy.connections))
+        navixy.add_message(21080, {"lls_level_1": "262.9"})
+        await trio.sleep(2)
+        for _ in range(2):
+            navixy.add_message(21080, {"lls_level_1": None})
+            await trio.sleep(2)
+        navixy.drop_all()
+        await d.wait_for(lambda: navixy.handshakes >= 2 and bool(navixy.connections))
+        await trio.sleep(10)
+        assert d.lines() == []
+        navixy.add_message(21080, {"lls_level_1": None})  # the real third null
+        await d.wait_for(lambda: bool(d.lines("[FIRING] fuel-gap")))

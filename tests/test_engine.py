@@ -251,3 +251,17 @@ def test_repeat_falls_due_while_clearing() -> None:
     assert [(n.state, n.at, n.repeat) for n in notes][:3] == [
         ("firing", 0.0, False), ("firing", 60.0, True), ("firing", 120.0, True)]
     assert (notes[-1].state, notes[-1].at) == ("resolved", 630.0)
+
+
+def test_a_message_seen_again_is_not_counted_twice() -> None:
+    history = FieldHistory()
+    for t in (1.0, 2.0, 2.0, 3.0, 2.0):  # 2.0 resent, in order and out of order
+        history.record(t, None)
+    assert [t for t, _ in history.all] == [1.0, 2.0, 3.0]
+
+
+def test_two_readings_of_one_packet_do_not_turn_a_value_into_a_gap() -> None:
+    history = FieldHistory()
+    history.record(5.0, 21.5)  # parser A: temperature
+    history.record(5.0, None)  # parser B, same measured_at, no temperature
+    assert list(history.all) == [(5.0, 21.5)] and history.nulls(1) == 0

@@ -40,14 +40,28 @@ def is_number(value: Any) -> bool:
 
 
 def _insert(queue: deque[tuple[float, Any]], item: tuple[float, Any], depth: int) -> None:
-    """Insert in msg_time order, keeping only the newest ``depth`` entries."""
-    if not queue or item[0] >= queue[-1][0]:
+    """Insert in msg_time order, keeping only the newest ``depth`` entries. An entry with
+    the same msg_time is the same message seen again (a resend, a replay): it is merged,
+    never counted twice."""
+    if not queue or item[0] > queue[-1][0]:
         queue.append(item)
+    elif item[0] == queue[-1][0]:
+        queue[-1] = _merge(queue[-1], item)
     else:  # out of order: rare, so a linear rebuild is fine
         items = list(queue)
-        bisect.insort(items, item, key=lambda entry: entry[0])
+        index = bisect.bisect_left(items, item[0], key=lambda entry: entry[0])
+        if index < len(items) and items[index][0] == item[0]:
+            items[index] = _merge(items[index], item)
+        else:
+            items.insert(index, item)
         queue.clear()
         queue.extend(items[-depth:])
+
+
+def _merge(old: tuple[float, Any], new: tuple[float, Any]) -> tuple[float, Any]:
+    """Two entries at one msg_time: the same message again, or two readings of one packet
+    (ELEMENT runs several parsers). A null never hides a value measured at that time."""
+    return old if new[1] is None and old[1] is not None else new
 
 
 class FieldHistory:

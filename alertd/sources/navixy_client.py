@@ -50,9 +50,9 @@ async def run_source(source: s.NavixySource, send: trio.MemorySendChannel[Batch]
                      stats: SourceStats) -> None:
     connectivity = Connectivity(source.name)
     label = f"source '{source.name}'"
+    decoder = NavixyDecoder(source.name)  # outlives sessions: it knows what was evaluated
 
     async def session(opened: Callable[[], None]) -> None:
-        decoder = NavixyDecoder(source.name)
         url = with_atmosphere_params(source.url)
         with trio.CancelScope(deadline=trio.current_time() + CONNECT_TIMEOUT) as connecting:
             async with trio_websocket.open_websocket_url(
