@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -43,6 +44,26 @@ def cut(text: str | bytes | object, limit: int = EXCERPT) -> str:
         text = text.decode("utf-8", "replace")
     text = str(text)
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def excerpt(item: Any) -> str:
+    """``cut`` of one decoded JSON item, for a problem line; never raises, however deep."""
+    try:
+        return cut(json.dumps(item, default=str))
+    except (RecursionError, ValueError):
+        return "<nested too deeply to show>"
+
+
+def load_json(text: str) -> tuple[Any, str | None]:
+    """The parsed frame, or the reason it is none: not JSON, or nested beyond the
+    interpreter's recursion limit (``json.loads`` raises RecursionError there, which no
+    caller expects from bad input)."""
+    try:
+        return json.loads(text), None
+    except ValueError:
+        return None, f"frame is not JSON: {cut(text)}"
+    except RecursionError:
+        return None, f"frame is nested too deeply: {cut(text)}"
 
 
 def as_text(frame: str | bytes) -> str | None:

@@ -15,7 +15,15 @@ from collections import OrderedDict
 from typing import Any
 
 from alertd.model import Event, Message
-from alertd.sources.common import EMPTY, Decoded, as_text, cut, parse_time
+from alertd.sources.common import (
+    EMPTY,
+    Decoded,
+    as_text,
+    cut,
+    excerpt,
+    load_json,
+    parse_time,
+)
 
 SEEN_IDS = 10_000  # enough to cover any replay overlap
 PACKET_SKIP = frozenset({"id", "device_id", "transceived_at", "inserted_at", "meta", "device",
@@ -59,7 +67,8 @@ class ElementDecoder:
         """The replay position to save: ``after=`` and the ids already evaluated there."""
         if self.newest_inserted_at is None:
             return None
-        return json.dumps({"after": self.newest_inserted_at, "ids": sorted(self._boundary)})
+        return str(json.dumps({"after": self.newest_inserted_at,
+                               "ids": sorted(self._boundary)}))
 
     def decode(self, frame: str | bytes) -> Decoded:
         text = as_text(frame)
@@ -67,17 +76,19 @@ class ElementDecoder:
             return Decoded(problems=(f"frame is not UTF-8 text: {cut(frame)}",))
         if text.strip() == "pong":
             return EMPTY
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            return Decoded(problems=(f"frame is not JSON: {cut(text)}",))
+        parsed, error = load_json(text)
+        if error is not None:
+            return Decoded(problems=(error,))
         envelopes = parsed if isinstance(parsed, list) else [parsed]
         events: list[Event] = []
         problems: list[str] = []
         for envelope in envelopes:
-            problem = self._envelope(envelope, events)
+            try:
+                problem = self._envelope(envelope, events)
+            except RecursionError:  # data nested deeper than flatten can follow
+                problem = "envelope nested too deeply"
             if problem:
-                problems.append(f"{problem}: {cut(json.dumps(envelope, default=str))}")
+                problems.append(f"{problem}: {excerpt(envelope)}")
         return Decoded(tuple(events), tuple(problems))
 
     def _envelope(self, envelope: Any, events: list[Event]) -> str | None:
@@ -85,19 +96,24 @@ class ElementDecoder:
             return "item is not an event envelope"
         kind, body = envelope.get("event"), envelope.get("body")
         if kind not in ("reading_added", "packet_added"):
-            return f"unknown event {kind!r}"
+            return f"unknown event {cut(repr(kind), 40)}"
         if not isinstance(body, dict):
             return "event without a body"
         device = body.get("device_id")
         if not isinstance(device, str) or not device:
             return "body without device_id"
         reading = kind == "reading_added"
-        msg_time = parse_time(body.get("measured_at" if reading else "transceived_at"))
-        inserted = parse_time(body.get("inserted_at"))
-        if msg_time is None:
+        time_key = "measured_at" if reading else "transceived_at"
+        raw_time, raw_inserted = body.get(time_key), body.get("inserted_at")
+        msg_time, inserted = parse_time(raw_time), parse_time(raw_inserted)
+        if raw_time is not None and msg_time is None:
+            return f"{time_key} is not an ISO 8601 time"
+        if raw_inserted is not None and inserted is None:
+            return "inserted_at is not an ISO 8601 time"
+        if msg_time is None:  # absent: the server's time is the best one left
             msg_time = inserted
         if msg_time is None:
-            return "body without a valid measured_at/transceived_at or inserted_at"
+            return f"body without {time_key} or inserted_at"
         if reading:
             data = body.get("data")
             if not isinstance(data, dict):

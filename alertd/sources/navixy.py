@@ -17,7 +17,15 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from alertd.model import Event, Message, StatusChanged
-from alertd.sources.common import EMPTY, Decoded, as_text, cut, parse_time
+from alertd.sources.common import (
+    EMPTY,
+    Decoded,
+    as_text,
+    cut,
+    excerpt,
+    load_json,
+    parse_time,
+)
 
 STATUSES = ("normal", "blocked", "unknown", "disallowed")
 AUTH_CODES = (3, 4)  # wrong hash; user or API key not found, or session ended
@@ -97,10 +105,9 @@ class NavixyDecoder:
             return EMPTY
         if not stripped.startswith(("{", "[")) and stripped.count("|") >= 2:
             return self._handshake(stripped)
-        try:
-            parsed = json.loads(stripped)
-        except ValueError:
-            return Decoded(problems=(f"frame is not JSON: {cut(text)}",))
+        parsed, error = load_json(stripped)
+        if error is not None:
+            return Decoded(problems=(error,))
         if not isinstance(parsed, dict):
             return Decoded(problems=(f"frame is not a JSON object: {cut(text)}",))
         kind = parsed.get("type")
@@ -118,7 +125,7 @@ class NavixyDecoder:
             return Decoded(notices=(notice,))
         if kind == "event":
             return self._event(parsed, text)
-        return Decoded(problems=(f"frame of unknown type {kind!r}: {cut(text)}",))
+        return Decoded(problems=(f"frame of unknown type {cut(repr(kind), 40)}: {cut(text)}",))
 
     def _handshake(self, text: str) -> Decoded:
         parts = text.split("|")
@@ -166,7 +173,7 @@ class NavixyDecoder:
         for item in items:
             problem = self._tracker(item, events)
             if problem:
-                problems.append(f"{problem}: {cut(json.dumps(item, default=str))}")
+                problems.append(f"{problem}: {excerpt(item)}")
         return Decoded(tuple(events), tuple(problems))
 
     def _tracker(self, item: Any, events: list[Event]) -> str | None:

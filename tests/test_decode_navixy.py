@@ -1,0 +1,346 @@
+"""NavixyDecoder against recorded Navixy frames: statuses, merged messages, protocol notices.
+
+The frames in ``tests/frames/`` are the seed page's ``iot_monitor`` sample (``lls_level_1``
+null at 15:12:59), the documented subscribe response, error, ``logout`` and ``lifecycle``
+frames, an Atmosphere handshake, and an event holding two trackers whose queues do not line up.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alertd.model import Message, StatusChanged
+from alertd.sources.common import Decoded
+from alertd.sources.navixy import (
+    AuthFailed,
+    Handshake,
+    Lifecycle,
+    LoggedOut,
+    NavixyDecoder,
+    RequestFailed,
+    SubscribeRejected,
+    subscribe_action,
+    with_atmosphere_params,
+)
+
+FRAMES = Path(__file__).resolve().parent / "frames"
+NOTHING = Decoded((), ())
+T52, T58, T59 = 1739286772.0, 1739286778.0, 1739286779.0  # 2025-02-11T15:12:52Z, :58Z, :59Z
+
+
+def frame(name: str) -> str:
+    return (FRAMES / name).read_text()
+
+
+def messages(decoded: Decoded) -> list[Message]:
+    assert all(isinstance(event, Message) for event in decoded.events)
+    return [event for event in decoded.events if isinstance(event, Message)]
+
+
+def seed() -> dict[str, Any]:
+    sample: dict[str, Any] = json.loads(frame("navixy_iot_monitor_seed.json"))
+    return sample
+
+
+def entry(msg_time: str, value: Any, srv_time: str | None = None) -> dict[str, Any]:
+    return {"msg_time": msg_time, "srv_time": srv_time or msg_time, "value": value}
+
+
+# ---- Atmosphere and the protocol frames ----------------------------------------------------
+
+
+def test_the_atmosphere_handshake_gives_the_heartbeat_interval() -> None:
+    decoded = NavixyDecoder("fleet").decode(frame("navixy_handshake.txt"))
+    assert decoded == Decoded((), (), (Handshake(25000),))
+
+
+@pytest.mark.parametrize("heartbeat", ["X", b"X", "X\n", ""])
+def test_heartbeats_are_nothing(heartbeat: str | bytes) -> None:
+    assert NavixyDecoder("fleet").decode(heartbeat) == NOTHING
+
+
+def test_the_documented_subscribe_response_gives_the_status() -> None:
+    decoded = NavixyDecoder("fleet").decode(frame("navixy_subscribe_response_doc.json"))
+    assert decoded == Decoded((StatusChanged("fleet", "21080", "normal"),), ())
+
+
+def test_a_response_without_success_is_a_success() -> None:
+    decoded = NavixyDecoder("fleet").decode(frame("navixy_subscribe_response.json"))
+    assert decoded.events == (StatusChanged("fleet", "21080", "normal"),
+                              StatusChanged("fleet", "21085", "blocked"),
+                              StatusChanged("fleet", "21090", "unknown"),
+                              StatusChanged("fleet", "21091", "disallowed"))
+    assert decoded.problems == () and decoded.notices == ()
+
+
+def test_a_rejected_subscription_names_its_trackers() -> None:
+    response = json.loads(frame("navixy_subscribe_response_doc.json"))
+    response["data"]["iot_monitor"] = {"success": False, "value": {"21080": "unknown",
+                                                                   "21081": "unknown"}}
+    decoded = NavixyDecoder("fleet").decode(json.dumps(response))
+    assert decoded == Decoded((), (), (SubscribeRejected(("21080", "21081")),))
+
+
+def test_an_unknown_status_is_a_problem_and_the_others_still_count() -> None:
+    response = json.loads(frame("navixy_subscribe_response_doc.json"))
+    response["data"]["iot_monitor"]["value"] = {"21080": "normal", "21081": "sleeping"}
+    decoded = NavixyDecoder("fleet").decode(json.dumps(response))
+    assert decoded.events == (StatusChanged("fleet", "21080", "normal"),)
+    (problem,) = decoded.problems
+    assert "21081" in problem and "sleeping" in problem
+
+
+def test_a_wrong_hash_is_an_auth_failure() -> None:
+    decoded = NavixyDecoder("fleet").decode(frame("navixy_error_wrong_hash.json"))
+    assert decoded == Decoded((), (), (AuthFailed(3, "Wrong hash"),))
+
+
+@pytest.mark.parametrize(("code", "notice"), [
+    (4, AuthFailed(4, "x")), (7, RequestFailed(7, "x")), (267, RequestFailed(267, "x")),
+    (1, RequestFailed(1, "x"))])
+def test_error_codes_3_and_4_are_auth_failures_the_rest_request_failures(
+        code: int, notice: object) -> None:
+    error = json.loads(frame("navixy_error_wrong_hash.json"))
+    error["status"] = {"code": code, "description": "x"}
+    assert NavixyDecoder("fleet").decode(json.dumps(error)).notices == (notice,)
+
+
+def test_logout_and_lifecycle_are_notices() -> None:
+    decoder = NavixyDecoder("fleet")
+    assert decoder.decode(frame("navixy_logout.json")) == Decoded(
+        (), (), (LoggedOut("session closed"),))
+    assert decoder.decode(frame("navixy_lifecycle.json")) == Decoded(
+        (), (), (Lifecycle(123456, "block"),))
+
+
+@pytest.mark.parametrize("event", ["state", "state_batch", "readings_batch"])
+def test_other_subscriptions_events_are_ignored_quietly(event: str) -> None:
+    text = json.dumps({"type": "event", "event": event, "data": {"tracker_id": 1}})
+    assert NavixyDecoder("fleet").decode(text) == NOTHING
+
+
+# ---- iot_monitor: queues merged by msg_time, nothing twice --------------------------------
+
+
+def test_the_seed_sample_merges_into_one_message_per_msg_time() -> None:
+    decoded = NavixyDecoder("fleet").decode(frame("navixy_iot_monitor_seed.json"))
+    assert decoded.problems == () and decoded.notices == ()
+    assert decoded.events == (
+        Message("fleet", "21080", T52, {"satellites": 10, "heading": 6,
+                                        "latitude": "5.9646583", "longitude": "6.5169383",
+                                        "lls_level_1": "262.9945", "speed": 48},
+                srv_time=1739286773.0, absent_is_null=False),
+        # lls_level_1 at :58 is only in nonnull_fields: the merge keeps it
+        Message("fleet", "21080", T58, {"satellites": 10, "heading": 7,
+                                        "latitude": "5.9654133", "longitude": "6.5171267",
+                                        "lls_level_1": "262.9138", "speed": 43},
+                srv_time=T58, absent_is_null=False),
+        Message("fleet", "21080", T59, {"lls_level_1": None}, srv_time=T59,
+                absent_is_null=False),
+    )
+
+
+def test_a_resent_window_is_nothing_new() -> None:
+    decoder = NavixyDecoder("fleet")
+    assert len(decoder.decode(frame("navixy_iot_monitor_seed.json")).events) == 3
+    assert decoder.decode(frame("navixy_iot_monitor_seed.json")) == NOTHING
+    assert decoder.decode(frame("navixy_iot_monitor_seed.json").encode()) == NOTHING
+
+
+def test_a_new_message_in_the_window_is_exactly_one_new_message() -> None:
+    decoder = NavixyDecoder("fleet")
+    decoder.decode(frame("navixy_iot_monitor_seed.json"))
+    sample = seed()
+    tracker = sample["data"]["iot_last_values"][0]
+    new = {"satellites": 9, "heading": 8, "latitude": "5.9660001", "longitude": "6.5173002",
+           "lls_level_1": None, "speed": 44}
+    for queues in (tracker["all_fields"], tracker["nonnull_fields"]):
+        for attribute, value in new.items():
+            if value is not None or queues is tracker["all_fields"]:
+                queues[attribute].insert(0, entry("2025-02-11T15:13:04Z", value,
+                                                  "2025-02-11T15:13:05Z"))
+            del queues[attribute][2:]  # the window slides: the oldest entry leaves it
+    decoded = decoder.decode(json.dumps(sample))
+    assert decoded.events == (Message("fleet", "21080", 1739286784.0, new,
+                                      srv_time=1739286785.0, absent_is_null=False),)
+    assert decoder.decode(json.dumps(sample)) == NOTHING
+
+
+def test_two_trackers_in_one_event_each_become_messages() -> None:
+    found = messages(NavixyDecoder("fleet").decode(frame("navixy_two_trackers.json")))
+    assert [(m.entity, m.msg_time, m.srv_time, dict(m.fields)) for m in found] == [
+        ("21080", 1767254400.0, 1767254401.0, {"speed": 50, "lls_level_1": "262.9138"}),
+        ("21080", 1767254410.0, 1767254411.0, {"speed": 52, "lls_level_1": None}),
+        # board_voltage reached the server later than the rest of its message: max srv_time
+        ("21081", 1767254405.0, 1767254409.0, {"board_voltage": 12.7, "ignition": 0,
+                                               "driver": "A. Weber"}),
+        ("21081", 1767254420.0, 1767254421.0, {"ignition": 1}),
+    ]
+
+
+def test_queues_that_do_not_line_up_give_each_entry_once() -> None:
+    decoder = NavixyDecoder("fleet")
+    decoder.decode(frame("navixy_two_trackers.json"))
+    sample = json.loads(frame("navixy_two_trackers.json"))
+    later = sample["data"]["iot_last_values"][1]
+    for queues in (later["all_fields"], later["nonnull_fields"]):
+        # the rest of the 08:00:20 message arrives in the next window
+        queues["board_voltage"].insert(0, entry("2026-01-01T08:00:20Z", 12.9))
+        queues["driver"].insert(0, entry("2026-01-01T08:00:20Z", "A. Weber"))
+    found = messages(decoder.decode(json.dumps(sample)))
+    assert [(m.entity, m.msg_time, dict(m.fields)) for m in found] == [
+        ("21081", 1767254420.0, {"board_voltage": 12.9, "driver": "A. Weber"})]
+
+
+def test_what_is_remembered_is_bounded_by_the_window() -> None:
+    decoder = NavixyDecoder("fleet")
+    window: list[dict[str, Any]] = []
+    for second in range(200):
+        window.insert(0, entry(f"2026-01-01T08:{second // 60:02}:{second % 60:02}Z", second))
+        del window[12:]
+        item = {"tracker_id": 7, "all_fields": {"speed": window},
+                "nonnull_fields": {"speed": window}}
+        text = json.dumps({"type": "event", "event": "iot_monitor",
+                           "data": {"iot_last_values": [item]}})
+        (message,) = messages(decoder.decode(text))
+        assert message.fields == {"speed": second}
+    assert len(decoder._seen["7"]) <= 12  # private, but the bound is the point
+
+
+# ---- bad input: described, skipped, never raised ---------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("{not json", "JSON"),
+    ('["X"]', "object"),
+    ('{"type": "broadcast"}', "broadcast"),
+    ('{"type": "error", "status": {"description": "no code"}}', "code"),
+    ('{"type": "error"}', "code"),
+    ('{"type": "event", "event": "iot_monitor", "data": {}}', "iot_last_values"),
+    ('{"type": "event", "event": "iot_monitor", "data": {"iot_last_values": {}}}',
+     "iot_last_values"),
+    ('{"type": "event", "event": "lifecycle", "data": "block"}', "lifecycle"),
+    ('{"type": "response", "data": {"iot_monitor": ["normal"]}}', "iot_monitor"),
+])
+def test_a_malformed_frame_is_a_problem(text: str, said: str) -> None:
+    decoded = NavixyDecoder("fleet").decode(text)
+    assert decoded.events == () and decoded.notices == ()
+    (problem,) = decoded.problems
+    assert said in problem
+
+
+@pytest.mark.parametrize("bad_item", [
+    "21081",
+    {"all_fields": {"speed": [entry("2026-01-01T08:00:00Z", 1)]}},
+    {"tracker_id": None, "all_fields": {}},
+    {"tracker_id": 21081, "all_fields": ["speed"]},
+])
+def test_a_malformed_tracker_is_a_problem_and_the_other_tracker_still_decodes(
+        bad_item: Any) -> None:
+    sample = seed()
+    sample["data"]["iot_last_values"].insert(0, bad_item)
+    decoded = NavixyDecoder("fleet").decode(json.dumps(sample))
+    assert [m.msg_time for m in messages(decoded)] == [T52, T58, T59]
+    assert len(decoded.problems) == 1
+
+
+def test_entries_without_a_valid_msg_time_are_a_problem_the_rest_decodes() -> None:
+    sample = seed()
+    queues = sample["data"]["iot_last_values"][0]["all_fields"]
+    queues["speed"].insert(0, {"msg_time": "soon", "value": 1})
+    queues["heading"].insert(0, "not an entry")
+    queues["odometer"] = "not a queue"
+    decoded = NavixyDecoder("fleet").decode(json.dumps(sample))
+    assert [m.msg_time for m in messages(decoded)] == [T52, T58, T59]
+    (problem,) = decoded.problems
+    assert "msg_time" in problem
+
+
+def test_values_pass_through_unchanged() -> None:
+    values = [0, -3, 2.5, "262.9138", "on", None, True]
+    queues = {f"a{i}": [entry("2026-01-01T08:00:00Z", v)] for i, v in enumerate(values)}
+    item = {"tracker_id": "21080", "all_fields": queues, "nonnull_fields": {}}
+    text = json.dumps({"type": "event", "event": "iot_monitor",
+                       "data": {"iot_last_values": [item]}})
+    (message,) = messages(NavixyDecoder("fleet").decode(text))
+    assert list(message.fields.values()) == values and message.entity == "21080"
+
+
+def test_deeply_nested_json_is_a_problem_not_a_crash() -> None:
+    decoded = NavixyDecoder("fleet").decode("[" * 100_000 + "]" * 100_000)
+    assert decoded.events == () and len(decoded.problems) == 1
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+    | st.sampled_from(["2025-02-11T15:12:58Z", "event", "response", "error", "iot_monitor",
+                       "lifecycle", "logout", "normal", "X"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["type", "event", "action", "data", "status", "code", "description",
+                         "iot_monitor", "value", "success", "iot_last_values", "tracker_id",
+                         "all_fields", "nonnull_fields", "speed", "msg_time", "srv_time",
+                         "source_id", "lifecycle_event"]),
+        inner, max_size=6),
+    max_leaves=40)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(), st.binary(), JSON_VALUES.map(json.dumps),
+                 st.from_regex(r"\A[0-9a-f-]{0,36}\|-?[0-9]{0,6}\|X?\|?\Z")))
+def test_no_frame_makes_the_decoder_raise(data: str | bytes) -> None:
+    decoder = NavixyDecoder("fleet")
+    decoded = decoder.decode(data)
+    decoder.decode(data)  # and again, with what the first call remembered
+    assert all(isinstance(e, Message | StatusChanged) for e in decoded.events)
+
+
+# ---- what alertd sends -------------------------------------------------------------------
+
+
+def test_23_trackers_are_three_subscribe_actions_of_at_most_10() -> None:
+    trackers = list(range(21080, 21103))
+    frames = [json.loads(text) for text in subscribe_action("6c638c52cb40729d5e6181a48f868649",
+                                                            trackers, "5s", None)]
+    assert [f["requests"][0]["target"]["tracker_ids"] for f in frames] == [
+        trackers[:10], trackers[10:20], trackers[20:]]
+    assert frames[0] == {"action": "subscribe", "hash": "6c638c52cb40729d5e6181a48f868649",
+                         "requests": [{"type": "iot_monitor",
+                                       "target": {"type": "selected",
+                                                  "tracker_ids": trackers[:10]},
+                                       "rate_limit": "5s"}]}
+
+
+def test_flow_id_goes_into_every_request() -> None:
+    frames = [json.loads(text) for text in subscribe_action("h" * 32, [1] * 11, "10s", 1335)]
+    assert [f["requests"][0]["flow_id"] for f in frames] == [1335, 1335]
+    assert {f["requests"][0]["rate_limit"] for f in frames} == {"10s"}
+
+
+def test_the_atmosphere_parameters_are_added() -> None:
+    url = with_atmosphere_params("wss://api.eu.navixy.com/v2/event/subscription")
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc, parts.path) == ("wss", "api.eu.navixy.com",
+                                                        "/v2/event/subscription")
+    assert parse_qs(parts.query) == {
+        "X-Atmosphere-tracking-id": ["0"], "X-Atmosphere-Framework": ["2.3.6-javascript"],
+        "X-Atmosphere-Transport": ["websocket"], "Content-Type": ["application/json"],
+        "X-atmo-protocol": ["true"]}
+
+
+def test_the_atmosphere_parameters_a_url_has_are_not_duplicated() -> None:
+    url = with_atmosphere_params("wss://white.example/api-v2/wse/subscription"
+                                 "?X-Atmosphere-Framework=3.1.0-javascript&region=eu"
+                                 "&X-atmo-protocol=true")
+    query = parse_qs(urlsplit(url).query)
+    assert query["X-Atmosphere-Framework"] == ["3.1.0-javascript"]
+    assert query["X-atmo-protocol"] == ["true"] and query["region"] == ["eu"]
+    assert len(query) == 6 and all(len(values) == 1 for values in query.values())
+    assert with_atmosphere_params(url) == url
+
