@@ -169,3 +169,9 @@ def test_element_cursor_survives_a_restart_without_repeating_the_boundary() -> N
     assert restarted.decode(json.dumps([envelope])).events == ()  # after= is inclusive
     assert ElementDecoder("cold", after="2026-01-01T00:00:09.5Z").decode(
         json.dumps([envelope])).events != ()  # a bare time (older state files) still works
+
+
+def test_atmosphere_params_leave_the_users_query_as_written() -> None:
+    url = with_atmosphere_params("wss://h/api-v2/wse/subscription?token=a%2Fb")
+    assert url.startswith("wss://h/api-v2/wse/subscription?token=a%2Fb&")
+    assert "Content-Type=application/json" in url

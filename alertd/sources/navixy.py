@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from alertd.model import Event, Message, StatusChanged
 from alertd.sources.common import (
@@ -71,10 +71,12 @@ class SubscribeRejected:
 def with_atmosphere_params(url: str) -> str:
     """``url`` with Atmosphere's query parameters added, each unless already present."""
     parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    have = {key for key, _ in query}
-    query += [(key, value) for key, value in ATMOSPHERE if key not in have]
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    have = {key for key, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    missing = "&".join(f"{key}={value}" for key, value in ATMOSPHERE if key not in have)
+    if not missing:
+        return url
+    query = f"{parts.query}&{missing}" if parts.query else missing  # the user's part as written
+    return urlunsplit(parts._replace(query=query))
 
 
 def subscribe_action(hash: str, trackers: Sequence[int], rate_limit: str,
