@@ -1,202 +1,300 @@
-"""A fake Navixy event-subscription server on 127.0.0.1 (Atmosphere over WebSocket).
+"""A fake Navixy event-subscription server on 127.0.0.1: ``iot_monitor`` over Atmosphere.
 
-First frame ``<uuid>|<heartbeat_ms>|X|``, then a bare ``X`` every heartbeat; a client that
-sends nothing for 3 heartbeats is closed. A subscribe action with a known hash gets the
-``subscription/subscribe`` response (statuses of the trackers, ``success`` omitted as real
-traffic does) and at once an ``iot_monitor`` event with the windows of its non-blocked
-trackers; a wrong hash gets error 3; more than 10 trackers in one request gets error 7.
-``add_message`` appends to a tracker's per-attribute queues (12 newest, newest first; nulls
-in ``all_fields`` only) and resends the whole windows, as the real server does.
+The upgrade needs the Atmosphere query parameters (recorded in ``connections``). The first
+frame is the Atmosphere handshake ``<uuid>|<heartbeat_ms>|X|``, then a bare ``X`` every
+heartbeat; a client that sends nothing (no ``X``, no action) for 3 heartbeats is closed.
+A subscribe action with a known ``hash`` gets the ``subscription/subscribe`` response
+(each tracker's status; ``success`` omitted, as real traffic does, unless
+``include_success``) and at once one ``iot_monitor`` event with the windows of its
+trackers; a wrong hash gets error 3, more than 10 trackers in one request error 7.
+``add_message`` appends to a tracker's windows (``windows.py``) and resends the whole
+windows of every changed tracker, at most once per the subscription's ``rate_limit`` per
+connection: the first change after a quiet spell goes out at once, later ones are
+coalesced and sent, latest windows only, when the limit allows.
+
+Decisions where the public record is silent: only trackers whose status is ``normal`` get
+windows (``blocked`` ones are excluded by the seed page; ``unknown`` and ``disallowed``
+ones are not the session's to see); trackers without any message are left out of an
+event, and no event is sent when none has one; unblocking (``set_status`` from
+``blocked`` to ``normal``) sends the tracker's windows, as the seed page says for state;
+a missing Atmosphere parameter is refused with HTTP 400; an unreadable action gets error 5.
+Message times come from ``clock`` (epoch seconds); heartbeats and rate limits run on trio
+time, so ``autojump_clock`` runs them in milliseconds.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import trio
 import trio_websocket
 
-from alertd.simulator.base import FakeServer
+from alertd.simulator.base import Connection, FakeServer
+from alertd.simulator.windows import TrackerWindows, parse_rate_limit
 
-DEPTH = 12
+log = logging.getLogger("alertd.simulator.navixy")
 
-
-def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class _Client:
-    ws: trio_websocket.WebSocketConnection
-    query: dict[str, str]
-    trackers: set[int] = field(default_factory=set)
-    heard: float = 0.0
+ATMOSPHERE_PARAMS = ("X-Atmosphere-tracking-id", "X-Atmosphere-Framework",
+                     "X-Atmosphere-Transport", "Content-Type", "X-atmo-protocol")
+STATUSES = ("normal", "blocked", "unknown", "disallowed")
+MAX_TRACKERS = 10
+SUBSCRIBE = "subscription/subscribe"
 
 
-@dataclass
+class _Refused(Exception):
+    """A subscribe action the server answers with an error frame."""
+
+    def __init__(self, code: int, description: str) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+
+
+@dataclass(eq=False)
+class _Subscriber:
+    """One connection's subscriptions and its rate-limit bookkeeping (trio time)."""
+    connection: Connection
+    heard: float
+    rates: dict[int, float] = field(default_factory=dict)  # tracker -> rate_limit, seconds
+    last_sent: dict[int, float] = field(default_factory=dict)
+    pending: set[int] = field(default_factory=set)  # changed since last sent
+    wake: trio.Event = field(default_factory=trio.Event)
+
+    def due(self, tracker: int) -> float:
+        return self.last_sent.get(tracker, -math.inf) + self.rates.get(tracker, 0.0)
+
+    def mark_changed(self, tracker: int) -> None:
+        if tracker in self.rates:
+            self.pending.add(tracker)
+            self.wake.set()
+
+
 class FakeNavixy(FakeServer):
-    hashes: set[str] = field(default_factory=set)
-    trackers: dict[int, str] = field(default_factory=dict)  # id -> status
-    heartbeat_ms: int = 25000
-    path: str = "/v2/event/subscription"
-    include_success: bool = False
-    clock: Callable[[], float] = time.time
-    subscribe_actions: list[dict[str, Any]] = field(default_factory=list)
-    handshakes: int = 0
-    port: int = 0
-    _all: dict[int, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
-    _nonnull: dict[int, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
-    _clients: list[_Client] = field(default_factory=list)
+    """Navixy's subscription endpoint, with its state in attributes a test may change.
+
+    ``hashes`` are valid; ``trackers`` maps tracker ids to their status (an id missing
+    from it is ``unknown``); ``subscribe_actions`` records every subscribe action
+    received, as sent, so tests can check chunking and ``flow_id``.
+    """
+
+    def __init__(self, *, hashes: set[str] | None = None,
+                 trackers: dict[int, str] | None = None,
+                 heartbeat_ms: int = 25000,
+                 path: str = "/v2/event/subscription",
+                 include_success: bool = False,
+                 require_atmosphere: bool = True,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        self.hashes: set[str] = set(hashes or ())
+        self.trackers: dict[int, str] = dict(trackers or {})
+        self.heartbeat_ms = heartbeat_ms
+        self.path = path
+        self.include_success = include_success
+        self.require_atmosphere = require_atmosphere
+        self.clock = clock
+        self.subscribe_actions: list[dict[str, Any]] = []
+        self._windows: dict[int, TrackerWindows] = {}
+        self._subscribers: dict[Connection, _Subscriber] = {}
 
     @property
     def url(self) -> str:
+        """The endpoint to configure alertd with (``ws://127.0.0.1:PORT/v2/...``)."""
         return f"ws://127.0.0.1:{self.port}{self.path}"
-
-    @property
-    def connections(self) -> list[dict[str, str]]:
-        return [client.query for client in self._clients]
 
     @property
     def subscribe_count(self) -> int:
         return len(self.subscribe_actions)
 
-    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
-                    ) -> None:
-        async with trio.open_nursery() as nursery:
-            server = await nursery.start(trio_websocket.serve_websocket, self._handle,
-                                         "127.0.0.1", 0, None)
-            self.port = server.port
-            self._nursery = nursery
-            task_status.started(self.port)
+    def status(self, tracker_id: int) -> str:
+        return self.trackers.get(tracker_id, "unknown")
 
-    # ---- test controls -----------------------------------------------------------------
+    def windows(self, tracker_id: int) -> dict[str, Any]:
+        """The tracker's current ``iot_last_values`` item (empty windows if none)."""
+        return self._windows.get(tracker_id, TrackerWindows(tracker_id)).snapshot()
 
-    def add_message(self, tracker: int, fields: dict[str, Any], msg_time: float | None = None,
-                    srv_time: float | None = None) -> None:
+    # ---- test controls -------------------------------------------------------------------
+
+    def add_message(self, tracker_id: int, fields: dict[str, Any],
+                    msg_time: float | None = None, srv_time: float | None = None) -> None:
+        """Record one message of a tracker (epoch seconds; both default to the clock) and
+        let every connection subscribed to it know, within its rate limit."""
         now = self.clock()
-        msg, srv = iso(msg_time or now), iso(srv_time or now)
-        all_queues = self._all.setdefault(tracker, {})
-        nonnull = self._nonnull.setdefault(tracker, {})
-        for attribute in set(all_queues) | set(fields):
-            value = fields.get(attribute)
-            entry = {"msg_time": msg, "srv_time": srv, "value": value}
-            all_queues.setdefault(attribute, []).insert(0, entry)
-            del all_queues[attribute][DEPTH:]
-            if value is not None:
-                nonnull.setdefault(attribute, []).insert(0, entry)
-                del nonnull[attribute][DEPTH:]
-        for client in list(self._clients):
-            if tracker in client.trackers and self.trackers.get(tracker) != "blocked":
-                self._send(client, self._windows([tracker]))
+        windows = self._windows.setdefault(tracker_id, TrackerWindows(tracker_id))
+        windows.add(fields, now if msg_time is None else msg_time,
+                    now if srv_time is None else srv_time)
+        if self.status(tracker_id) != "normal":
+            log.debug("tracker %s is %s: its messages are kept, not sent", tracker_id,
+                      self.status(tracker_id))
+        for subscriber in self._subscribers.values():
+            subscriber.mark_changed(tracker_id)
 
-    def set_status(self, tracker: int, status: str) -> None:
-        self.trackers[tracker] = status
-
-    def send_raw(self, text: str) -> None:
-        for client in list(self._clients):
-            self._send(client, text)
+    def set_status(self, tracker_id: int, status: str) -> None:
+        """Change a tracker's status, reported by later subscribe responses; an unblocked
+        tracker's windows are sent to its subscribers."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
+        unblocked = self.status(tracker_id) == "blocked" and status == "normal"
+        self.trackers[tracker_id] = status
+        if unblocked and tracker_id in self._windows:
+            for subscriber in self._subscribers.values():
+                subscriber.mark_changed(tracker_id)
 
     def send_logout(self) -> None:
-        self.send_raw(json.dumps({"type": "event", "event": "logout", "data": "session closed"}))
+        """Tell every client its session ended (the socket stays open)."""
+        self.send_raw(json.dumps({"type": "event", "event": "logout",
+                                  "data": "session closed"}))
 
     def send_lifecycle(self, source_id: int, event: str) -> None:
+        """A ``lifecycle`` event (``block``, ``unblock``, ``corrupt``) for a source id."""
         self.send_raw(json.dumps({"type": "event", "event": "lifecycle",
                                   "data": {"source_id": source_id, "lifecycle_event": event}}))
 
-    def drop_all(self) -> None:
-        for client in list(self._clients):
-            self._spawn(client.ws.aclose, 1011, "dropped")
-        self._clients.clear()
+    # ---- subscribing ---------------------------------------------------------------------
 
-    # ---- the server --------------------------------------------------------------------
-
-    def _windows(self, trackers: list[int]) -> str:
-        items = [{"tracker_id": t, "nonnull_fields": self._nonnull.get(t, {}),
-                  "all_fields": self._all.get(t, {})} for t in trackers if t in self._all]
-        return json.dumps({"type": "event", "event": "iot_monitor",
-                           "data": {"iot_last_values": items}})
-
-    def _send(self, client: _Client, text: str) -> None:
-        self._send_to(client.ws, text)
-
-    async def _handle(self, request: trio_websocket.WebSocketRequest) -> None:
-        parts = urlsplit(request.path)
-        self.handshakes += 1
-        if parts.path != self.path:
-            await request.reject(404, body=b"not found")
-            return
-        ws = await request.accept()
-        client = _Client(ws, {k: v[0] for k, v in parse_qs(parts.query).items()},
-                         heard=trio.current_time())
-        self._clients.append(client)
-        interval = self.heartbeat_ms / 1000
-        try:
-            await ws.send_message(f"{uuid.uuid4()}|{self.heartbeat_ms}|X|")
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._heartbeats, client, interval)
-                while True:
-                    with trio.move_on_after(3 * interval) as idle:
-                        message = await ws.get_message()
-                    if idle.cancelled_caught:
-                        await ws.aclose(1000, "idle")
-                        break
-                    client.heard = trio.current_time()
-                    if isinstance(message, str) and message != "X":
-                        await self._action(client, message)
-                nursery.cancel_scope.cancel()
-        except* trio_websocket.ConnectionClosed:
-            pass  # the client went away, on its own or dropped by the test
-        finally:
-            if client in self._clients:
-                self._clients.remove(client)
-
-    async def _heartbeats(self, client: _Client, interval: float) -> None:
-        try:
-            while True:
-                await trio.sleep(interval)
-                await client.ws.send_message("X")
-        except trio_websocket.ConnectionClosed:
-            pass
-
-    async def _action(self, client: _Client, text: str) -> None:
+    def _on_action(self, subscriber: _Subscriber, text: str) -> None:
         try:
             action = json.loads(text)
         except ValueError:
-            await client.ws.send_message(json.dumps({"type": "error", "status": {
-                "code": 5, "description": "Wrong request format"}}))
+            action = None
+        if not isinstance(action, dict):
+            subscriber.connection.send(_error(None, 5, "Wrong request format"))
             return
-        if not isinstance(action, dict) or action.get("action") != "subscribe":
+        if action.get("action") != "subscribe":
+            log.debug("ignoring action %r", action.get("action"))
             return
         self.subscribe_actions.append(action)
-        error = None
-        if action.get("hash") not in self.hashes:
-            error = (3, "Wrong hash")
-        requested: list[int] = []
-        for request in action.get("requests", []):
-            ids = request.get("target", {}).get("tracker_ids", [])
-            if len(ids) > 10:
-                error = error or (7, "Invalid parameters")
-            requested.extend(ids)
-        if error:
-            await client.ws.send_message(json.dumps({
-                "type": "error", "action": "subscription/subscribe",
-                "status": {"code": error[0], "description": error[1]}, "data": {}}))
+        try:
+            requested = self._check(action)
+        except _Refused as refused:
+            log.debug("subscribe refused: %s", refused.description)
+            subscriber.connection.send(_error(SUBSCRIBE, refused.code, refused.description))
             return
-        client.trackers.update(requested)
-        result: dict[str, Any] = {"value": {str(t): self.trackers.get(t, "unknown")
-                                            for t in requested}}
+        value: dict[str, str] = {}
+        for trackers, rate in requested:
+            for tracker in trackers:
+                subscriber.rates[tracker] = rate
+                value[str(tracker)] = self.status(tracker)
+        result: dict[str, Any] = {"value": value}
         if self.include_success:
             result["success"] = True
-        await client.ws.send_message(json.dumps({
-            "type": "response", "action": "subscription/subscribe", "events": ["iot_monitor"],
+        subscriber.connection.send(json.dumps({
+            "type": "response", "action": SUBSCRIBE, "events": ["iot_monitor"],
             "data": {"iot_monitor": result}}))
-        visible = [t for t in requested if self.trackers.get(t) == "normal"]
+        self._send_windows(subscriber, (int(tracker) for tracker in value))
+
+    def _check(self, action: dict[str, Any]) -> list[tuple[list[int], float]]:
+        """The trackers and rate limit of each request, or ``_Refused``."""
+        if action.get("hash") not in self.hashes:
+            raise _Refused(3, "Wrong hash")
+        requests = action.get("requests")
+        if not isinstance(requests, list) or not requests:
+            raise _Refused(5, "Wrong request format")
+        checked = []
+        for request in requests:
+            if not isinstance(request, dict) or request.get("type") != "iot_monitor":
+                raise _Refused(7, "Invalid parameters")
+            target = request.get("target")
+            ids = target.get("tracker_ids") if isinstance(target, dict) else None
+            if (not isinstance(target, dict) or target.get("type") != "selected"
+                    or not isinstance(ids, list)
+                    or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)):
+                raise _Refused(5, "Wrong request format")
+            if len(ids) > MAX_TRACKERS:
+                raise _Refused(7, "Invalid parameters")
+            try:
+                rate = parse_rate_limit(request.get("rate_limit"))
+            except ValueError:
+                raise _Refused(7, "Invalid parameters") from None
+            checked.append((ids, rate))
+        return checked
+
+    def _send_windows(self, subscriber: _Subscriber, trackers: Iterable[int]) -> None:
+        """One ``iot_monitor`` event with the whole windows of those trackers that may be
+        seen and have data; counts as a send for their rate limits."""
+        visible = [t for t in dict.fromkeys(trackers)
+                   if self.status(t) == "normal" and t in self._windows]
+        now = trio.current_time()
+        for tracker in visible:
+            subscriber.last_sent[tracker] = now
+            subscriber.pending.discard(tracker)
         if visible:
-            await client.ws.send_message(self._windows(visible))
+            subscriber.connection.send(json.dumps({
+                "type": "event", "event": "iot_monitor",
+                "data": {"iot_last_values": [self._windows[t].snapshot() for t in visible]}}))
+
+    # ---- the server ----------------------------------------------------------------------
+
+    async def _on_request(self, request: trio_websocket.WebSocketRequest,
+                          connection: Connection) -> None:
+        if connection.path != self.path:
+            await request.reject(404, body=b"not found")
+            return
+        missing = [name for name in ATMOSPHERE_PARAMS if name not in connection.query]
+        if missing and self.require_atmosphere:
+            log.debug("refusing %s: no %s", connection.raw_path, ", ".join(missing))
+            await request.reject(400, body=f"missing {', '.join(missing)}".encode())
+            return
+        ws = await request.accept()
+        interval = self.heartbeat_ms / 1000
+        subscriber = _Subscriber(connection, heard=trio.current_time())
+        connection.send(f"{uuid.uuid4()}|{self.heartbeat_ms}|X|")
+        self._subscribers[connection] = subscriber
+        self.connections.append(connection)
+
+        async def read() -> None:
+            while True:
+                message = await ws.get_message()
+                subscriber.heard = trio.current_time()
+                if isinstance(message, str) and message.strip() != "X":
+                    self._on_action(subscriber, message)
+                self._notify()
+
+        async def heartbeat() -> None:
+            while True:
+                await trio.sleep(interval)
+                connection.send("X")
+
+        async def watch_idle() -> None:
+            while True:
+                deadline = subscriber.heard + 3 * interval
+                if trio.current_time() >= deadline:
+                    log.debug("closing %s: silent for 3 heartbeats", connection.raw_path)
+                    connection.close(1000)
+                    return
+                await trio.sleep_until(deadline)
+
+        try:
+            await self._serve_connection(connection, ws, read, heartbeat, watch_idle,
+                                         lambda: self._flush(subscriber))
+        finally:
+            del self._subscribers[connection]
+
+    async def _flush(self, subscriber: _Subscriber) -> None:
+        """Send changed trackers' windows as their rate limits allow, coalescing: all
+        trackers due at one moment go in one event, with their latest windows."""
+        while True:
+            subscriber.wake = trio.Event()
+            now = trio.current_time()
+            due = [t for t in sorted(subscriber.pending) if subscriber.due(t) <= now]
+            if due:
+                subscriber.pending.difference_update(due)
+                self._send_windows(subscriber, due)
+                continue
+            deadline = min((subscriber.due(t) for t in subscriber.pending), default=math.inf)
+            with trio.move_on_at(deadline):
+                await subscriber.wake.wait()
+
+
+def _error(action: str | None, code: int, description: str) -> str:
+    frame: dict[str, Any] = {"type": "error"}
+    if action is not None:
+        frame["action"] = action
+    frame.update({"status": {"code": code, "description": description}, "data": {}})
+    return json.dumps(frame)
