@@ -19,7 +19,7 @@ class Message:
 
     ``fields`` maps names to values (None for an explicit null). ``absent_is_null`` says
     whether a field the message lacks counts as null in the history (ELEMENT readings: yes;
-    Navixy's merged per-attribute queues: no, each attribute carries its own nulls).
+    ELEMENT packets: no, a packet is not a reading; Navixy's merged per-attribute queues: no, each attribute carries its own nulls).
     """
 
     source: str
@@ -59,8 +59,8 @@ class Notification:
     """What an alert has to say: it fired (again, when ``repeat``), resolved, or flaps.
 
     ``entity`` is ``source/id`` for entity alerts and the source's name for ``source_down``.
-    ``since`` is when the alert entered its current state (for firing: when it started
-    pending). Times are daemon-clock seconds.
+    ``since`` is when the alert's episode began (when it started pending), for firing and
+    resolved notices alike, so ``at - since`` is how long the problem lasted. Times are daemon-clock seconds.
     """
 
     rule: str

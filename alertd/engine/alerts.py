@@ -3,7 +3,8 @@
 Invariants:
   * one Alert per (rule, entity); it is only ever moved by ``Alert.step``;
   * ``since`` is set whenever the alert enters pending or firing from inactive/resolved, and
-    a firing alert keeps the ``since`` of its pending start;
+    a firing alert keeps the ``since`` of its pending start; ``started`` is that start too,
+    and survives the resolve, so a resolved notice can say how long the episode lasted;
   * a notification is produced only by a transition (fired, resolved, flapping started or
     ended) or by a due repeat; never twice for the same transition;
   * while flapping, fired/resolved/repeat notifications are held back; when the alert has been
@@ -43,6 +44,7 @@ class Alert:
     changes: deque[float] = dataclasses.field(default_factory=deque)
     field: str = ""
     value: Any = None
+    started: float = 0.0  # when the current or last episode began pending (kept on resolve)
 
     def step(self, holds: bool, t: float) -> list[str]:
         """Advance with the condition's answer at event time ``t``; return notices due."""
@@ -77,7 +79,8 @@ class Alert:
                 "last_notified": self.last_notified, "notified_state": self.notified_state,
                 "flapping": self.flapping, "changes": list(self.changes),
                 "field": self.field, "value": self.value,
-                "severity": self.rule.severity, "labels": dict(self.rule.labels)}
+                "severity": self.rule.severity, "labels": dict(self.rule.labels),
+                "started": self.started}
 
     @classmethod
     def from_data(cls, rule: s.Rule, entity: str, data: dict[str, Any]) -> Alert:
@@ -88,7 +91,8 @@ class Alert:
                    data.get("clearing_since"), data.get("last_notified"),
                    data.get("notified_state"), bool(data.get("flapping", False)),
                    deque(float(t) for t in data.get("changes", ())),
-                   str(data.get("field", "")), data.get("value"))
+                   str(data.get("field", "")), data.get("value"),
+                   float(data.get("started", data.get("since", 0.0))))
 
     def fingerprint(self) -> tuple[Any, ...]:
         """Changes whenever something a restart needs has changed."""
@@ -102,7 +106,7 @@ class Alert:
     # ---- transitions -------------------------------------------------------------------
 
     def _start(self, t: float, out: list[str]) -> None:
-        self.since = t
+        self.since = self.started = t
         self.clearing_since = None
         if self.rule.for_ <= 0:
             self._fire(t, out)

@@ -101,8 +101,8 @@ def _threshold(c: s.Threshold, entity: EntityView, firing: bool, now: float) -> 
         return Result(_equal(value, c.equals), c.field, value)
     if c.in_ is not None:
         return Result(any(_equal(value, x) for x in c.in_), c.field, value)
-    if not is_number(value):
-        return Result(False, c.field, value)
+    if not is_number(value):  # "error" from a sensor says nothing about the temperature
+        return Result(False, c.field, value, known=False)
     high = low = False
     if c.above is not None:
         high = value >= c.clear_below if firing and c.clear_below is not None \

@@ -332,7 +332,9 @@ class Engine:
             if isinstance(rule.condition, s.Silent):
                 if not src.up:
                     continue  # hold still: source_down speaks for the entity
-                quiet_from = max(entity.last_receipt or entity.created, src.changed_at)
+                quiet_from = entity.last_receipt or entity.created
+                if not firing:  # a reconnection restarts the count, but resolves nothing
+                    quiet_from = max(quiet_from, src.changed_at)
                 holds = now - quiet_from >= rule.condition.after - EPS
                 result = Result(holds, "", round(now - quiet_from, 3),
                                 None if holds else quiet_from + rule.condition.after)
@@ -393,7 +395,8 @@ class Engine:
         rule = alert.rule
         return Notification(
             rule=rule.name, entity=alert.entity, state="firing" if kind == "repeat" else kind,
-            at=now, since=alert.since + (entity.offset if entity else 0.0),
+            at=now, since=(alert.started if kind == "resolved" else alert.since)
+            + (entity.offset if entity else 0.0),
             severity=rule.severity, source=entity.source if entity else alert.entity,
             entity_name=(entity.name or entity.id) if entity else alert.entity,
             field=alert.field, value=alert.value, repeat=kind == "repeat",

@@ -33,7 +33,7 @@ def value_text(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{value:.15g}"  # 262.9138 stays 262.9138; 0.1 + 0.2 reads 0.3
     return str(value)
 
 
@@ -43,7 +43,7 @@ def values(note: Notification) -> dict[str, Any]:
     return {"rule": note.rule, "severity": note.severity, "state": note.state,
             "source": note.source, "entity": note.entity,
             "entity_name": note.entity_name or note.entity, "field": note.field,
-            "value": value_text(note.value), "since": since.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "value": "null" if note.value is None else note.value, "since": since.strftime("%Y-%m-%d %H:%M:%S UTC"),
             "duration": duration_text(note.at - note.since), "labels": dict(note.labels),
             "description": note.description}
 
@@ -60,7 +60,7 @@ def compose(note: Notification, rule: s.Rule | None) -> tuple[str, str]:
              + (f" ({note.entity})" if fields["entity_name"] != note.entity else ""),
              f"severity: {note.severity}"]
     if note.field:
-        lines.append(f"{note.field}: {fields['value']}")
+        lines.append(f"{note.field}: {value_text(note.value)}")
     lines.append(f"since: {fields['since']} ({fields['duration']})")
     if note.labels:
         lines.append("labels: " + ", ".join(f"{k}={v}" for k, v in sorted(note.labels.items())))

@@ -67,6 +67,8 @@ class _SafeFormatter(string.Formatter):
     def format_field(self, value: Any, format_spec: str) -> str:
         if value is None:
             return ""
+        if isinstance(value, float) and not format_spec:
+            return f"{value:.15g}"
         try:
             return str(super().format_field(value, format_spec))
         except (ValueError, TypeError):  # e.g. {value:.1f} on a string value

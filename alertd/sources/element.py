@@ -141,5 +141,6 @@ class ElementDecoder:
         name = body.get("device", {}).get("name") if isinstance(body.get("device"), dict) \
             else None
         events.append(Message(self.source, device, msg_time, fields, inserted,
-                              name if isinstance(name, str) else None, absent_is_null=True))
+                              name if isinstance(name, str) else None,
+                              absent_is_null=reading))
         return None

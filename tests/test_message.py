@@ -1,0 +1,66 @@
+"""The words of a notification, as an operator reads them on a phone."""
+
+from __future__ import annotations
+
+from alertd.config import schema as s
+from alertd.engine import Engine
+from alertd.errors import Loc
+from alertd.model import Message, Notification
+from alertd.notify.message import compose
+
+LOC = Loc("test", 1)
+FLEET = {"fleet": s.NavixySource(LOC, "fleet", "h", (1,))}
+T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+def note(**changes: object) -> Notification:
+    fields: dict[str, object] = dict(rule="fuel", entity="fleet/21080", state="firing",
+                                     at=T0 + 90, since=T0, severity="warning", source="fleet",
+                                     entity_name="Truck 7", field="lls_level_1",
+                                     value="262.9138")
+    fields.update(changes)
+    return Notification(**fields)  # type: ignore[arg-type]
+
+
+def rule(**options: object) -> s.Rule:
+    return s.Rule(LOC, "fuel", s.Threshold(LOC, "lls_level_1", below=300),  # type: ignore[arg-type]
+                  notify=("ops",), **options)
+
+
+def test_a_format_spec_rounds_the_value_as_the_device_sent_it() -> None:
+    title, _ = compose(note(value=262.9138), rule(title="{entity_name}: {value:.1f} l"))
+    assert title == "Truck 7: 262.9 l"
+    title, _ = compose(note(value="262.9138"), rule(title="{value:.1f} l"))
+    assert title == "262.9138 l"  # text stays text: shown unformatted, not lost
+
+
+def test_values_keep_their_digits_without_a_spec() -> None:
+    title, body = compose(note(value=262.9138), rule(title="{value}"))
+    assert title == "262.9138"
+    assert "lls_level_1: 262.9138" in body
+    title, body = compose(note(value=0.1 + 0.2), rule(title="{value}"))
+    assert title == "0.3" and "lls_level_1: 0.3" in body
+    title, body = compose(note(value=None), rule(title="{value}"))
+    assert title == "null" and "lls_level_1: null" in body
+
+
+def test_a_resolved_notice_says_how_long_the_problem_lasted() -> None:
+    condition = s.Threshold(LOC, "v", above=8)
+    engine = Engine([s.Rule(LOC, "warm", condition, notify=("ops",))], FLEET, T0)
+    (fired,) = engine.receive(Message("fleet", "1", T0 + 10, {"v": 9}), T0 + 10)
+    (resolved,) = engine.receive(Message("fleet", "1", T0 + 25 * 60, {"v": 5}), T0 + 25 * 60)
+    assert resolved.state == "resolved" and resolved.since == fired.since == T0 + 10
+    title, body = compose(resolved, s.Rule(LOC, "warm", condition, notify=("ops",),
+                                           title="{rule} over after {duration}"))
+    assert title == "warm over after 24m50s"
+    assert "since: 2026-01-01 00:00:10 UTC (24m50s)" in body
+
+
+def test_the_default_title_and_body_name_the_entity_and_the_value() -> None:
+    title, body = compose(note(), rule())
+    assert title == "[FIRING] fuel: Truck 7"
+    assert body.splitlines() == [
+        "fuel is firing for Truck 7 (fleet/21080)", "severity: warning",
+        "lls_level_1: 262.9138", "since: 2026-01-01 00:00:00 UTC (1m30s)"]
+    title, _ = compose(note(repeat=True), rule())
+    assert title == "[FIRING again] fuel: Truck 7"
