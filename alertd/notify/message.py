@@ -4,6 +4,7 @@ when, severity)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -66,4 +67,60 @@ def compose(note: Notification, rule: s.Rule | None) -> tuple[str, str]:
         lines.append("labels: " + ", ".join(f"{k}={v}" for k, v in sorted(note.labels.items())))
     if note.description:
         lines.append(note.description)
+    return title, "\n".join(lines)
+
+
+def summary_line(note: Notification, rule: s.Rule | None) -> str:
+    """One alert in a grouped message or a digest: the rule's title when it has one."""
+    fields = values(note)
+    state = MARK.get(note.state, note.state.upper()) + (" again" if note.repeat else "")
+    if rule is not None and rule.title:
+        return f"{state}: {render(rule.title, fields)}"
+    name = fields["entity_name"]
+    text = f"{state}: {name}" + (f" ({note.entity})" if name != note.entity else "")
+    if note.field:
+        text += f", {note.field} {value_text(note.value)}"
+    return text + f", since {fields['since'][11:16]} UTC ({fields['duration']})"
+
+
+def _by_rule(notes: Sequence[Notification], rules: Mapping[str, s.Rule]) -> list[str]:
+    order: dict[str, list[Notification]] = {}
+    for note in notes:
+        order.setdefault(note.rule, []).append(note)
+    lines: list[str] = []
+    for name, group in order.items():
+        if lines:
+            lines.append("")
+        lines.append(f"{name} ({group[0].severity}):")
+        lines.extend(f"  {summary_line(note, rules.get(name))}" for note in group)
+    return lines
+
+
+def compose_group(notes: Sequence[Notification],
+                  rules: Mapping[str, s.Rule]) -> tuple[str, str]:
+    """(title, body) of the notifications one channel got within ``group_wait``: one alone
+    reads as itself; several are listed by rule, the title counting them by state."""
+    if len(notes) == 1:
+        return compose(notes[0], rules.get(notes[0].rule))
+    counts: dict[str, int] = {}
+    for note in notes:
+        counts[MARK.get(note.state, note.state.upper())] = \
+            counts.get(MARK.get(note.state, note.state.upper()), 0) + 1
+    names = list(dict.fromkeys(note.rule for note in notes))
+    title = "[" + ", ".join(f"{state} {n}" for state, n in counts.items()) + "] " + \
+        ", ".join(names)
+    return title, "\n".join(_by_rule(notes, rules))
+
+
+def compose_digest(firing: Sequence[Notification], settled: int, quiet_from: float,
+                   rules: Mapping[str, s.Rule]) -> tuple[str, str]:
+    """The message sent when a channel's quiet hours end: what is still firing, and how
+    many alerts came and went meanwhile."""
+    start = datetime.fromtimestamp(quiet_from, timezone.utc).strftime("%H:%M UTC")
+    title = f"[DIGEST] {len(firing)} alert{'s' if len(firing) != 1 else ''} still firing " \
+            f"after quiet hours"
+    lines = [f"Quiet hours since {start} are over. Still firing:", "", *_by_rule(firing, rules)]
+    if settled:
+        lines += ["", f"{settled} more alert{'s' if settled != 1 else ''} fired and resolved "
+                  "during quiet hours."]
     return title, "\n".join(lines)

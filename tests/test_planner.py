@@ -1,0 +1,209 @@
+"""The notify planner as timelines: silences, quiet hours and grouping, on a given clock."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from alertd.config import schema as s
+from alertd.errors import Loc
+from alertd.model import Notification
+from alertd.notify.mute import muted_until
+from alertd.notify.planner import Entry, Plan, Planner
+from alertd.notify.silences import Silence
+
+LOC = Loc("rules.yaml", 3)
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def at(text: str, zone: ZoneInfo | timezone = timezone.utc) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=zone).timestamp()
+
+
+T0 = at("2026-12-01T10:00:00")
+
+
+def rule(name: str, group_wait: float = 5.0, **options: object) -> s.Rule:
+    return s.Rule(LOC, name, s.Threshold(LOC, "t", above=8), notify=("ops",),  # type: ignore[arg-type]
+                  group_wait=group_wait, **options)
+
+
+def note(rule: str, entity: str, state: str = "firing", when: float = T0,
+         since: float | None = None, **extra: object) -> Notification:
+    return Notification(rule, entity, state, when, when if since is None else since,  # type: ignore[arg-type]
+                        "warning", entity.split("/")[0], entity.split("/")[1], "t", 9,
+                        **extra)
+
+
+def channel(name: str = "ops", mute: tuple[s.MuteWindow, ...] = (),
+            zone: str = "UTC") -> s.Channel:
+    return s.Channel(LOC, name, ("json://127.0.0.1/x",), mute, zone)
+
+
+NIGHT = s.MuteWindow(22 * 60, 7 * 60)  # "22:00-07:00"
+WEEKEND = s.MuteWindow(0, 24 * 60, frozenset({6, 7}))  # "Sat-Sun 00:00-24:00"
+
+
+class Timeline:
+    """Feeds entries in at given times, calling on_timer as the daemon loop would."""
+
+    def __init__(self, planner: Planner) -> None:
+        self.planner = planner
+        self.sent: list[tuple[float, str, str, str]] = []
+        self.consumed: list[int] = []
+        self.decisions: list[str] = []
+        self.ids = 0
+
+    def offer(self, now: float, channel: str, n: Notification) -> None:
+        self.run_until(now)
+        self.ids += 1
+        plan = Plan()
+        self.planner.offer(Entry(self.ids, channel, n), now, plan)
+        self.planner.on_timer(now, plan)
+        self.take(now, plan)
+
+    def run_until(self, end: float) -> None:
+        while (due := self.planner.next_deadline()) is not None and due <= end:
+            plan = Plan()
+            self.planner.on_timer(due, plan)
+            self.take(due, plan)
+
+    def take(self, now: float, plan: Plan) -> None:
+        self.sent += [(now, m.channel, m.title, m.body) for m in plan.messages]
+        self.consumed += plan.consumed
+        self.decisions += plan.decisions
+
+
+def test_a_burst_within_group_wait_is_one_message_listed_by_rule() -> None:
+    line = Timeline(Planner([rule("warm"), rule("door")], {"ops": channel()}))
+    line.offer(T0, "ops", note("warm", "cold/room1"))
+    line.offer(T0 + 1, "ops", note("warm", "cold/room2"))
+    line.offer(T0 + 2, "ops", note("door", "cold/room1"))
+    line.offer(T0 + 3, "ops", note("warm", "cold/room3", "resolved"))
+    assert line.sent == []  # still waiting: the first notice is 3 s old
+    line.run_until(T0 + 60)
+    ((when, _, title, body),) = line.sent
+    assert when == T0 + 5
+    assert title == "[FIRING 3, RESOLVED 1] warm, door"
+    assert body.splitlines()[0] == "warm (warning):"
+    assert "  FIRING: room1 (cold/room1), t 9, since 10:00 UTC (0s)" in body.splitlines()
+    assert body.count("FIRING") == 3 and "RESOLVED: room3" in body
+    assert sorted(line.consumed) == [1, 2, 3, 4]
+    assert "ops: 4 notices grouped into one message" in line.decisions
+
+
+def test_a_lone_notice_reads_as_itself_and_group_wait_zero_sends_at_once() -> None:
+    line = Timeline(Planner([rule("warm", group_wait=0)], {"ops": channel()}))
+    line.offer(T0, "ops", note("warm", "cold/room1"))
+    assert [(w, t) for w, _, t, _ in line.sent] == [(T0, "[FIRING] warm: room1")]
+    line.offer(T0 + 9, "ops", note("warm", "cold/room1", repeat=True))
+    assert line.sent[-1][2] == "[FIRING again] warm: room1"
+
+
+def test_each_channel_groups_on_its_own() -> None:
+    line = Timeline(Planner([rule("warm")], {"ops": channel(), "mail": channel("mail")}))
+    line.offer(T0, "ops", note("warm", "cold/room1"))
+    line.offer(T0 + 4, "mail", note("warm", "cold/room1"))
+    line.run_until(T0 + 60)
+    assert [(w - T0, c) for w, c, _, _ in line.sent] == [(5, "ops"), (9, "mail")]
+
+
+def silence(starts: float, ends: float, **match: str) -> Silence:
+    return Silence("a1b2c3d4", match, starts, ends, "defrost")
+
+
+def test_a_silenced_alert_still_firing_is_notified_when_the_silence_ends() -> None:
+    planner = Planner([rule("warm")], {"ops": channel()},
+                      [silence(T0, T0 + 3600, rule="warm")])
+    line = Timeline(planner)
+    line.offer(T0 + 60, "ops", note("warm", "cold/room1"))
+    line.offer(T0 + 120, "ops", note("warm", "cold/room2"))
+    line.offer(T0 + 600, "ops", note("warm", "cold/room2", "resolved"))
+    line.run_until(T0 + 3000)
+    assert line.sent == [] and line.consumed == [1, 2, 3]
+    assert line.decisions[0] == "warm cold/room1 firing -> ops: silenced by a1b2c3d4 (defrost)"
+    line.run_until(T0 + 7200)
+    ((when, _, title, _),) = line.sent
+    assert when == T0 + 3600 + 5 and title == "[FIRING] warm: room1"  # room2 resolved meanwhile
+
+
+def test_a_silence_matches_only_its_keys_and_labels() -> None:
+    planner = Planner([rule("warm", group_wait=0)], {"ops": channel()},
+                      [silence(T0, T0 + 3600, source="cold", **{"labels.site": "hh"})])
+    line = Timeline(planner)
+    line.offer(T0, "ops", note("warm", "cold/room1", labels={"site": "hh"}))
+    line.offer(T0, "ops", note("warm", "cold/room2", labels={"site": "muc"}))
+    line.offer(T0, "ops", note("warm", "fleet/7", labels={"site": "hh"}))
+    assert [t for _, _, t, _ in line.sent] == ["[FIRING] warm: room2", "[FIRING] warm: 7"]
+
+
+def test_a_silence_expired_early_releases_the_alert_on_the_next_step() -> None:
+    planner = Planner([rule("warm", group_wait=0)], {"ops": channel()},
+                      [silence(T0, T0 + 86400, entity="cold/room1")])
+    line = Timeline(planner)
+    line.offer(T0, "ops", note("warm", "cold/room1"))
+    planner.set_silences([silence(T0, T0 + 30, entity="cold/room1")])  # `silence expire`
+    line.run_until(T0 + 31)
+    assert [(w, t) for w, _, t, _ in line.sent] == [(T0 + 30, "[FIRING] warm: room1")]
+
+
+def test_quiet_hours_defer_to_one_digest_of_what_still_fires() -> None:
+    mail = channel("mail", (NIGHT,), "Europe/Berlin")
+    line = Timeline(Planner([rule("warm"), rule("door")], {"mail": mail}))
+    night = at("2026-12-01T23:10:00", BERLIN)
+    line.offer(night, "mail", note("warm", "cold/room1", when=night))
+    line.offer(night + 60, "mail", note("door", "cold/room2", when=night + 60))
+    line.offer(night + 120, "mail", note("door", "cold/room2", "resolved", when=night + 120))
+    line.offer(night + 3600, "mail", note("warm", "cold/room1", when=night + 3600, since=night,
+                                          repeat=True))
+    line.run_until(at("2026-12-02T06:59:59", BERLIN))
+    assert line.sent == []
+    assert "quiet hours until 2026-12-02 07:00 Europe/Berlin" in line.decisions[0]
+    line.run_until(at("2026-12-02T08:00:00", BERLIN))
+    ((when, _, title, body),) = line.sent
+    assert when == at("2026-12-02T07:00:00", BERLIN)
+    assert title == "[DIGEST] 1 alert still firing after quiet hours"
+    assert body.splitlines()[0] == "Quiet hours since 22:10 UTC are over. Still firing:"
+    assert "  FIRING: room1 (cold/room1), t 9, since 22:10 UTC (7h50m)" in body
+    assert body.endswith("1 more alert fired and resolved during quiet hours.")
+    assert sorted(line.consumed) == [1, 2, 3, 4]
+
+
+def test_nothing_still_firing_means_no_digest() -> None:
+    mail = channel("mail", (NIGHT,))
+    line = Timeline(Planner([rule("warm")], {"mail": mail}))
+    night = at("2026-12-01T23:00:00")
+    line.offer(night, "mail", note("warm", "cold/room1", when=night))
+    line.offer(night + 60, "mail", note("warm", "cold/room1", "resolved", when=night + 60))
+    line.run_until(night + 86400)
+    assert line.sent == [] and line.consumed == [1, 2]
+    assert line.decisions[-1] == "mail: quiet hours over; nothing is still firing " \
+        "(1 alerts came and went)"
+
+
+def test_quiet_hours_keep_wall_clock_hours_across_daylight_saving() -> None:
+    mail = channel("mail", (NIGHT,), "Europe/Berlin")
+    # the night of 24-25 October 2026: clocks go back at 03:00 CEST
+    assert muted_until(mail, at("2026-10-24T21:00:00")) == at("2026-10-25T06:00:00")
+    assert muted_until(mail, at("2026-10-25T05:59:00")) == at("2026-10-25T06:00:00")
+    assert muted_until(mail, at("2026-10-25T06:00:00")) is None
+    assert muted_until(mail, at("2026-10-24T19:59:00")) is None
+
+
+def test_windows_that_touch_are_one_quiet_stretch() -> None:
+    weekend = channel("mail", (WEEKEND,))
+    saturday = at("2026-12-05T10:00:00")
+    assert muted_until(weekend, saturday) == at("2026-12-07T00:00:00")
+    assert muted_until(weekend, at("2026-12-04T23:59:00")) is None  # Friday
+    both = channel("mail", (WEEKEND, s.MuteWindow(0, 8 * 60, frozenset({1}))))
+    assert muted_until(both, saturday) == at("2026-12-07T08:00:00")  # ... and Monday morning
+
+
+def test_a_firing_alert_seeded_at_start_is_notified_when_its_silence_ends() -> None:
+    planner = Planner([rule("warm", group_wait=0)], {"ops": channel()},
+                      [silence(T0, T0 + 60, rule="warm")])
+    planner.seed([note("warm", "cold/room1", when=T0 - 600)])
+    line = Timeline(planner)
+    line.offer(T0, "ops", note("warm", "cold/room1", repeat=True))
+    line.run_until(T0 + 61)
+    assert [(w, t) for w, _, t, _ in line.sent] == [(T0 + 60, "[FIRING] warm: room1")]
