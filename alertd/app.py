@@ -32,8 +32,9 @@ from alertd.engine import Engine
 from alertd.errors import ConfigError
 from alertd.logs import Redact, secrets_of
 from alertd.model import Batch, Notification
-from alertd.notify.message import compose
+from alertd.notify.planner import Entry, Plan, Planner
 from alertd.notify.schedule import FIRST_RETRY, next_attempt
+from alertd.notify.silences import Silence, from_config
 from alertd.senders.apprise_sender import CONSOLE_URL, AppriseSender
 from alertd.sources import element_client, navixy_client
 from alertd.sources.stats import SourceStats
@@ -41,7 +42,8 @@ from alertd.store import StoredAlert, Store
 
 log = logging.getLogger("alertd")
 BATCH_LIMIT = 512  # batches taken per wake-up: keeps one wake-up short under a flood
-CHANNEL_QUEUE = 10_000  # notifications waiting for the outbox writer
+CHANNEL_QUEUE = 10_000  # notifications waiting for the planner (they are in the inbox)
+SILENCES_EVERY = 1.0  # how often the store's silences are read: `silence add` works in 2 s
 
 
 @dataclass
@@ -123,7 +125,7 @@ async def _generation(config: s.Config, runtime: Runtime,
     if resumed:
         log.info("resumed %d alerts from %s", resumed, runtime.store.path)
     batches_send, batches_receive = trio.open_memory_channel[Batch](1024)
-    notes_send, notes_receive = trio.open_memory_channel[Notification](CHANNEL_QUEUE)
+    notes_send, notes_receive = trio.open_memory_channel[Entry](CHANNEL_QUEUE)
     async with trio.open_nursery() as nursery:
         async with batches_send:
             for source in config.sources.values():
@@ -141,9 +143,10 @@ async def _generation(config: s.Config, runtime: Runtime,
 
 
 async def _evaluate(engine: Engine, batches: trio.MemoryReceiveChannel[Batch], runtime: Runtime,
-                    notes: trio.MemorySendChannel[Notification]) -> None:
+                    entries: trio.MemorySendChannel[Entry]) -> None:
     clock, store = runtime.clock, runtime.store
-    async with batches, notes:
+    notify = {rule.name: rule.notify for rule in engine.rules}
+    async with batches, entries:
         while True:
             deadline = engine.next_deadline()
             taken: list[Batch] = []
@@ -168,25 +171,47 @@ async def _evaluate(engine: Engine, batches: trio.MemoryReceiveChannel[Batch], r
             made.extend(engine.on_timer(now))
             changed = [StoredAlert(*item) for item in engine.take_changed()]
             if changed or cursors or made:
-                store.commit(changed, cursors, [(n.at, n.rule, n.entity, n.state) for n in made],
-                             now)
-            for note in made:
-                await notes.send(note)
+                offered = [(channel, note) for note in made for channel in notify[note.rule]]
+                ids = store.commit(changed, cursors,
+                                   [(n.at, n.rule, n.entity, n.state) for n in made], now,
+                                   offered)
+                for note in made:
+                    log.info("%s %s %s", note.rule, note.entity,
+                             note.state + (" (repeat)" if note.repeat else ""))
+                for entry_id, (channel, note) in zip(ids, offered):
+                    await entries.send(Entry(entry_id, channel, note))
             following = engine.next_deadline()
             if following is not None and following <= now and not taken and not made:
                 log.error("engine: a timer did not advance at %.3f; pausing 1 s", following)
                 await trio.sleep(1)  # never spin a core, even on a bug
 
 
-async def _deliver(config: s.Config, notes: trio.MemoryReceiveChannel[Notification],
+def _silences(config: s.Config, store: Store, now: float) -> list[Silence]:
+    return [*map(from_config, config.silences),
+            *(Silence(x.id, x.match, x.starts, x.ends, x.comment) for x in store.silences(now))]
+
+
+def _firing_at_start(store: Store) -> list[Notification]:
+    """Alerts restored firing, as the planner needs to know them (silences, digests)."""
+    return [Notification(a.rule, a.entity, "firing", a.since, a.since,
+                         str(a.data.get("severity", "")), a.entity.split("/", 1)[0],
+                         a.entity.rsplit("/", 1)[-1], str(a.data.get("field", "")),
+                         a.data.get("value"), labels=dict(a.data.get("labels") or {}))
+            for a in store.load_alerts() if a.state == "firing"]
+
+
+async def _deliver(config: s.Config, entries: trio.MemoryReceiveChannel[Entry],
                    runtime: Runtime) -> None:
-    """Write each notification's deliveries to the outbox, then wake its channels' workers.
-    ``console://`` prints at once; it cannot fail."""
-    rules = {rule.name: rule for rule in config.rules}
+    """Plan what each channel is told (silences, quiet hours, grouping), write the messages
+    to the outbox, then wake the channels' workers. ``console://`` prints at once.
+    Notifications left in the inbox by an earlier run are planned first."""
     store, clock = runtime.store, runtime.clock
     dropped = store.orphans(config.channels)
     if dropped:
         log.warning("dropped %d queued deliveries for channels no longer configured", dropped)
+    now = clock.now()
+    planner = Planner(config.rules, config.channels, _silences(config, store, now))
+    planner.seed(_firing_at_start(store))
     sender = AppriseSender()
     kicks: dict[str, trio.MemorySendChannel[None]] = {}
     async with trio.open_nursery() as nursery:
@@ -194,27 +219,55 @@ async def _deliver(config: s.Config, notes: trio.MemoryReceiveChannel[Notificati
             kick, woken = trio.open_memory_channel[None](1)
             kicks[channel.name] = kick
             nursery.start_soon(_channel_worker, channel, woken, sender, runtime)
-        async with notes:
-            async for note in notes:
-                rule = rules.get(note.rule)
-                title, body = compose(note, rule)
-                log.info("%s %s %s", note.rule, note.entity,
-                         note.state + (" (repeat)" if note.repeat else ""))
-                queued = []
-                for name in rule.notify if rule is not None else ():
-                    for url in config.channels[name].urls:
-                        if url == CONSOLE_URL:
-                            print_console(runtime.out, title, body, note.at)
-                            runtime.delivered += 1
-                        else:
-                            queued.append((name, url, title, body))
-                if queued:
-                    store.enqueue(queued, clock.now())
-                    for name in {item[0] for item in queued}:
+        taken = [Entry(*row) for row in store.inbox()]
+        if taken:
+            log.info("resuming %d notifications left by the last run", len(taken))
+        silences_read = now
+        async with entries:
+            while True:
+                plan = Plan()
+                for entry in taken:
+                    planner.offer(entry, now, plan)
+                planner.on_timer(now, plan)
+                for decision in plan.decisions:
+                    log.info("notify: %s", decision)
+                _dispatch(config, plan, store, now, kicks, runtime)
+                due = planner.next_deadline()
+                wake = min(math.inf if due is None else due, silences_read + SILENCES_EVERY)
+                taken = []
+                with trio.move_on_at(clock.trio_time(wake)):
+                    try:
+                        taken.append(await entries.receive())
+                    except trio.EndOfChannel:
+                        return
+                    while True:
                         try:
-                            kicks[name].send_nowait(None)
-                        except trio.WouldBlock:
-                            pass  # already woken
+                            taken.append(entries.receive_nowait())
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break
+                now = clock.now()
+                if now >= silences_read + SILENCES_EVERY:
+                    planner.set_silences(_silences(config, store, now))
+                    silences_read = now
+
+
+def _dispatch(config: s.Config, plan: Plan, store: Store, now: float,
+              kicks: dict[str, trio.MemorySendChannel[None]], runtime: Runtime) -> None:
+    queued = []
+    for message in plan.messages:
+        for url in config.channels[message.channel].urls:
+            if url == CONSOLE_URL:
+                print_console(runtime.out, message.title, message.body, now)
+                runtime.delivered += 1
+            else:
+                queued.append((message.channel, url, message.title, message.body))
+    if queued or plan.consumed:
+        store.plan(queued, plan.consumed, now)
+    for name in {item[0] for item in queued}:
+        try:
+            kicks[name].send_nowait(None)
+        except trio.WouldBlock:
+            pass  # already woken
 
 
 async def _channel_worker(channel: s.Channel, woken: trio.MemoryReceiveChannel[None],

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alertd.model import Notification
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
     rule TEXT NOT NULL, entity TEXT NOT NULL, state TEXT NOT NULL, since REAL NOT NULL,
@@ -37,10 +39,25 @@ CREATE TABLE IF NOT EXISTS outbox (
     title TEXT NOT NULL, body TEXT NOT NULL, created REAL NOT NULL, due REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (channel, due);
+CREATE TABLE IF NOT EXISTS inbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, note TEXT NOT NULL,
+    created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS history (
     at REAL NOT NULL, rule TEXT NOT NULL, entity TEXT NOT NULL, state TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS history_at ON history (at);
 """
+
+
+def note_json(note: Notification) -> str:
+    fields = {f: getattr(note, f) for f in Notification.__dataclass_fields__}
+    fields["labels"] = dict(note.labels)
+    return json.dumps(fields, default=str)
+
+
+def note_from_json(text: str) -> Notification:
+    fields = json.loads(text)
+    known = {k: v for k, v in fields.items() if k in Notification.__dataclass_fields__}
+    return Notification(**known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +130,17 @@ class Store:
     # ---- alerts ------------------------------------------------------------------------
 
     def commit(self, alerts: Iterable[StoredAlert], cursors: dict[tuple[str, str], str],
-               history: Iterable[tuple[float, str, str, str]], now: float) -> None:
+               history: Iterable[tuple[float, str, str, str]], now: float,
+               inbox: Iterable[tuple[str, Notification]] = ()) -> list[int]:
         """One wake-up of the engine loop in one transaction: changed alerts (inactive ones
-        removed), the replay positions of the frames evaluated, and notifications made."""
+        removed), the replay positions of the frames evaluated, the notifications made, and
+        each (channel, notification) for the planner's inbox. Returns the inbox ids."""
+        ids: list[int] = []
         with self.transaction() as db:
+            for channel, note in inbox:
+                done = db.execute("INSERT INTO inbox (channel, note, created) VALUES (?, ?, ?)",
+                                  (channel, note_json(note), now))
+                ids.append(int(done.lastrowid or 0))
             for alert in alerts:
                 if alert.state == "inactive":
                     db.execute("DELETE FROM alerts WHERE rule = ? AND entity = ?",
@@ -129,13 +153,29 @@ class Store:
                            [(source, socket, after) for (source, socket), after
                             in cursors.items()])
             db.executemany("INSERT INTO history VALUES (?, ?, ?, ?)", history)
+        return ids
 
     def load_alerts(self) -> list[StoredAlert]:
         rows = self.db.execute("SELECT rule, entity, state, since, data FROM alerts "
                                "ORDER BY rule, entity").fetchall()
         return [StoredAlert(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
 
-    # ---- the outbox --------------------------------------------------------------------
+    # ---- the planner's inbox and the outbox -----------------------------------------------
+
+    def inbox(self) -> list[tuple[int, str, Notification]]:
+        """Notifications offered to the planner and not yet sent or dropped, oldest first."""
+        rows = self.db.execute("SELECT id, channel, note FROM inbox ORDER BY id").fetchall()
+        return [(row[0], row[1], note_from_json(row[2])) for row in rows]
+
+    def plan(self, deliveries: Iterable[tuple[str, str, str, str]], consumed: Iterable[int],
+             now: float) -> None:
+        """The planner's step in one transaction: messages into the outbox, and the inbox
+        rows they (or a silence) used up removed, so a crash in between loses nothing."""
+        with self.transaction() as db:
+            db.executemany("INSERT INTO outbox (channel, url, title, body, created, due) "
+                           "VALUES (?, ?, ?, ?, ?, ?)",
+                           [(c, u, t, b, now, now) for c, u, t, b in deliveries])
+            db.executemany("DELETE FROM inbox WHERE id = ?", [(i,) for i in consumed])
 
     def enqueue(self, items: Iterable[tuple[str, str, str, str]], now: float) -> None:
         """Write (channel, url, title, body) deliveries before anything is attempted."""
@@ -162,6 +202,7 @@ class Store:
         """Drop deliveries for channels no longer configured; how many were dropped."""
         names = list(channels)
         marks = ",".join("?" * len(names)) or "''"
+        self.db.execute(f"DELETE FROM inbox WHERE channel NOT IN ({marks})", names)
         done = self.db.execute(f"DELETE FROM outbox WHERE channel NOT IN ({marks})", names)
         return done.rowcount
 

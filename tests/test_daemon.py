@@ -5,6 +5,7 @@ state file, console:// output, on trio's autojump clock (minutes of silence in m
 from __future__ import annotations
 
 import io
+import re
 import os
 import signal
 import logging
@@ -64,8 +65,23 @@ class Daemon:
         self.scope = scope
 
     def lines(self, word: str = "") -> list[str]:
-        return [line for line in self.out.getvalue().splitlines()
-                if line[:1].isdigit() and word in line]
+        """One line per alert notified, as ``STAMP [STATE] rule: entity``: the title of a
+        message about one alert, or each alert listed in a grouped message."""
+        found: list[str] = []
+        stamp = rule = ""
+        grouped: re.Match[str] | None = None
+        for line in self.out.getvalue().splitlines():
+            if line[:1].isdigit():
+                stamp, _, title = line.partition(" ")
+                grouped = re.match(r"\[(FIRING|RESOLVED|FLAPPING) \d", title)
+                if not grouped:
+                    found.append(line)
+            elif grouped and re.match(r"    \S+ \(\w+\):$", line):
+                rule = line.split()[0]
+            elif grouped and line.startswith("      "):
+                state, _, rest = line.strip().partition(": ")
+                found.append(f"{stamp} [{state}] {rule}: {rest}")
+        return [line for line in found if word in line]
 
     async def wait_for(self, predicate: Callable[[], bool], seconds: float = 600) -> None:
         with trio.fail_after(seconds):
