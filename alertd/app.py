@@ -296,7 +296,7 @@ async def _channel_worker(channel: s.Channel, woken: trio.MemoryReceiveChannel[N
                           channel.name, delivery.title, kind, delivery.attempts + 1)
             else:
                 store.retry(delivery.id, retry_at)
-                log.warning("channel '%s': delivery failed (%s://); retrying in %.0f s",
+                log.warning("channel '%s': delivery failed (%s://); retrying in %.3g s",
                             channel.name, kind, retry_at - now)
         pending = store.pending(channel.name)
         wake = clock.trio_time(pending[0].due) if pending else math.inf

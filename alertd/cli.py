@@ -189,6 +189,90 @@ def cmd_notify(args: argparse.Namespace) -> int:
     return EXIT_OK if failures == 0 else EXIT_FAILED
 
 
+MATCH_KEYS = ("rule", "source", "entity", "severity")
+
+
+def _parse_match(items: Sequence[str]) -> dict[str, str]:
+    """``--match K=V`` options as a silence's match; raises AlertdError on a bad one."""
+    match: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if key.startswith("labels[") and key.endswith("]"):
+            key = "labels." + key[7:-1]
+        if not sep or not value:
+            raise AlertdError(f"--match {item!r}: write KEY=VALUE, such as rule=cold-room-warm")
+        if key not in MATCH_KEYS and not (key.startswith("labels.") and len(key) > 7):
+            from alertd.config.fields import suggest
+
+            raise AlertdError(f"--match {item!r}: unknown key '{key}'"
+                              f"{suggest(key, MATCH_KEYS)}; use rule, source, entity, "
+                              "severity or labels.NAME")
+        if key == "entity" and "/" not in value:
+            raise AlertdError(f"--match {item!r}: an entity is written SOURCE/ID, "
+                              "such as fleet/21080")
+        match[key] = value
+    return match
+
+
+def _time_text(epoch: float) -> str:
+    from datetime import datetime, timezone
+
+    return f"{datetime.fromtimestamp(epoch, timezone.utc):%Y-%m-%d %H:%M:%SZ}"
+
+
+def cmd_silence(args: argparse.Namespace) -> int:
+    """Add, list or expire runtime silences in the state store (a running daemon reads
+    them every second)."""
+    from pathlib import Path
+
+    from alertd.clock import wall_time
+    from alertd.config.fields import parse_duration
+    from alertd.notify.message import duration_text
+    from alertd.store import Store
+
+    path = _state_path(args)
+    now = wall_time()
+    if args.action == "add":
+        match = _parse_match(args.match)
+        length = parse_duration(args.duration)
+        if length is None or length <= 0:
+            raise AlertdError(f"--for {args.duration!r}: write a duration such as 45m, 2h "
+                              "or 1d")
+    elif not Path(path).exists():
+        print(f"alertd: no state file at {path} (has alertd run there yet? see --state)",
+              file=sys.stderr)
+        return EXIT_FAILED
+    store = Store.open(path)
+    try:
+        if args.action == "add":
+            silence = store.add_silence(match, now, now + length, args.comment or "", now)
+            print(f"silence {silence.id} added: "
+                  + " ".join(f"{k}={v}" for k, v in match.items())
+                  + f" until {_time_text(silence.ends)} ({duration_text(length)})")
+            return EXIT_OK
+        if args.action == "expire":
+            if store.expire_silence(args.id, now):
+                print(f"silence {args.id} expired")
+                return EXIT_OK
+            print(f"alertd: no active silence '{args.id}' (see alertd silence list)",
+                  file=sys.stderr)
+            return EXIT_FAILED
+        silences = store.silences(now=now)
+    finally:
+        store.close()
+    if not silences:
+        print("no silences")
+        return EXIT_OK
+    rows = [("ID", "MATCH", "STARTS", "ENDS", "COMMENT")]
+    rows += [(x.id, " ".join(f"{k}={v}" for k, v in x.match.items()), _time_text(x.starts),
+              _time_text(x.ends), x.comment) for x in silences]
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -247,6 +331,37 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("-c", "--config", required=True, metavar="FILE", help="the rule file")
     test.add_argument("cases", nargs="+", metavar="CASES", help="case files (YAML)")
     test.set_defaults(handler=cmd_test)
+
+    silence = commands.add_parser(
+        "silence", parents=[common], help="add, list or expire silences",
+        description="Runtime silences, kept in the state store. A running daemon honours a "
+                    "change within 2 seconds. Silences stop notifications, not evaluation: "
+                    "an alert still firing when its silence ends is notified then.")
+    actions = silence.add_subparsers(dest="action", metavar="ACTION", required=True)
+    store_options = argparse.ArgumentParser(add_help=False)
+    store_options.add_argument("--state", metavar="PATH", help="the SQLite state file")
+    store_options.add_argument("-c", "--config", metavar="FILE",
+                               help="take the state file from this rule file's state:")
+    add = actions.add_parser(
+        "add", parents=[common, store_options], help="silence matching alerts for a while",
+        description="Silence every alert that matches all the --match options, from now "
+                    "for DURATION. Keys: rule, source, entity (SOURCE/ID), severity, "
+                    "labels.NAME.")
+    add.add_argument("--match", action="append", required=True, metavar="KEY=VALUE",
+                     help="e.g. rule=cold-room-warm, entity=fleet/21080, labels.site=hamburg")
+    add.add_argument("--for", dest="duration", required=True, metavar="DURATION",
+                     help="how long, such as 45m, 2h or 1d")
+    add.add_argument("--comment", metavar="TEXT", help="why (shown by silence list)")
+    listing = actions.add_parser("list", parents=[common, store_options],
+                                 help="list silences that have not ended",
+                                 description="List the silences that have not ended yet.")
+    expire = actions.add_parser("expire", parents=[common, store_options],
+                                help="end a silence now",
+                                description="End the silence ID now; alerts it held that "
+                                            "still fire are notified within 2 seconds.")
+    expire.add_argument("id", metavar="ID", help="the silence's id, from silence list")
+    for command in (add, listing, expire):
+        command.set_defaults(handler=cmd_silence)
     return parser
 
 

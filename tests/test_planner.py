@@ -92,6 +92,12 @@ def test_a_burst_within_group_wait_is_one_message_listed_by_rule() -> None:
     assert "ops: 4 notices grouped into one message" in line.decisions
 
 
+def test_a_notice_resumed_after_a_restart_is_not_held_again() -> None:
+    line = Timeline(Planner([rule("warm", group_wait=30)], {"ops": channel()}))
+    line.offer(T0 + 600, "ops", note("warm", "cold/room1", when=T0))
+    assert [w for w, _, _, _ in line.sent] == [T0 + 600]
+
+
 def test_a_lone_notice_reads_as_itself_and_group_wait_zero_sends_at_once() -> None:
     line = Timeline(Planner([rule("warm", group_wait=0)], {"ops": channel()}))
     line.offer(T0, "ops", note("warm", "cold/room1"))
@@ -103,7 +109,7 @@ def test_a_lone_notice_reads_as_itself_and_group_wait_zero_sends_at_once() -> No
 def test_each_channel_groups_on_its_own() -> None:
     line = Timeline(Planner([rule("warm")], {"ops": channel(), "mail": channel("mail")}))
     line.offer(T0, "ops", note("warm", "cold/room1"))
-    line.offer(T0 + 4, "mail", note("warm", "cold/room1"))
+    line.offer(T0 + 4, "mail", note("warm", "cold/room1", when=T0 + 4))
     line.run_until(T0 + 60)
     assert [(w - T0, c) for w, c, _, _ in line.sent] == [(5, "ops"), (9, "mail")]
 

@@ -178,7 +178,8 @@ class Planner:
                                   f"{local_text(channel, until)}; it goes in the digest")
             return
         rule = self.rules.get(entry.note.rule)
-        due = now + (rule.group_wait if rule is not None else 0.0)
+        # counted from when the notice was made: one resumed after a restart is not held again
+        due = min(now, entry.note.at) + (rule.group_wait if rule is not None else 0.0)
         group = self._groups.get(entry.channel)
         if group is None:
             self._groups[entry.channel] = _Group(due, [entry])

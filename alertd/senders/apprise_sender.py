@@ -105,8 +105,13 @@ class AppriseSender:
 
     def send_blocking(self, url: str, title: str, body: str) -> bool:
         """Send one message to one URL; True when apprise reports success."""
+        import apprise
+
         client = self._client(url)
-        result = client.notify(title=title, body=body or title)  # type: ignore[attr-defined]
+        # Our words are plain text: without TEXT, apprise reads them as HTML, and e-mail's
+        # plain part loses every line break (and a "<" in a value would become markup).
+        result = client.notify(title=title, body=body or title,  # type: ignore[attr-defined]
+                               body_format=apprise.NotifyFormat.TEXT)
         return bool(result)
 
     async def send(self, url: str, title: str, body: str) -> bool:

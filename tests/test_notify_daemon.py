@@ -1,0 +1,168 @@
+"""The daemon's notifications end to end: a real SMTP server (aiosmtpd), webhooks that fail
+or hang, a grouped burst, silences made with `alertd silence` while it runs, and a restart
+with notifications left in the inbox. Real clock: apprise and the servers run in threads."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import trio
+from aiosmtpd.controller import Controller
+
+from alertd import cli
+from alertd.model import Notification
+from alertd.simulator.element import FakeElement
+from alertd.store import Store
+from tests.test_delivery import FlakyHook, Hook, run_daemon_until, serve
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append(parsed)  # type: ignore[arg-type]
+        return "250 OK"
+
+    def subjects(self) -> list[str]:
+        return [str(m["subject"]) for m in self.messages]
+
+    def text(self, index: int) -> str:
+        part = self.messages[index].get_body(("plain",))
+        return "" if part is None else str(part.get_content())  # type: ignore[union-attr]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Hanging:
+    """Accepts connections and never answers: a webhook that hangs."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(connection)
+
+    def close(self) -> None:
+        self.sock.close()
+        for connection in self.held:
+            connection.close()
+
+
+async def wait_until(predicate: Any, seconds: float = 30) -> None:
+    with trio.fail_after(seconds):
+        while not predicate():
+            await trio.sleep(0.05)
+
+
+async def test_burst_retries_a_hanging_channel_and_silences(tmp_path: Path) -> None:
+    mailbox = Mailbox()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    FlakyHook.posts.clear()
+    flaky, hanging = serve(FlakyHook), Hanging()
+    state = tmp_path / "alertd-state.db"
+    path = tmp_path / "rules.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        sources: {{cold: {{type: element, url: "ELEMENT_URL", api_key: k, subscribe: [readings]}}}}
+        channels:
+          mail: "mailto://127.0.0.1:{smtp.port}?from=alertd@example.com&to=oncall@example.com"
+          hook: json://127.0.0.1:{flaky.server_port}/alerts
+          stuck: json://127.0.0.1:{hanging.port}/alerts
+        defaults: {{notify: [stuck, mail, hook], group_wait: 1s, repeat: never}}
+        rules:
+          - name: warm
+            threshold: {{field: temperature, above: 8}}
+            title: "{{entity}} is {{value:.1f}} °C"
+        """))
+
+    def silence(*args: str) -> int:
+        return cli.main(["silence", *args, "--state", str(state)])
+
+    async def scenario(element: FakeElement) -> None:
+        started = trio.current_time()
+        for room in ("room1", "room2", "room3"):
+            element.add_reading(room, {"temperature": 9.25})
+        await wait_until(lambda: len(mailbox.messages) == 1)
+        assert trio.current_time() - started < 10  # the hanging channel held nothing up
+        await wait_until(lambda: len(FlakyHook.posts) == 3)  # failed twice, then taken
+        assert await trio.to_thread.run_sync(
+            silence, "add", "--match", "entity=cold/room4", "--for", "1h") == 0
+        await trio.sleep(2.5)  # a running daemon honours it within 2 s
+        element.add_reading("room4", {"temperature": 9.5})
+        element.add_reading("room5", {"temperature": 9.5})
+        await wait_until(lambda: len(mailbox.messages) == 2)
+        await trio.sleep(3)
+        assert len(mailbox.messages) == 2  # room4 is silenced
+        (held,) = Store.open(state).silences()
+        assert await trio.to_thread.run_sync(silence, "expire", held.id) == 0
+        await wait_until(lambda: len(mailbox.messages) == 3)
+
+    try:
+        await run_daemon_until(path, scenario)
+    finally:
+        smtp.stop()
+        flaky.shutdown()
+        hanging.close()
+    assert mailbox.subjects() == ["[FIRING 3] warm", "cold/room5 is 9.5 °C",
+                                  "cold/room4 is 9.5 °C"]  # the rule's own title
+    assert mailbox.text(0).splitlines()[:4] == [
+        "warm (warning):", "  FIRING: cold/room1 is 9.2 °C", "  FIRING: cold/room2 is 9.2 °C",
+        "  FIRING: cold/room3 is 9.2 °C"]
+    assert [p["title"] for p in FlakyHook.posts[:3]] == ["[FIRING 3] warm"] * 3
+    store = Store.open(state)
+    assert store.pending("hook") == [] and store.pending("mail") == []
+    assert len(store.pending("stuck")) >= 1  # still waiting for its retry: not lost
+    assert store.inbox() == []
+    store.close()
+
+
+async def test_a_restart_plans_notifications_left_in_the_inbox(tmp_path: Path) -> None:
+    Hook.received.clear()
+    server = serve(Hook)
+    path = tmp_path / "rules.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        sources: {{cold: {{type: element, url: "ELEMENT_URL", api_key: k, subscribe: [readings]}}}}
+        channels: {{hook: json://127.0.0.1:{server.server_port}/alerts}}
+        rules:
+          - {{name: warm, threshold: {{field: t, above: 8}}, notify: [hook], group_wait: 30s}}
+        """))
+    store = Store.open(tmp_path / "alertd-state.db")  # the daemon stopped within group_wait
+    note = Notification("warm", "cold/room1", "firing", 100.0, 90.0, "warning", "cold",
+                        "room1", "t", 9.5)
+    store.commit([], {}, [], 100.0, [("hook", note)])
+    store.close()
+
+    async def scenario(element: FakeElement) -> None:
+        await wait_until(lambda: bool(Hook.received))
+
+    try:
+        await run_daemon_until(path, scenario)
+    finally:
+        server.shutdown()
+    assert [m["title"] for m in Hook.received] == ["[FIRING] warm: room1"]
+    assert "t: 9.5" in Hook.received[0]["message"]
+    store = Store.open(tmp_path / "alertd-state.db")
+    assert store.inbox() == []
+    store.close()
