@@ -99,7 +99,7 @@ def text_of(message: EmailMessage, subtype: str = "plain") -> str:
 
 
 def assert_has_body(text: str) -> None:
-    """Every line of BODY is in ``text``, "°C" included (line breaks: see the xfail test)."""
+    """Every line of BODY is in ``text``, "°C" included (line breaks: see the test after this one)."""
     for line in BODY.splitlines():
         assert line in text
 
@@ -135,14 +135,6 @@ async def test_an_email_with_two_recipients_reaches_both(inbox: tuple[Inbox, int
         assert_has_body(text_of(message))
 
 
-PLAIN_TEXT_BUG = (
-    "AppriseSender.send_blocking calls notify() without body_format=NotifyFormat.TEXT, so "
-    "apprise passes alertd's plain text unconverted to plugins whose format is HTML: email "
-    "gets it as its HTML part (line breaks collapse, <...> is markup) and a text part made "
-    "from that HTML; Telegram gets it with parse_mode=HTML, '<' and '&' unescaped")
-
-
-@pytest.mark.xfail(strict=True, reason=PLAIN_TEXT_BUG)
 async def test_an_email_body_keeps_its_line_breaks_and_angle_brackets(
         inbox: tuple[Inbox, int]) -> None:
     handler, port = inbox
@@ -453,7 +445,6 @@ async def test_telegram_sends_one_message_with_title_and_body_to_the_chat() -> N
     assert shown.replace("\r\n", "\n") == f"{TITLE}\n{BODY}"
 
 
-@pytest.mark.xfail(strict=True, reason=PLAIN_TEXT_BUG)
 async def test_telegram_delivers_a_title_with_less_than_and_ampersand() -> None:
     title = "[FIRING] freezer: room1 temperature < -18 °C & rising"
     with responses.RequestsMock() as fake:
