@@ -233,10 +233,12 @@ def cmd_silence(args: argparse.Namespace) -> int:
 
     path = _state_path(args)
     now = wall_time()
+    match: dict[str, str] = {}
+    length = 0.0
     if args.action == "add":
         match = _parse_match(args.match)
-        length = parse_duration(args.duration)
-        if length is None or length <= 0:
+        length = parse_duration(args.duration) or 0.0
+        if length <= 0:
             raise AlertdError(f"--for {args.duration!r}: write a duration such as 45m, 2h "
                               "or 1d")
     elif not Path(path).exists():

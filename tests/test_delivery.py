@@ -120,6 +120,7 @@ async def run_daemon_until(path: Path, done: Any, retry_first: float = 0.2) -> a
 
 
 async def test_a_failing_webhook_is_retried_until_it_takes_the_message(tmp_path: Path) -> None:
+    FlakyHook.posts.clear()
     server = serve(FlakyHook)
     path = tmp_path / "rules.yaml"
     path.write_text(textwrap.dedent(f"""\

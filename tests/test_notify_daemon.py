@@ -118,6 +118,9 @@ async def test_burst_retries_a_hanging_channel_and_silences(tmp_path: Path) -> N
         (held,) = Store.open(state).silences()
         assert await trio.to_thread.run_sync(silence, "expire", held.id) == 0
         await wait_until(lambda: len(mailbox.messages) == 3)
+        outbox = Store.open(state)
+        await wait_until(lambda: outbox.pending("mail") == [] == outbox.pending("hook"))
+        outbox.close()
 
     try:
         await run_daemon_until(path, scenario)
