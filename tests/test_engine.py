@@ -265,3 +265,31 @@ def test_two_readings_of_one_packet_do_not_turn_a_value_into_a_gap() -> None:
     history.record(5.0, 21.5)  # parser A: temperature
     history.record(5.0, None)  # parser B, same measured_at, no temperature
     assert list(history.all) == [(5.0, 21.5)] and history.nulls(1) == 0
+
+
+def test_a_change_window_edge_never_schedules_a_timer_that_is_already_due() -> None:
+    """A window entry exactly `within` old at receipt (Navixy's whole-second msg_time, a
+    lagging receipt): the next wake-up must lie after `now`, or on_timer loops forever (the
+    demo froze on this at 100% CPU). Run in a thread so that a regression fails, not hangs."""
+    import threading
+
+    condition = s.Change(LOC, "fuel", within=600.0, drop=30.0)
+    t0 = 1796014278.0
+    engine = Engine([rule(condition, name="drain")], FLEET, t0)
+    fired = engine.on_timer(t0)  # the listed tracker's first look
+    deadlines: list[tuple[float | None, float]] = []
+
+    def feed() -> None:
+        for minute, fuel in [(0, 300.0), (8, 290.0), (9, 280.0), (10, 270.0)]:
+            now = t0 + 60 * minute + 2.0990161895751953
+            fired.extend(engine.receive(Message("fleet", "1", t0 + 60 * minute,
+                                                {"fuel": fuel}), now))
+            deadlines.append((engine.next_deadline(), now))
+            fired.extend(engine.on_timer(now))
+
+    worker = threading.Thread(target=feed, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "on_timer did not return"
+    assert all(deadline is None or deadline > now for deadline, now in deadlines)
+    assert [(n.rule, n.state, n.value) for n in fired] == [("drain", "firing", 270.0)]

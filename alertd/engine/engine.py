@@ -359,7 +359,7 @@ class Engine:
             deadline = alert.deadline()
             if deadline is not None:
                 wakes.append(deadline + entity.offset)
-        self._schedule(entity, min(wakes) if wakes else None)
+        self._schedule(entity, _after(wakes, now))
         return out
 
     def _evaluate_source(self, src: _Source, now: float) -> list[Notification]:
@@ -387,7 +387,7 @@ class Engine:
             deadline = alert.deadline()
             if deadline is not None:
                 wakes.append(deadline)
-        self._schedule(src, min(wakes) if wakes else None)
+        self._schedule(src, _after(wakes, now))
         return out
 
     def _notification(self, alert: Alert, kind: str, entity: Entity | None,
@@ -451,3 +451,10 @@ class Engine:
             found.extend(entity.alerts.values())
         return sorted((a.rule.name, a.entity, a.state, a.since) for a in found
                       if a.state != INACTIVE)
+
+
+def _after(wakes: list[float], now: float) -> float | None:
+    """The next wake-up, strictly later than the moment just evaluated: a deadline that float
+    rounding puts at ``now`` (a `change` window edge exactly ``within`` old) would otherwise
+    be due again at once, and ``on_timer`` would never return."""
+    return max(min(wakes), now + 2 * EPS) if wakes else None
