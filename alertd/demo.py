@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from typing import TextIO
@@ -145,12 +146,13 @@ async def _run(config: s.Config, store: Store, notify: str | None, out: TextIO,
         _say(out, f"simulated time runs {rate:.0f}x faster: "
                   f"{scenario.LENGTH / 60:.0f} minutes in {scenario.LENGTH / rate:.0f} s; "
                   "notifications print as they would arrive on a phone"
-                  + (", and go to --notify too" if notify else "") + "\n")
+                  + (", and go to --notify too" if notify else ""))
         await element.wait_until(lambda: len(element.connections) >= len(
             [p for src in config.sources.values() if isinstance(src, s.ElementSource)
              for p in src.subscribe]))
         await navixy.wait_until(lambda: navixy.subscribe_count > 0)
         result.start = runtime.clock.now()
+        _say(out, f"[00:00:00] is {_utc(result.start)}, the time in the notifications\n")
         await _play(out, site, element, navixy)
         if notify is not None:
             result.undelivered = await _drain(store, mock)
@@ -190,6 +192,10 @@ async def _drain(store: Store, mock: trio.testing.MockClock) -> int:
 def _say(out: TextIO, text: str) -> None:
     out.write(text + "\n")
     out.flush()
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _offset(seconds: float) -> str:

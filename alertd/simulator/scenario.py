@@ -176,7 +176,7 @@ TIMELINE: tuple[Step, ...] = (
     Step(_at(2), "cold room 1's sensor battery runs low: 3.0 V (sensor-battery-low)",
          _sensor("3c91a2", battery=3.0)),
     Step(_at(3), "the door of cold room 2 is left open and the room warms up (heat-spike "
-                 "at once, cold-room-warm after 10 min above 8 °C)",
+                 "once it rose 4 °C, cold-room-warm after 10 min above 8 °C)",
          _sensor("3c91a3", target=10.5)),
     Step(_at(4), "cold room 3's sensor goes quiet: a pallet blocks its radio "
                  "(sensor-silent after 30 min)", _sensor("3c91a5", online=False)),
