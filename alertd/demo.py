@@ -45,7 +45,6 @@ from alertd.store import Store
 MIN_DURATION = 5.0  # below this the sockets' keep-alive timers run too fast to be fair
 DRAIN_WAIT = 15.0  # real seconds to wait at the end for --notify deliveries to go out
 TERMINAL, NOTIFY = "terminal", "notify"
-log = logging.getLogger("alertd.demo")
 
 
 def main(duration: float, notify: str | None, out: TextIO, *, debug: bool = False) -> int:
