@@ -11,4 +11,6 @@ the test or scenario that drives it.
 - ``navixy.py``: ``FakeNavixy``, the Atmosphere endpoint with ``iot_monitor``.
 - ``windows.py``: the pure per-tracker windows the Navixy fake keeps.
 - ``base.py``: the loopback server, per-socket outboxes, abrupt drops.
+- ``scenario.py``: the site and timeline that ``alertd demo`` plays against both fakes, with
+  ``demo_rules.yaml``, a copy of ``rules.example.yaml`` shipped inside the package.
 """

@@ -1,0 +1,122 @@
+"""`alertd demo` as a new user runs it: the command itself, in a process, offline.
+
+The assertions read the demo's own summary table (rule, kind, entity, fired, resolved), not
+the wording of the notifications, which belongs to the delivery path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = ("threshold", "missing", "silent", "status", "source_down", "change", "all", "any")
+TIME = re.compile(r"^\d\d:\d\d:\d\d")
+
+
+def demo(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "alertd", "demo", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=90)
+
+
+def example_rules() -> dict[str, str]:
+    """Rule name -> kind, as rules.example.yaml writes them."""
+    rules = yaml.safe_load((ROOT / "rules.example.yaml").read_text())["rules"]
+    return {rule["name"]: next(kind for kind in KINDS if kind in rule) for rule in rules}
+
+
+def summary(out: str) -> list[dict[str, str]]:
+    """The rows of the summary table: columns are separated by two spaces or more."""
+    lines = out[out.index("\nSummary"):].splitlines()[2:]
+    header = lines[0].split()
+    rows = []
+    for line in lines[1:]:
+        if not line.strip():
+            break
+        rows.append(dict(zip(header, re.split(r"\s{2,}", line.strip()))))
+    return rows
+
+
+def test_the_packaged_rules_are_rules_example_yaml() -> None:
+    assert (ROOT / "alertd/simulator/demo_rules.yaml").read_bytes() == \
+        (ROOT / "rules.example.yaml").read_bytes()
+
+
+def test_every_rule_fires_and_every_kind_resolves(tmp_path: Path) -> None:
+    done = demo("--duration", "10", cwd=tmp_path)  # any folder; no config, no account
+    assert done.returncode == 0, done.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stderr == ""
+    rows = summary(done.stdout)
+    rules = example_rules()
+    assert {row["KIND"] for row in rows} == set(rules.values())
+    for name, kind in rules.items():
+        mine = [row for row in rows if row["RULE"] == name]
+        assert mine and all(row["KIND"] == kind for row in mine), name
+        assert any(TIME.match(row["FIRED"]) for row in mine), f"{name} did not fire"
+        assert name in done.stdout[:done.stdout.index("\nSummary")], name  # its notification
+    for kind in set(rules.values()):
+        assert any(TIME.match(row["RESOLVED"]) for row in rows if row["KIND"] == kind), kind
+    assert f"{len(rules)} rules: {len(rules)} fired, {len(rules)} resolved" in done.stdout
+
+
+class Hook(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        length = int(self.headers.get("Content-Length", 0))
+        Hook.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_notify_sends_the_notifications_to_an_apprise_url_too() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        done = demo("--duration", "10", "--notify",
+                    f"json://127.0.0.1:{server.server_port}/demo")
+    finally:
+        server.shutdown()
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert Hook.received, "no notification reached the webhook"
+    titles = " ".join(message["title"] + message["message"] for message in Hook.received)
+    assert "stream-down" in titles and "fuel-gap" in titles
+    assert "could not be delivered" not in done.stdout
+
+
+def test_a_bad_notify_url_is_one_clear_line_and_exit_2() -> None:
+    done = demo("--notify", "slak://T000/B000/XXXX")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "alertd: --notify: the URL uses 'slak://', which is not an apprise service "
+        "(did you mean 'slack://'?)"]
+
+
+def test_too_short_a_duration_is_refused() -> None:
+    done = demo("--duration", "1")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == ["alertd: --duration must be at least 5 seconds"]
+
+
+def test_help_names_both_options() -> None:
+    done = subprocess.run([sys.executable, "-m", "alertd", "demo", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0
+    assert "--duration" in done.stdout and "--notify" in done.stdout
