@@ -57,13 +57,15 @@ class Runtime:
     delivered: int = 0
     failed: int = 0  # deliveries given up
     retry_first: float = FIRST_RETRY
+    send_timeout: float = 30.0  # per apprise call, in the daemon's clock's seconds
 
 
 async def run(config: s.Config, store: Store, *, config_path: str | None = None,
               redact: Redact | None = None, out: TextIO = sys.stdout,
+              send_timeout: float = 30.0,
               task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED) -> None:
     """Run until cancelled (SIGINT/SIGTERM end it cleanly; SIGHUP reloads ``config_path``)."""
-    runtime = Runtime(store, Clock(), out)
+    runtime = Runtime(store, Clock(), out, send_timeout=send_timeout)
     if redact is not None:
         redact.update(secrets_of(config))
     reload_send, reload_receive = trio.open_memory_channel[None](1)
@@ -212,7 +214,7 @@ async def _deliver(config: s.Config, entries: trio.MemoryReceiveChannel[Entry],
     now = clock.now()
     planner = Planner(config.rules, config.channels, _silences(config, store, now))
     planner.seed(_firing_at_start(store))
-    sender = AppriseSender()
+    sender = AppriseSender(timeout=runtime.send_timeout)
     kicks: dict[str, trio.MemorySendChannel[None]] = {}
     async with trio.open_nursery() as nursery:
         for channel in config.channels.values():

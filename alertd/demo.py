@@ -134,7 +134,9 @@ async def _run(config: s.Config, store: Store, notify: str | None, out: TextIO,
         config = demo_config(config, element, navixy, notify)
 
         async def daemon(task_status: trio.TaskStatus[app.Runtime]) -> None:
-            await app.run(config, store, out=out, task_status=task_status)
+            # apprise waits on real sockets: give it 30 real seconds, not 30 fast ones
+            await app.run(config, store, out=out, task_status=task_status,
+                          send_timeout=30.0 * rate)
             result.interrupted = True  # app.run returns on its own only on SIGINT/SIGTERM
             nursery.cancel_scope.cancel()
 
