@@ -38,7 +38,7 @@ from alertd.notify.silences import Silence, from_config
 from alertd.senders.apprise_sender import CONSOLE_URL, AppriseSender
 from alertd.sources import element_client, navixy_client
 from alertd.sources.stats import SourceStats
-from alertd.store import StoredAlert, Store
+from alertd.store import Store, StoredAlert
 
 log = logging.getLogger("alertd")
 BATCH_LIMIT = 512  # batches taken per wake-up: keeps one wake-up short under a flood
@@ -180,7 +180,7 @@ async def _evaluate(engine: Engine, batches: trio.MemoryReceiveChannel[Batch], r
                 for note in made:
                     log.info("%s %s %s", note.rule, note.entity,
                              note.state + (" (repeat)" if note.repeat else ""))
-                for entry_id, (channel, note) in zip(ids, offered):
+                for entry_id, (channel, note) in zip(ids, offered, strict=True):
                     await entries.send(Entry(entry_id, channel, note))
             following = engine.next_deadline()
             if following is not None and following <= now and not taken and not made:

@@ -118,10 +118,26 @@ def _state_path(args: argparse.Namespace) -> str:
     return DEFAULT_STATE
 
 
+def _no_state_file(path: str) -> bool:
+    """Say so when the state file does not exist (commands that only read it)."""
+    from pathlib import Path
+
+    if Path(path).exists():
+        return False
+    print(f"alertd: no state file at {path} (has alertd run there yet? see --state)",
+          file=sys.stderr)
+    return True
+
+
+def _print_table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
 def cmd_alerts(args: argparse.Namespace) -> int:
     """List current alerts from the state store."""
     from datetime import datetime, timezone
-    from pathlib import Path
 
     from alertd.clock import wall_time
     from alertd.notify.message import duration_text
@@ -129,9 +145,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from alertd.store import Store
 
     path = _state_path(args)
-    if not Path(path).exists():
-        print(f"alertd: no state file at {path} (has alertd run there yet? see --state)",
-              file=sys.stderr)
+    if _no_state_file(path):
         return EXIT_FAILED
     store = Store.open(path)
     try:
@@ -153,9 +167,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         rows.append((alert.rule, alert.entity, alert.state,
                       f"{since:%Y-%m-%d %H:%M:%SZ} ({duration_text(now - alert.since)})",
                       silenced))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    _print_table(rows)
     return EXIT_OK
 
 
@@ -231,7 +243,6 @@ def _time_text(epoch: float) -> str:
 def cmd_silence(args: argparse.Namespace) -> int:
     """Add, list or expire runtime silences in the state store (a running daemon reads
     them every second)."""
-    from pathlib import Path
 
     from alertd.clock import wall_time
     from alertd.config.fields import parse_duration
@@ -248,9 +259,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
         if length <= 0:
             raise AlertdError(f"--for {args.duration!r}: write a duration such as 45m, 2h "
                               "or 1d")
-    elif not Path(path).exists():
-        print(f"alertd: no state file at {path} (has alertd run there yet? see --state)",
-              file=sys.stderr)
+    elif _no_state_file(path):
         return EXIT_FAILED
     store = Store.open(path)
     try:
@@ -276,9 +285,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
     rows = [("ID", "MATCH", "STARTS", "ENDS", "COMMENT")]
     rows += [(x.id, " ".join(f"{k}={v}" for k, v in x.match.items()), _time_text(x.starts),
               _time_text(x.ends), x.comment) for x in silences]
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    _print_table(rows)
     return EXIT_OK
 
 

@@ -7,8 +7,8 @@ Unix epoch (floats), read once per wake-up by the loop and passed in.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 

@@ -5,10 +5,10 @@ state file, console:// output, on trio's autojump clock (minutes of silence in m
 from __future__ import annotations
 
 import io
-import re
-import os
-import signal
 import logging
+import os
+import re
+import signal
 import textwrap
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager

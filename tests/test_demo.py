@@ -6,17 +6,15 @@ the wording of the notifications, which belongs to the delivery path.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import yaml
+
+from tests.test_delivery import Hook, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("threshold", "missing", "silent", "status", "source_down", "change", "all", "any")
@@ -71,22 +69,9 @@ def test_every_rule_fires_and_every_kind_resolves(tmp_path: Path) -> None:
     assert f"{len(rules)} rules: {len(rules)} fired, {len(rules)} resolved" in done.stdout
 
 
-class Hook(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        length = int(self.headers.get("Content-Length", 0))
-        Hook.received.append(json.loads(self.rfile.read(length)))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 def test_notify_sends_the_notifications_to_an_apprise_url_too() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Hook.received.clear()
+    server = serve(Hook)
     try:
         done = demo("--duration", "10", "--notify",
                     f"json://127.0.0.1:{server.server_port}/demo")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alertd.config import schema as s
 from alertd.config.fields import Reader, suggest
-from alertd.config.nodes import Mapping, Node, Scalar
+from alertd.config.nodes import Node, Scalar
 
 CONDITION_KINDS = ("threshold", "missing", "silent", "status", "source_down", "change",
                    "all", "any")

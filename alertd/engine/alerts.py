@@ -18,9 +18,9 @@ is not in the table is a bug and raises, naming the state and the signal.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 

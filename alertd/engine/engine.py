@@ -27,7 +27,7 @@ from alertd.config import schema as s
 from alertd.engine.alerts import EPS, FIRING, INACTIVE, PENDING, Alert
 from alertd.engine.conditions import VIRTUAL_FIELDS, Result, evaluate
 from alertd.engine.history import FieldHistory, normalise
-from alertd.model import Event, Message, Notification, SourceDown, SourceUp, StatusChanged
+from alertd.model import Event, Message, Notification, SourceUp, StatusChanged
 
 _STATUS = "\x00status"  # index key of rules that read a tracker's status
 
