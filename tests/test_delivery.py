@@ -17,6 +17,7 @@ import trio
 
 from alertd import app
 from alertd.config import load_config
+from alertd.model import Notification
 from alertd.simulator.element import FakeElement
 from alertd.simulator.navixy import FakeNavixy
 from alertd.store import Store
@@ -150,7 +151,10 @@ async def test_a_failing_webhook_is_retried_until_it_takes_the_message(tmp_path:
     store.close()
 
 
-async def test_a_restart_resumes_deliveries_left_in_the_outbox(tmp_path: Path) -> None:
+async def test_a_restart_resumes_deliveries_and_notices_left_behind(tmp_path: Path) -> None:
+    """A daemon stopped with a message in the outbox and a notice still in its group
+    window (the inbox): the next run sends both, and its group_wait does not hold the
+    old notice again."""
     Hook.received.clear()
     server = serve(Hook)
     path = tmp_path / "rules.yaml"
@@ -158,24 +162,32 @@ async def test_a_restart_resumes_deliveries_left_in_the_outbox(tmp_path: Path) -
         sources: {{cold: {{type: element, url: "ELEMENT_URL", api_key: k, subscribe: [readings]}}}}
         channels: {{hook: json://127.0.0.1:{server.server_port}/alerts}}
         rules:
-          - {{name: warm, threshold: {{field: t, above: 8}}, notify: [hook]}}
+          - {{name: warm, threshold: {{field: t, above: 8}}, notify: [hook], group_wait: 30s}}
         """))
     store = Store.open(tmp_path / "alertd-state.db")  # what a stopped daemon left behind
     store.enqueue([("hook", f"json://127.0.0.1:{server.server_port}/alerts",
                     "[FIRING] warm: room1", "left over")], now=0.0)
     store.enqueue([("gone", "json://127.0.0.1:9/x", "for a removed channel", "x")], now=0.0)
+    note = Notification("warm", "cold/room2", "firing", 100.0, 90.0, "warning", "cold",
+                        "room2", "t", 9.5)
+    store.commit([], {}, [], 100.0, [("hook", note)])
     store.close()
 
     async def scenario(element: FakeElement) -> None:
-        while not Hook.received:
-            await trio.sleep(0.05)
+        with trio.fail_after(15):  # well before group_wait would have passed again
+            while len(Hook.received) < 2:
+                await trio.sleep(0.05)
 
     try:
         await run_daemon_until(path, scenario)
     finally:
         server.shutdown()
-    assert [(m["title"], m["message"]) for m in Hook.received] == [
-        ("[FIRING] warm: room1", "left over")]
+    got = {m["title"]: m["message"] for m in Hook.received}
+    assert sorted(got) == ["[FIRING] warm: room1", "[FIRING] warm: room2"]
+    assert got["[FIRING] warm: room1"] == "left over" and "t: 9.5" in got["[FIRING] warm: room2"]
+    store = Store.open(tmp_path / "alertd-state.db")
+    assert store.inbox() == [] and store.pending("hook") == []
+    store.close()
 
 
 def test_notify_command_says_whether_each_url_took_the_message(tmp_path: Path) -> None:

@@ -16,10 +16,9 @@ import trio
 from aiosmtpd.controller import Controller
 
 from alertd import cli
-from alertd.model import Notification
 from alertd.simulator.element import FakeElement
 from alertd.store import Store
-from tests.test_delivery import FlakyHook, Hook, run_daemon_until, serve
+from tests.test_delivery import FlakyHook, run_daemon_until, serve
 
 
 class Mailbox:
@@ -137,35 +136,5 @@ async def test_burst_retries_a_hanging_channel_and_silences(tmp_path: Path) -> N
     store = Store.open(state)
     assert store.pending("hook") == [] and store.pending("mail") == []
     assert len(store.pending("stuck")) >= 1  # still waiting for its retry: not lost
-    assert store.inbox() == []
-    store.close()
-
-
-async def test_a_restart_plans_notifications_left_in_the_inbox(tmp_path: Path) -> None:
-    Hook.received.clear()
-    server = serve(Hook)
-    path = tmp_path / "rules.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        sources: {{cold: {{type: element, url: "ELEMENT_URL", api_key: k, subscribe: [readings]}}}}
-        channels: {{hook: json://127.0.0.1:{server.server_port}/alerts}}
-        rules:
-          - {{name: warm, threshold: {{field: t, above: 8}}, notify: [hook], group_wait: 30s}}
-        """))
-    store = Store.open(tmp_path / "alertd-state.db")  # the daemon stopped within group_wait
-    note = Notification("warm", "cold/room1", "firing", 100.0, 90.0, "warning", "cold",
-                        "room1", "t", 9.5)
-    store.commit([], {}, [], 100.0, [("hook", note)])
-    store.close()
-
-    async def scenario(element: FakeElement) -> None:
-        await wait_until(lambda: bool(Hook.received))
-
-    try:
-        await run_daemon_until(path, scenario)
-    finally:
-        server.shutdown()
-    assert [m["title"] for m in Hook.received] == ["[FIRING] warm: room1"]
-    assert "t: 9.5" in Hook.received[0]["message"]
-    store = Store.open(tmp_path / "alertd-state.db")
     assert store.inbox() == []
     store.close()
