@@ -32,7 +32,7 @@ from alertd.engine import Engine
 from alertd.errors import ConfigError
 from alertd.logs import Redact, secrets_of
 from alertd.model import Batch, Notification
-from alertd.notify.planner import Entry, Plan, Planner
+from alertd.notify.planner import Entry, Plan, Planner, Settled
 from alertd.notify.schedule import FIRST_RETRY, next_attempt
 from alertd.notify.silences import Silence, from_config
 from alertd.senders.apprise_sender import CONSOLE_URL, AppriseSender
@@ -127,7 +127,8 @@ async def _generation(config: s.Config, runtime: Runtime,
     if resumed:
         log.info("resumed %d alerts from %s", resumed, runtime.store.path)
     batches_send, batches_receive = trio.open_memory_channel[Batch](1024)
-    notes_send, notes_receive = trio.open_memory_channel[Entry](CHANNEL_QUEUE)
+    notes_send, notes_receive = trio.open_memory_channel[Entry | Settled](CHANNEL_QUEUE)
+    left = [Entry(*row) for row in runtime.store.inbox()]  # read before anything adds to it
     async with trio.open_nursery() as nursery:
         async with batches_send:
             for source in config.sources.values():
@@ -140,12 +141,12 @@ async def _generation(config: s.Config, runtime: Runtime,
                     nursery.start_soon(navixy_client.run_source, source, batches_send.clone(),
                                        runtime.stats)
         nursery.start_soon(_evaluate, engine, batches_receive, runtime, notes_send)
-        nursery.start_soon(_deliver, config, notes_receive, runtime)
+        nursery.start_soon(_deliver, config, notes_receive, runtime, left)
         task_status.started()
 
 
 async def _evaluate(engine: Engine, batches: trio.MemoryReceiveChannel[Batch], runtime: Runtime,
-                    entries: trio.MemorySendChannel[Entry]) -> None:
+                    entries: trio.MemorySendChannel[Entry | Settled]) -> None:
     clock, store = runtime.clock, runtime.store
     notify = {rule.name: rule.notify for rule in engine.rules}
     async with batches, entries:
@@ -182,6 +183,11 @@ async def _evaluate(engine: Engine, batches: trio.MemoryReceiveChannel[Batch], r
                              note.state + (" (repeat)" if note.repeat else ""))
                 for entry_id, (channel, note) in zip(ids, offered, strict=True):
                     await entries.send(Entry(entry_id, channel, note))
+                told = {(n.rule, n.entity) for n in made if n.state == "resolved"}
+                for alert in changed:
+                    if alert.state in ("resolved", "inactive") and \
+                            (alert.rule, alert.entity) not in told:
+                        await entries.send(Settled(alert.rule, alert.entity))
             following = engine.next_deadline()
             if following is not None and following <= now and not taken and not made:
                 log.error("engine: a timer did not advance at %.3f; pausing 1 s", following)
@@ -202,8 +208,8 @@ def _firing_at_start(store: Store) -> list[Notification]:
             for a in store.load_alerts() if a.state == "firing"]
 
 
-async def _deliver(config: s.Config, entries: trio.MemoryReceiveChannel[Entry],
-                   runtime: Runtime) -> None:
+async def _deliver(config: s.Config, entries: trio.MemoryReceiveChannel[Entry | Settled],
+                   runtime: Runtime, left: list[Entry]) -> None:
     """Plan what each channel is told (silences, quiet hours, grouping), write the messages
     to the outbox, then wake the channels' workers. ``console://`` prints at once.
     Notifications left in the inbox by an earlier run are planned first."""
@@ -221,7 +227,7 @@ async def _deliver(config: s.Config, entries: trio.MemoryReceiveChannel[Entry],
             kick, woken = trio.open_memory_channel[None](1)
             kicks[channel.name] = kick
             nursery.start_soon(_channel_worker, channel, woken, sender, runtime)
-        taken = [Entry(*row) for row in store.inbox()]
+        taken: list[Entry | Settled] = list(left)
         if taken:
             log.info("resuming %d notifications left by the last run", len(taken))
         silences_read = now
@@ -229,7 +235,10 @@ async def _deliver(config: s.Config, entries: trio.MemoryReceiveChannel[Entry],
             while True:
                 plan = Plan()
                 for entry in taken:
-                    planner.offer(entry, now, plan)
+                    if isinstance(entry, Settled):
+                        planner.settle(entry)
+                    else:
+                        planner.offer(entry, now, plan)
                 planner.on_timer(now, plan)
                 for decision in plan.decisions:
                     log.info("notify: %s", decision)

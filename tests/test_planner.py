@@ -9,7 +9,7 @@ from alertd.config import schema as s
 from alertd.errors import Loc
 from alertd.model import Notification
 from alertd.notify.mute import muted_until
-from alertd.notify.planner import Entry, Plan, Planner
+from alertd.notify.planner import Entry, Plan, Planner, Settled
 from alertd.notify.silences import Silence
 
 LOC = Loc("rules.yaml", 3)
@@ -213,3 +213,21 @@ def test_a_firing_alert_seeded_at_start_is_notified_when_its_silence_ends() -> N
     line.offer(T0, "ops", note("warm", "cold/room1", repeat=True))
     line.run_until(T0 + 61)
     assert [(w, t) for w, _, t, _ in line.sent] == [(T0 + 60, "[FIRING] warm: room1")]
+
+
+def test_an_alert_that_settled_without_a_notice_is_not_reported_as_still_firing() -> None:
+    """`resolved: false` rules (and alerts held back while flapping) resolve without a
+    notice; the loop tells the planner, so neither a silence's end nor a digest revives
+    them."""
+    planner = Planner([rule("warm", group_wait=0, resolved=False)],
+                      {"ops": channel(), "mail": channel("mail", (NIGHT,))},
+                      [silence(T0, T0 + 60, rule="warm")])
+    line = Timeline(planner)
+    line.offer(T0, "ops", note("warm", "cold/room1"))
+    planner.settle(Settled("warm", "cold/room1"))  # before its silence ends
+    night = at("2026-12-01T23:00:00")
+    line.offer(night, "mail", note("warm", "cold/room2", when=night))
+    planner.settle(Settled("warm", "cold/room2"))  # in the night
+    line.run_until(night + 86400)
+    assert line.sent == []
+    assert line.decisions[-1].startswith("mail: quiet hours over; nothing is still firing")

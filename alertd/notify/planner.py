@@ -45,6 +45,15 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
+class Settled:
+    """An alert stopped firing without a notice of its own (``resolved: false``, or held
+    back while flapping): the planner must no longer count it as firing."""
+
+    rule: str
+    entity: str
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """What one channel is to be sent now."""
 
@@ -111,6 +120,12 @@ class Planner:
         silence ends."""
         for note in firing:
             self._firing[_key(note)] = note
+
+    def settle(self, settled: Settled) -> None:
+        key = (settled.rule, settled.entity)
+        self._firing.pop(key, None)
+        for held in [held for held in self._held if held[1] == key]:
+            del self._held[held]
 
     def offer(self, entry: Entry, now: float, plan: Plan) -> None:
         note = entry.note
