@@ -25,12 +25,14 @@ from typing import TextIO
 
 import trio
 
+from alertd import http_server
 from alertd.clock import Clock
 from alertd.config import load_config
 from alertd.config import schema as s
 from alertd.engine import Engine
 from alertd.errors import ConfigError
 from alertd.logs import Redact, secrets_of
+from alertd.metrics import Histogram, Snapshot, alerts_json, health_json, render
 from alertd.model import Batch, Notification
 from alertd.notify.planner import Entry, Plan, Planner, Settled
 from alertd.notify.schedule import FIRST_RETRY, next_attempt
@@ -58,6 +60,9 @@ class Runtime:
     failed: int = 0  # deliveries given up
     retry_first: float = FIRST_RETRY
     send_timeout: float = 30.0  # per apprise call, in the daemon's clock's seconds
+    engine: Engine | None = None  # the running generation's, for /metrics and /alerts
+    latency: Histogram = field(default_factory=Histogram)
+    http_port: int | None = None
 
 
 async def run(config: s.Config, store: Store, *, config_path: str | None = None,
@@ -71,6 +76,9 @@ async def run(config: s.Config, store: Store, *, config_path: str | None = None,
     reload_send, reload_receive = trio.open_memory_channel[None](1)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_signals, nursery.cancel_scope, reload_send)
+        if config.http is not None:  # kept across reloads: a new address needs a restart
+            runtime.http_port = await nursery.start(http_server.serve, *config.http,
+                                                    _routes(runtime, config))
         started = False
         while True:
             async with trio.open_nursery() as generation:
@@ -121,7 +129,7 @@ async def _signals(scope: trio.CancelScope, reload: trio.MemorySendChannel[None]
 async def _generation(config: s.Config, runtime: Runtime,
                       task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     now = runtime.clock.now()
-    engine = Engine(config.rules, config.sources, now, connected=False)
+    engine = runtime.engine = Engine(config.rules, config.sources, now, connected=False)
     resumed = engine.restore(((a.rule, a.entity, a.data)
                               for a in runtime.store.load_alerts()), now)
     if resumed:
@@ -188,10 +196,33 @@ async def _evaluate(engine: Engine, batches: trio.MemoryReceiveChannel[Batch], r
                     if alert.state in ("resolved", "inactive") and \
                             (alert.rule, alert.entity) not in told:
                         await entries.send(Settled(alert.rule, alert.entity))
+            done = clock.monotonic()
+            for batch in taken:
+                if batch.received is not None:
+                    runtime.latency.observe(max(0.0, done - batch.received))
             following = engine.next_deadline()
             if following is not None and following <= now and not taken and not made:
                 log.error("engine: a timer did not advance at %.3f; pausing 1 s", following)
                 await trio.sleep(1)  # never spin a core, even on a bug
+
+
+def _routes(runtime: Runtime, config: s.Config) -> dict[str, http_server.Route]:
+    def snapshot() -> Snapshot:
+        engine, stats = runtime.engine, runtime.stats
+        return Snapshot(sorted(config.sources), stats.message_count, stats.bad_frame_count,
+                        stats.open_sockets, engine.sources_up() if engine else {},
+                        engine.alerts() if engine else [], runtime.delivered, runtime.failed,
+                        runtime.store.queued(), runtime.latency)
+
+    def alerts() -> list[tuple[str, str, str, float]]:
+        return runtime.engine.alerts() if runtime.engine else []
+
+    def up() -> dict[str, bool]:
+        return runtime.engine.sources_up() if runtime.engine else {}
+
+    return {"/metrics": lambda: ("text/plain; version=0.0.4", render(snapshot())),
+            "/healthz": lambda: ("application/json", health_json(up())),
+            "/alerts": lambda: ("application/json", alerts_json(alerts()))}
 
 
 def _silences(config: s.Config, store: Store, now: float) -> list[Silence]:

@@ -88,3 +88,4 @@ class Batch:
     events: tuple[Event, ...]
     socket: str = ""
     cursor: str | None = None
+    received: float | None = None  # trio time the frame arrived (for the latency metric)

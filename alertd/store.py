@@ -191,6 +191,11 @@ class Store:
                                (channel,)).fetchall()
         return [Delivery(*row) for row in rows]
 
+    def queued(self) -> dict[str, int]:
+        """How many messages wait in the outbox, per channel."""
+        rows = self.db.execute("SELECT channel, COUNT(*) FROM outbox GROUP BY channel")
+        return {channel: count for channel, count in rows.fetchall()}
+
     def delivered(self, delivery_id: int) -> None:
         self.db.execute("DELETE FROM outbox WHERE id = ?", (delivery_id,))
 

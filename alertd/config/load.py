@@ -168,7 +168,7 @@ def _http(reader: Reader, node: Node) -> tuple[str, int] | None:
     if text is None:
         return None
     host, _, port = text.rpartition(":")
-    if not port.isdigit() or not 0 < int(port) < 65536:
+    if not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port (logged)
         reader.error(node.loc, f"http must be HOST:PORT such as 127.0.0.1:9464, not '{text}'")
         return None
     return (host.strip("[]") or "127.0.0.1", int(port))

@@ -444,6 +444,10 @@ class Engine:
 
     # ---- views -------------------------------------------------------------------------
 
+    def sources_up(self) -> dict[str, bool]:
+        """Whether each source's connection is up, as the engine knows it."""
+        return {name: src.up for name, src in self._sources.items()}
+
     def alerts(self) -> list[tuple[str, str, str, float]]:
         """(rule, entity, state, since) of every alert that is not inactive."""
         found: list[Any] = [*self._source_alerts.values()]

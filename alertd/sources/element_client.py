@@ -117,7 +117,7 @@ async def _read(ws: trio_websocket.WebSocketConnection, source: s.ElementSource,
                 if decoded.events:
                     stats.messages(source.name, len(decoded.events))
                     await send.send(Batch(source.name, tuple(decoded.events), path,
-                                          decoder.cursor))
+                                          decoder.cursor, trio.current_time()))
         except trio_websocket.ConnectionClosed as closed:
             code = getattr(closed.reason, "code", None)
             if frames == 0 and trio.current_time() - opened_at < REJECTED_CLOSE \

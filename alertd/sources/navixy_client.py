@@ -147,4 +147,4 @@ async def _handle(decoded: Decoded, source: s.NavixySource,
                      notice.event, notice.source_id)
     if events:
         stats.messages(source.name, len(events))
-        await send.send(Batch(source.name, tuple(events)))
+        await send.send(Batch(source.name, tuple(events), received=trio.current_time()))

@@ -1,0 +1,108 @@
+"""What ``/metrics``, ``/healthz`` and ``/alerts`` say (SPEC section 8): pure rendering.
+
+The numbers come from the daemon's counters (``Runtime``, ``SourceStats``), the engine's
+alerts and the outbox; this module only turns them into Prometheus' text exposition format
+(version 0.0.4) and JSON. ``http_server.py`` serves them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+STATES = ("pending", "firing", "resolved")
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Histogram:
+    """Cumulative buckets of observed seconds, as Prometheus expects them."""
+
+    def __init__(self, buckets: Sequence[float] = LATENCY_BUCKETS) -> None:
+        self.bounds = tuple(buckets)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
+
+
+@dataclass
+class Snapshot:
+    """Everything ``/metrics`` shows, read at one moment."""
+
+    sources: Sequence[str]
+    messages: Mapping[str, int]
+    bad_frames: Mapping[str, int]
+    open_sockets: Mapping[str, int]
+    connected: Mapping[str, bool]
+    alerts: Iterable[tuple[str, str, str, float]]  # rule, entity, state, since
+    delivered: int
+    failed: int
+    queued: Mapping[str, int]  # channel -> outbox rows
+    latency: Histogram = field(default_factory=Histogram)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _family(lines: list[str], name: str, kind: str, text: str) -> None:
+    lines.append(f"# HELP {name} {text}")
+    lines.append(f"# TYPE {name} {kind}")
+
+
+def render(snap: Snapshot) -> str:
+    """The Prometheus text format of a snapshot."""
+    lines: list[str] = []
+    per_source = (
+        ("alertd_messages_total", "counter", "messages received and evaluated",
+         snap.messages),
+        ("alertd_bad_frames_total", "counter", "frames or items skipped as malformed",
+         snap.bad_frames),
+        ("alertd_open_sockets", "gauge", "WebSocket connections open", snap.open_sockets),
+    )
+    for name, kind, text, values in per_source:
+        _family(lines, name, kind, text)
+        lines += [f'{name}{{source="{_label(s)}"}} {values.get(s, 0)}' for s in snap.sources]
+    _family(lines, "alertd_source_up", "gauge", "1 when the source's connection is up")
+    lines += [f'alertd_source_up{{source="{_label(s)}"}} {int(snap.connected.get(s, False))}'
+              for s in snap.sources]
+    counts: dict[tuple[str, str], int] = {}
+    for rule, _entity, state, _since in snap.alerts:
+        counts[(rule, state)] = counts.get((rule, state), 0) + 1
+    _family(lines, "alertd_alerts", "gauge", "alerts by rule and state")
+    lines += [f'alertd_alerts{{rule="{_label(rule)}",state="{state}"}} {n}'
+              for (rule, state), n in sorted(counts.items())]
+    _family(lines, "alertd_deliveries_total", "counter",
+            "messages delivered, and given up after an hour of retries")
+    lines.append(f'alertd_deliveries_total{{result="sent"}} {snap.delivered}')
+    lines.append(f'alertd_deliveries_total{{result="failed"}} {snap.failed}')
+    _family(lines, "alertd_deliveries_queued", "gauge", "messages waiting in the outbox")
+    lines += [f'alertd_deliveries_queued{{channel="{_label(c)}"}} {n}'
+              for c, n in sorted(snap.queued.items())]
+    name = "alertd_event_dispatch_seconds"
+    _family(lines, name, "histogram",
+            "from a frame's arrival to its notifications handed to the planner")
+    cumulative = 0
+    for bound, count in zip(snap.latency.bounds, snap.latency.counts, strict=False):
+        cumulative += count
+        lines.append(f'{name}_bucket{{le="{bound:g}"}} {cumulative}')
+    cumulative += snap.latency.counts[-1]
+    lines.append(f'{name}_bucket{{le="+Inf"}} {cumulative}')
+    lines.append(f"{name}_sum {snap.latency.total:.6f}")
+    lines.append(f"{name}_count {cumulative}")
+    return "\n".join(lines) + "\n"
+
+
+def alerts_json(alerts: Iterable[tuple[str, str, str, float]]) -> str:
+    """``/alerts``: the alerts that are not inactive, as a JSON list."""
+    return json.dumps([{"rule": rule, "entity": entity, "state": state, "since": since}
+                       for rule, entity, state, since in alerts], indent=1) + "\n"
+
+
+def health_json(connected: Mapping[str, bool]) -> str:
+    """``/healthz``: the daemon answers, and which sources are connected."""
+    return json.dumps({"status": "ok", "sources": dict(sorted(connected.items()))}) + "\n"
