@@ -231,3 +231,29 @@ def test_an_alert_that_settled_without_a_notice_is_not_reported_as_still_firing(
     line.run_until(night + 86400)
     assert line.sent == []
     assert line.decisions[-1].startswith("mail: quiet hours over; nothing is still firing")
+
+
+def test_a_storm_is_one_readable_message() -> None:
+    line = Timeline(Planner([rule("warm")], {"ops": channel()}))
+    for n in range(500):
+        line.offer(T0, "ops", note("warm", f"cold/room{n}"))
+    line.offer(T0, "ops", note("warm", "cold/room0", "resolved"))
+    line.run_until(T0 + 60)
+    ((_, _, title, body),) = line.sent
+    assert title == "[FIRING 500, RESOLVED 1] warm"
+    lines = body.splitlines()
+    assert len(lines) == 22 and lines[-1] == "  ... and 481 more (480 FIRING, 1 RESOLVED)"
+
+
+def test_a_storm_across_many_rules_lists_twenty_alerts_and_counts_the_rest() -> None:
+    names = [f"r{n}" for n in range(6)]
+    line = Timeline(Planner([rule(name) for name in names], {"ops": channel()}))
+    for n in range(60):
+        line.offer(T0, "ops", note(names[n % 6], f"cold/room{n}"))
+    line.run_until(T0 + 60)
+    ((_, _, title, body),) = line.sent
+    assert title == "[FIRING 60] r0, r1, r2 and 3 more rules"
+    listed = [x for x in body.splitlines() if x.startswith("  FIRING")]
+    assert len(listed) == 20
+    assert "r1 (warning):\n  FIRING: room1 " in body  # r0 and r1 listed in full
+    assert "r2 (warning):\n  10 FIRING\n" in body and body.endswith("r5 (warning):\n  10 FIRING")

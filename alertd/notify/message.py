@@ -4,6 +4,7 @@ when, severity)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -13,6 +14,7 @@ from alertd.model import Notification
 from alertd.notify.templates import render
 
 DEFAULT_TITLE = "[{STATE}] {rule}: {entity_name}"
+LISTED = 20  # alerts listed in one message: a phone screen, not a report
 MARK = {"firing": "FIRING", "resolved": "RESOLVED", "flapping": "FLAPPING"}
 
 
@@ -84,15 +86,23 @@ def summary_line(note: Notification, rule: s.Rule | None) -> str:
 
 
 def _by_rule(notes: Sequence[Notification], rules: Mapping[str, s.Rule]) -> list[str]:
+    """Alerts listed under their rule: at most ``LISTED`` in all, the rest counted."""
     order: dict[str, list[Notification]] = {}
     for note in notes:
         order.setdefault(note.rule, []).append(note)
     lines: list[str] = []
+    budget = LISTED
     for name, group in order.items():
         if lines:
             lines.append("")
         lines.append(f"{name} ({group[0].severity}):")
-        lines.extend(f"  {summary_line(note, rules.get(name))}" for note in group)
+        shown, budget = group[:budget], max(0, budget - len(group))
+        lines.extend(f"  {summary_line(note, rules.get(name))}" for note in shown)
+        if len(group) > len(shown):
+            rest = Counter(MARK.get(n.state, n.state.upper()) for n in group[len(shown):])
+            counted = ", ".join(f"{n} {state}" for state, n in rest.items())
+            lines.append(f"  ... and {len(group) - len(shown)} more ({counted})" if shown
+                         else f"  {counted}")
     return lines
 
 
@@ -107,8 +117,9 @@ def compose_group(notes: Sequence[Notification],
         counts[MARK.get(note.state, note.state.upper())] = \
             counts.get(MARK.get(note.state, note.state.upper()), 0) + 1
     names = list(dict.fromkeys(note.rule for note in notes))
-    title = "[" + ", ".join(f"{state} {n}" for state, n in counts.items()) + "] " + \
-        ", ".join(names)
+    named = ", ".join(names[:3]) + (f" and {len(names) - 3} more rules" if len(names) > 3
+                                     else "")
+    title = "[" + ", ".join(f"{state} {n}" for state, n in counts.items()) + "] " + named
     return title, "\n".join(_by_rule(notes, rules))
 
 
