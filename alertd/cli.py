@@ -141,7 +141,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
     from alertd.clock import wall_time
     from alertd.notify.message import duration_text
-    from alertd.notify.silences import active, alert_values, matches
+    from alertd.notify.silences import Silence, alert_values, covering, from_config
     from alertd.store import Store
 
     path = _state_path(args)
@@ -151,9 +151,14 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     try:
         alerts = store.load_alerts()
         now = wall_time()
-        silences = store.silences(now=now)
+        silences = [Silence(x.id, x.match, x.starts, x.ends, x.comment)
+                    for x in store.silences(now=now)]
     finally:
         store.close()
+    if getattr(args, "config", None):  # the file's planned silences count too
+        from alertd.config import load_config
+
+        silences += map(from_config, load_config(args.config, strict=False).silences)
     if not alerts:
         print("no alerts")
         return EXIT_OK
@@ -162,8 +167,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         since = datetime.fromtimestamp(alert.since, timezone.utc)
         values = alert_values(alert.rule, alert.entity, alert.data.get("severity", ""),
                               alert.data.get("labels"))
-        silenced = next((x.id for x in silences if active(x.starts, x.ends, now)
-                         and matches(x.match, values)), "")
+        silence = covering(silences, values, now)
+        silenced = silence.id if silence else ""
         rows.append((alert.rule, alert.entity, alert.state,
                       f"{since:%Y-%m-%d %H:%M:%SZ} ({duration_text(now - alert.since)})",
                       silenced))

@@ -45,3 +45,48 @@ def test_silence_matching() -> None:
     assert matches({"source": "cold"}, values)
     assert not matches({"rule": "hot", "severity": "warning"}, values)
     assert not matches({}, values)  # an empty match silences nothing
+
+
+def alertd(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "alertd", *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_silence_commands_and_planned_silences_in_alerts(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("""\
+state: state.db
+sources: {fleet: {type: navixy, hash: h, trackers: [21080, 21081]}}
+channels: {ops: console://}
+rules:
+  - {name: fuel-gap, missing: {field: lls_level_1, nulls: 3}, notify: [ops]}
+silences:
+  - {match: {entity: fleet/21081}, ends: "2999-01-01", comment: retired}
+""")
+    store = Store.open(tmp_path / "state.db")
+    now = time.time()
+    store.commit([StoredAlert("fuel-gap", "fleet/21080", "firing", now - 60, {}),
+                  StoredAlert("fuel-gap", "fleet/21081", "firing", now - 60, {})], {}, [], now)
+    store.close()
+    added = alertd("silence", "add", "--match", "entity=fleet/21080", "--match",
+                   "rule=fuel-gap", "--for", "2h", "--comment", "sensor swap", "-c", str(rules))
+    assert added.returncode == 0, added.stderr
+    silence_id = added.stdout.split()[1]
+    assert added.stdout.startswith(f"silence {silence_id} added: entity=fleet/21080 "
+                                   "rule=fuel-gap until ")
+    assert added.stdout.rstrip().endswith("(2h00m)")
+    listed = alertd("silence", "list", "-c", str(rules)).stdout.splitlines()
+    assert listed[0].split() == ["ID", "MATCH", "STARTS", "ENDS", "COMMENT"]
+    assert listed[1].startswith(silence_id) and listed[1].endswith("sensor swap")
+    rows = alertd("alerts", "-c", str(rules)).stdout.splitlines()[1:]
+    assert [row.split()[-1] for row in rows] == [silence_id, f"{rules}:7"]  # its FILE:LINE
+    assert alertd("silence", "expire", silence_id, "-c", str(rules)).returncode == 0
+    assert alertd("silence", "list", "-c", str(rules)).stdout == "no silences\n"
+    again = alertd("silence", "expire", silence_id, "-c", str(rules))
+    assert again.returncode == 1 and "no active silence" in again.stderr
+    bad = [alertd("silence", "add", "--match", "rul=fuel-gap", "--for", "1h", "-c", str(rules)),
+           alertd("silence", "add", "--match", "entity=21080", "--for", "1h", "-c", str(rules)),
+           alertd("silence", "add", "--match", "rule=fuel-gap", "--for", "soon", "-c", str(rules))]
+    assert [b.returncode for b in bad] == [1, 1, 1]
+    assert [b.stderr.count("\n") for b in bad] == [1, 1, 1]  # one clear line each
+    assert "did you mean 'rule'?" in bad[0].stderr and "SOURCE/ID" in bad[1].stderr
