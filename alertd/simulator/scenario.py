@@ -31,9 +31,7 @@ FREEZER = "8a1d0f"
 MINUTE = 60.0
 LENGTH = 56 * MINUTE  # simulated seconds from the first step to the end of the demo
 TICK = 10.0  # the scenario's resolution, simulated seconds
-TRUCK_PERIOD = 70.0  # Navixy msg_times are whole seconds; a period that divides no rule's
-# `within` (10 min) keeps clear of an engine bug where on_timer spins when the oldest value
-# in a change window is exactly `within` old (reported to the lead)
+TRUCK_PERIOD = 60.0  # seconds between a truck's messages
 SENSOR_PERIOD = 120.0
 
 
