@@ -193,8 +193,7 @@ async def _evaluate(engine: Engine, batches: trio.MemoryReceiveChannel[Batch], r
                     await entries.send(Entry(entry_id, channel, note))
                 told = {(n.rule, n.entity) for n in made if n.state == "resolved"}
                 for alert in changed:
-                    if alert.state in ("resolved", "inactive") and \
-                            (alert.rule, alert.entity) not in told:
+                    if alert.state == "resolved" and (alert.rule, alert.entity) not in told:
                         await entries.send(Settled(alert.rule, alert.entity))
             done = clock.monotonic()
             for batch in taken:

@@ -12,6 +12,7 @@ import signal
 import textwrap
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -416,3 +417,35 @@ async def test_navixy_reconnect_does_not_count_the_resent_window_again(
         assert d.lines() == []
         navixy.add_message(21080, {"lls_level_1": None})  # the real third null
         await d.wait_for(lambda: bool(d.lines("[FIRING] fuel-gap")))
+
+
+async def test_silences_hold_notices_and_release_only_what_still_fires(
+        tmp_path: Path, autojump_clock: trio.abc.Clock,
+        fakes: tuple[FakeElement, FakeNavixy]) -> None:
+    """A planned silence for 10 minutes: `warm` fires and resolves quietly (resolved: false)
+    under it, `cold` fires and stays: when the silence ends only `cold` is notified."""
+    element, navixy = fakes
+    ends = datetime.fromtimestamp(Clock().now() + 600, timezone.utc)
+    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
+        - name: warm
+          source: cold
+          threshold: {field: temperature, above: 8}
+          resolved: false
+        - name: cold
+          source: cold
+          threshold: {field: humidity, below: 20}
+        """)
+    path.write_text(path.read_text() + textwrap.dedent(f"""\
+        silences:
+          - {{match: {{source: cold}}, ends: "{ends:%Y-%m-%dT%H:%M:%SZ}", comment: works}}
+        """))
+    async with daemon(path) as d:
+        await d.wait_for(lambda: element.connections != [])
+        element.add_reading("room1", {"temperature": 9, "humidity": 15})
+        await trio.sleep(60)
+        element.add_reading("room1", {"temperature": 5, "humidity": 15})
+        await trio.sleep(60)
+        assert d.lines() == []
+        await d.wait_for(lambda: bool(d.lines()))
+        await trio.sleep(60)
+        assert [line.split(" ", 1)[1] for line in d.lines()] == ["[FIRING] cold: room1"]
