@@ -239,6 +239,22 @@ def _parse_match(items: Sequence[str]) -> dict[str, str]:
     return match
 
 
+def _check_names(match: dict[str, str], path: str) -> None:
+    """A silence naming a rule or source the file does not have would silence nothing."""
+    from alertd.config import load_config
+    from alertd.config.fields import suggest
+
+    config = load_config(path, strict=False)
+    source = match.get("source") or match.get("entity", "").split("/", 1)[0]
+    rules = {rule.name for rule in config.rules}
+    if "rule" in match and match["rule"] not in rules:
+        raise AlertdError(f"--match rule={match['rule']}: {path} has no such rule"
+                          f"{suggest(match['rule'], rules)}")
+    if source and source not in config.sources:
+        raise AlertdError(f"--match: {path} has no source '{source}'"
+                          f"{suggest(source, config.sources)}")
+
+
 def _time_text(epoch: float) -> str:
     from datetime import datetime, timezone
 
@@ -260,6 +276,8 @@ def cmd_silence(args: argparse.Namespace) -> int:
     length = 0.0
     if args.action == "add":
         match = _parse_match(args.match)
+        if getattr(args, "config", None):
+            _check_names(match, args.config)
         length = parse_duration(args.duration) or 0.0
         if length <= 0:
             raise AlertdError(f"--for {args.duration!r}: write a duration such as 45m, 2h "

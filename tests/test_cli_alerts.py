@@ -86,7 +86,11 @@ silences:
     assert again.returncode == 1 and "no active silence" in again.stderr
     bad = [alertd("silence", "add", "--match", "rul=fuel-gap", "--for", "1h", "-c", str(rules)),
            alertd("silence", "add", "--match", "entity=21080", "--for", "1h", "-c", str(rules)),
-           alertd("silence", "add", "--match", "rule=fuel-gap", "--for", "soon", "-c", str(rules))]
-    assert [b.returncode for b in bad] == [1, 1, 1]
-    assert [b.stderr.count("\n") for b in bad] == [1, 1, 1]  # one clear line each
+           alertd("silence", "add", "--match", "rule=fuel-gap", "--for", "soon", "-c", str(rules)),
+           alertd("silence", "add", "--match", "rule=fuel-gaps", "--for", "1h", "-c", str(rules)),
+           alertd("silence", "add", "--match", "entity=flet/1", "--for", "1h", "-c", str(rules))]
+    assert [b.returncode for b in bad] == [1] * 5
+    assert [b.stderr.count("\n") for b in bad] == [1] * 5  # one clear line each
     assert "did you mean 'rule'?" in bad[0].stderr and "SOURCE/ID" in bad[1].stderr
+    assert "no such rule (did you mean 'fuel-gap'?)" in bad[3].stderr
+    assert "no source 'flet' (did you mean 'fleet'?)" in bad[4].stderr
