@@ -45,6 +45,7 @@ from alertd.store import Store, StoredAlert
 log = logging.getLogger("alertd")
 BATCH_LIMIT = 512  # batches taken per wake-up: keeps one wake-up short under a flood
 CHANNEL_QUEUE = 10_000  # notifications waiting for the planner (they are in the inbox)
+HISTORY_KEPT = 90 * 86400  # notifications and ended silences, pruned at start and reload
 SILENCES_EVERY = 1.0  # how often the store's silences are read: `silence add` works in 2 s
 
 
@@ -129,6 +130,9 @@ async def _signals(scope: trio.CancelScope, reload: trio.MemorySendChannel[None]
 async def _generation(config: s.Config, runtime: Runtime,
                       task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     now = runtime.clock.now()
+    pruned = runtime.store.prune(now - HISTORY_KEPT)
+    if pruned:
+        log.info("forgot %d notifications older than %d days", pruned, HISTORY_KEPT // 86400)
     engine = runtime.engine = Engine(config.rules, config.sources, now, connected=False)
     resumed = engine.restore(((a.rule, a.entity, a.data)
                               for a in runtime.store.load_alerts()), now)

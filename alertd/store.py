@@ -155,6 +155,13 @@ class Store:
             db.executemany("INSERT INTO history VALUES (?, ?, ?, ?)", history)
         return ids
 
+    def prune(self, before: float) -> int:
+        """Forget notifications, and silences that ended, before ``before``; how many
+        notifications went."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM silences WHERE ends < ?", (before,))
+            return db.execute("DELETE FROM history WHERE at < ?", (before,)).rowcount
+
     def load_alerts(self) -> list[StoredAlert]:
         rows = self.db.execute("SELECT rule, entity, state, since, data FROM alerts "
                                "ORDER BY rule, entity").fetchall()

@@ -111,3 +111,15 @@ def test_outbox_keeps_deliveries_until_done(tmp_path: Path) -> None:
     (left,) = store.pending("hook")
     assert (left.url, left.due, left.attempts) == ("json://a", 20.0, 1)
     assert store.orphans(["hook"]) == 0 and store.orphans(["other"]) == 1
+
+
+def test_old_history_and_ended_silences_are_pruned(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "state.db")
+    store.commit([], {}, [(10.0, "r", "fleet/1", "firing"), (500.0, "r", "fleet/1", "resolved")],
+                 now=500.0)
+    old = store.add_silence({"rule": "r"}, 0.0, 50.0, "", 0.0)
+    new = store.add_silence({"rule": "r"}, 0.0, 5000.0, "", 0.0)
+    assert store.prune(before=100.0) == 1
+    assert [x.id for x in store.silences()] == [new.id] and old.id != new.id
+    assert store.db.execute("SELECT at FROM history").fetchall() == [(500.0,)]
+    store.close()
