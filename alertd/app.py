@@ -1,16 +1,19 @@
 """The daemon's wiring: the only nursery of alertd (STYLE.md convention 7).
 
-    sources (one task per socket) --Batch--> engine loop --Notification--> delivery workers
-                                              |  (one per channel)
-                                              +-- state store: alerts, replay positions, history
+    sources (a task per socket) --Batch--> engine loop --Entry--> planner --Message--> outbox
+                                               |       (inbox)                  a worker per
+                                               +-- state store: alerts, replay   channel
+                                                   positions, history, inbox, outbox
 
 The engine loop wakes on a batch or on the engine's next deadline, reads the clock once,
-evaluates, persists what changed in one transaction, and hands notifications on. Every
-delivery is written to the outbox in the state file before it is attempted; each notify
-channel has its own worker, so a slow or failing channel never delays evaluation or the
-other channels, and a restart resumes what was not delivered yet. SIGHUP loads the file again: an invalid file is logged and
-the old one kept; a valid one restarts sources and engine, and alerts of rules that still
-exist resume from the store.
+evaluates, and persists what changed, with each (channel, notification) for the planner's
+inbox, in one transaction. The planner loop (``_deliver``) applies silences, quiet hours
+and grouping, and writes its messages to the outbox; each channel has its own worker, so a
+slow or failing channel never delays evaluation or the other channels, and a restart
+resumes what was neither planned nor delivered. An optional HTTP task serves /metrics.
+SIGHUP loads the file again: an invalid file is logged and the old one kept; a valid one
+restarts sources, engine and planner, and alerts of rules that still exist resume from the
+store.
 """
 
 from __future__ import annotations
@@ -351,6 +354,7 @@ async def _channel_worker(channel: s.Channel, woken: trio.MemoryReceiveChannel[N
 
 def print_console(out: TextIO, title: str, body: str, at: float) -> None:
     stamp = datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    lines = [f"{stamp} {title}", *(f"    {line}" for line in body.splitlines())]
+    lines = [f"{stamp} {title}",
+             *(f"    {line}" if line else "" for line in body.splitlines())]
     out.write("\n".join(lines) + "\n")
     out.flush()
