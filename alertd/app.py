@@ -143,6 +143,9 @@ async def _generation(config: s.Config, runtime: Runtime,
         log.info("resumed %d alerts from %s", resumed, runtime.store.path)
     batches_send, batches_receive = trio.open_memory_channel[Batch](1024)
     notes_send, notes_receive = trio.open_memory_channel[Entry | Settled](CHANNEL_QUEUE)
+    dropped = runtime.store.orphans(config.channels)
+    if dropped:
+        log.warning("dropped %d queued deliveries for channels no longer configured", dropped)
     left = [Entry(*row) for row in runtime.store.inbox()]  # read before anything adds to it
     async with trio.open_nursery() as nursery:
         async with batches_send:
@@ -251,9 +254,6 @@ async def _deliver(config: s.Config, entries: trio.MemoryReceiveChannel[Entry | 
     to the outbox, then wake the channels' workers. ``console://`` prints at once.
     Notifications left in the inbox by an earlier run are planned first."""
     store, clock = runtime.store, runtime.clock
-    dropped = store.orphans(config.channels)
-    if dropped:
-        log.warning("dropped %d queued deliveries for channels no longer configured", dropped)
     now = clock.now()
     planner = Planner(config.rules, config.channels, _silences(config, store, now))
     planner.seed(_firing_at_start(store))

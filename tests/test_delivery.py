@@ -171,7 +171,7 @@ async def test_a_restart_resumes_deliveries_and_notices_left_behind(tmp_path: Pa
     store.enqueue([("gone", "json://127.0.0.1:9/x", "for a removed channel", "x")], now=0.0)
     note = Notification("warm", "cold/room2", "firing", 100.0, 90.0, "warning", "cold",
                         "room2", "t", 9.5)
-    store.commit([], {}, [], 100.0, [("hook", note)])
+    store.commit([], {}, [], 100.0, [("hook", note), ("gone", note)])  # gone: removed
     store.close()
 
     async def scenario(element: FakeElement) -> None:

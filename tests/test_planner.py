@@ -257,3 +257,12 @@ def test_a_storm_across_many_rules_lists_twenty_alerts_and_counts_the_rest() -> 
     assert len(listed) == 20
     assert "r1 (warning):\n  FIRING: room1 " in body  # r0 and r1 listed in full
     assert "r2 (warning):\n  10 FIRING\n" in body and body.endswith("r5 (warning):\n  10 FIRING")
+
+
+def test_a_notice_for_a_channel_no_longer_configured_is_dropped_with_a_reason() -> None:
+    line = Timeline(Planner([rule("warm")], {"ops": channel()}))
+    line.offer(T0, "gone", note("warm", "cold/room1"))
+    line.run_until(T0 + 60)
+    assert line.sent == [] and line.consumed == [1]
+    assert line.decisions == ["warm cold/room1 firing -> gone: dropped, the channel is no "
+                              "longer configured"]

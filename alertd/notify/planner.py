@@ -129,6 +129,11 @@ class Planner:
 
     def offer(self, entry: Entry, now: float, plan: Plan) -> None:
         note = entry.note
+        if entry.channel not in self.channels:  # left by a run with another config
+            plan.consumed.append(entry.id)
+            plan.decisions.append(f"{_says(note)} -> {entry.channel}: dropped, the channel "
+                                  "is no longer configured")
+            return
         if note.state == "firing":
             self._firing[_key(note)] = note
         elif note.state == "resolved":
