@@ -136,7 +136,12 @@ async def _generation(config: s.Config, runtime: Runtime,
     pruned = runtime.store.prune(now - HISTORY_KEPT)
     if pruned:
         log.info("forgot %d notifications older than %d days", pruned, HISTORY_KEPT // 86400)
-    engine = runtime.engine = Engine(config.rules, config.sources, now, connected=False)
+    previous, engine = runtime.engine, Engine(config.rules, config.sources, now,
+                                              connected=False)
+    if previous is not None:  # a reload: histories carry over, alerts come from the store
+        log.info("reload: carried the histories of %d entities over",
+                 engine.adopt(previous, now))
+    runtime.engine = engine
     resumed = engine.restore(((a.rule, a.entity, a.data)
                               for a in runtime.store.load_alerts()), now)
     if resumed:

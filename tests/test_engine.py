@@ -293,3 +293,20 @@ def test_a_change_window_edge_never_schedules_a_timer_that_is_already_due() -> N
     assert not worker.is_alive(), "on_timer did not return"
     assert all(deadline is None or deadline > now for deadline, now in deadlines)
     assert [(n.rule, n.state, n.value) for n in fired] == [("drain", "firing", 270.0)]
+
+
+def test_a_reload_carries_null_gaps_and_change_windows_over() -> None:
+    """SIGHUP builds a new engine: two nulls seen before it still count towards `nulls: 3`,
+    and a drop that began before it still completes within `within` (now longer)."""
+    gap = rule(s.Missing(LOC, "fuel", 3), name="gap")
+    drain = rule(s.Change(LOC, "level", within=600.0, drop=30.0), name="drain")
+    old = Engine([gap, drain, rule(above(8), name="hot")], FLEET, 0.0)
+    for t, fuel, level in [(10.0, 5.0, 300.0), (20.0, None, 290.0), (30.0, None, 280.0)]:
+        assert old.receive(Message("fleet", "1", t, {"fuel": fuel, "level": level}), t) == []
+    longer = rule(s.Change(LOC, "level", within=900.0, drop=30.0), name="drain")
+    new = Engine([gap, longer], FLEET, 40.0)
+    assert new.adopt(old, 40.0) == 1
+    made = new.receive(Message("fleet", "1", 50.0, {"fuel": None, "level": 269.0}), 50.0)
+    assert sorted((n.rule, n.state) for n in made) == [("drain", "firing"), ("gap", "firing")]
+    fresh = Engine([gap, longer], FLEET, 40.0)  # without adopt: nothing to go on
+    assert fresh.receive(Message("fleet", "1", 50.0, {"fuel": None, "level": 269.0}), 50.0) == []

@@ -411,6 +411,30 @@ class Engine:
         self._changed.clear()
         return changed
 
+    def adopt(self, old: Engine, now: float) -> int:
+        """Carry over what a reload must not forget from the previous configuration's engine:
+        each entity's histories (null gaps, change windows), times, name and status, for
+        sources that still exist. A field no rule reads any more is dropped; one newly read
+        starts empty. Returns how many entities were carried over."""
+        carried = 0
+        for before in old._entities.values():
+            src = self._sources.get(before.source)
+            if src is None:
+                continue
+            entity = self._entity(before.source, before.id, before.created)
+            entity.name, entity.status, entity.created = before.name, before.status, \
+                before.created
+            entity.last_msg_time, entity.last_srv_time, entity.last_receipt = \
+                before.last_msg_time, before.last_srv_time, before.last_receipt
+            for field, history in before.fields.items():
+                horizon = src.fields.get(field)
+                if horizon is not None:
+                    entity.fields[field] = history if history.horizon == horizon \
+                        else history.rehorizoned(horizon)
+            self._schedule(entity, now)
+            carried += 1
+        return carried
+
     def restore(self, saved: Iterable[tuple[str, str, dict[str, Any]]], now: float) -> int:
         """Resume alerts saved by an earlier run (rule name, entity, data); alerts of rules
         or sources that no longer exist are dropped. Returns how many were resumed."""

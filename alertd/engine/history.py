@@ -84,6 +84,17 @@ class FieldHistory:
                 _insert(self.window, (msg_time, value), WINDOW_CAP)
                 self.prune(self.window[-1][0])
 
+    def rehorizoned(self, horizon: float) -> FieldHistory:
+        """A copy keeping another window horizon (a reload changed a `change` rule's
+        `within`): the queues as they are, the window as far as it reaches."""
+        copy = FieldHistory(horizon)
+        copy.all.extend(self.all)
+        copy.nonnull.extend(self.nonnull)
+        if copy.window is not None and self.window:
+            copy.window.extend(self.window)
+            copy.prune(self.window[-1][0])
+        return copy
+
     def prune(self, newest: float) -> None:
         """Forget window values older than the horizon (they can no longer matter)."""
         window = self.window
