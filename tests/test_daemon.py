@@ -12,7 +12,7 @@ import signal
 import textwrap
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -449,3 +449,38 @@ async def test_silences_hold_notices_and_release_only_what_still_fires(
         await d.wait_for(lambda: bool(d.lines()))
         await trio.sleep(60)
         assert [line.split(" ", 1)[1] for line in d.lines()] == ["[FIRING] cold: room1"]
+
+
+async def test_quiet_hours_hold_a_channel_then_send_one_digest(
+        tmp_path: Path, autojump_clock: trio.abc.Clock,
+        fakes: tuple[FakeElement, FakeNavixy]) -> None:
+    """A console channel muted from an hour ago until 10-11 minutes from now: two alerts
+    fire and one resolves in the quiet; at the window's end one digest lists the other."""
+    element, navixy = fakes
+    now = datetime.fromtimestamp(Clock().now(), timezone.utc)
+    start = (now - timedelta(hours=1)).strftime("%H:%M")
+    end = (now + timedelta(minutes=11)).strftime("%H:%M")
+    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
+        - name: warm
+          source: cold
+          threshold: {field: temperature, above: 8}
+        - name: dry
+          source: cold
+          threshold: {field: humidity, below: 20}
+        """)
+    path.write_text(path.read_text().replace(
+        "  out: console://", f'  out: {{urls: [console://], mute: ["{start}-{end}"]}}'))
+    async with daemon(path) as d:
+        await d.wait_for(lambda: element.connections != [])
+        element.add_reading("room1", {"temperature": 9, "humidity": 15})
+        await trio.sleep(60)
+        element.add_reading("room1", {"temperature": 5, "humidity": 15})
+        await trio.sleep(5 * 60)
+        assert d.out.getvalue() == ""
+        await d.wait_for(lambda: d.out.getvalue() != "")
+        await trio.sleep(60)
+    stamp, _, title = d.out.getvalue().splitlines()[0].partition(" ")
+    assert title == "[DIGEST] 1 alert still firing after quiet hours"
+    assert stamp[11:16] == end
+    assert "  FIRING: room1 (cold/room1), humidity 15" in d.out.getvalue()
+    assert "1 more alert fired and resolved during quiet hours." in d.out.getvalue()
