@@ -49,6 +49,7 @@ log = logging.getLogger("alertd")
 BATCH_LIMIT = 512  # batches taken per wake-up: keeps one wake-up short under a flood
 CHANNEL_QUEUE = 10_000  # notifications waiting for the planner (they are in the inbox)
 HISTORY_KEPT = 90 * 86400  # notifications and ended silences, pruned at start and reload
+CURSOR_WRITE = 1.0  # seconds a replay position may wait to be written with nothing else
 SILENCES_EVERY = 1.0  # how often the store's silences are read: `silence add` works in 2 s
 
 
@@ -170,54 +171,75 @@ async def _generation(config: s.Config, runtime: Runtime,
 
 async def _evaluate(engine: Engine, batches: trio.MemoryReceiveChannel[Batch], runtime: Runtime,
                     entries: trio.MemorySendChannel[Entry | Settled]) -> None:
+    """The engine loop. Replay positions that come with no alert change are written at most
+    every ``CURSOR_WRITE`` seconds (and when the loop ends), not once per frame: re-reading
+    a second of readings that changed nothing after a crash costs nothing, while a
+    transaction per frame was the largest cost per message."""
     clock, store = runtime.clock, runtime.store
     notify = {rule.name: rule.notify for rule in engine.rules}
-    async with batches, entries:
-        while True:
-            deadline = engine.next_deadline()
-            taken: list[Batch] = []
-            with trio.move_on_at(math.inf if deadline is None else clock.trio_time(deadline)):
-                try:
-                    taken.append(await batches.receive())
-                except trio.EndOfChannel:
-                    return
-                while len(taken) < BATCH_LIMIT:
+    cursors: dict[tuple[str, str], str] = {}
+    cursors_due = math.inf
+    try:
+        async with batches, entries:
+            while True:
+                deadline = min(engine.next_deadline() or math.inf, cursors_due)
+                taken: list[Batch] = []
+                with trio.move_on_at(clock.trio_time(deadline)):
                     try:
-                        taken.append(batches.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
-            now = clock.now()
-            made: list[Notification] = []
-            cursors: dict[tuple[str, str], str] = {}
-            for batch in taken:
-                for event in batch.events:
-                    made.extend(engine.receive(event, now))
-                if batch.cursor:
-                    cursors[(batch.source, batch.socket)] = batch.cursor
-            made.extend(engine.on_timer(now))
-            changed = [StoredAlert(*item) for item in engine.take_changed()]
-            if changed or cursors or made:
-                offered = [(channel, note) for note in made for channel in notify[note.rule]]
-                ids = store.commit(changed, cursors,
-                                   [(n.at, n.rule, n.entity, n.state) for n in made], now,
-                                   offered)
-                for note in made:
-                    log.info("%s %s %s", note.rule, note.entity,
-                             note.state + (" (repeat)" if note.repeat else ""))
-                for entry_id, (channel, note) in zip(ids, offered, strict=True):
-                    await entries.send(Entry(entry_id, channel, note))
-                told = {(n.rule, n.entity) for n in made if n.state == "resolved"}
-                for alert in changed:
-                    if alert.state == "resolved" and (alert.rule, alert.entity) not in told:
-                        await entries.send(Settled(alert.rule, alert.entity))
-            done = clock.monotonic()
-            for batch in taken:
-                if batch.received is not None:
-                    runtime.latency.observe(max(0.0, done - batch.received))
-            following = engine.next_deadline()
-            if following is not None and following <= now and not taken and not made:
-                log.error("engine: a timer did not advance at %.3f; pausing 1 s", following)
-                await trio.sleep(1)  # never spin a core, even on a bug
+                        taken.append(await batches.receive())
+                    except trio.EndOfChannel:
+                        return
+                    while len(taken) < BATCH_LIMIT:
+                        try:
+                            taken.append(batches.receive_nowait())
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break
+                now = clock.now()
+                made: list[Notification] = []
+                for batch in taken:
+                    for event in batch.events:
+                        made.extend(engine.receive(event, now))
+                    if batch.cursor:
+                        cursors[(batch.source, batch.socket)] = batch.cursor
+                made.extend(engine.on_timer(now))
+                changed = [StoredAlert(*item) for item in engine.take_changed()]
+                if changed or made or (cursors and now >= cursors_due):
+                    offered = [(channel, note) for note in made
+                               for channel in notify[note.rule]]
+                    ids = store.commit(changed, cursors,
+                                       [(n.at, n.rule, n.entity, n.state) for n in made], now,
+                                       offered)
+                    cursors, cursors_due = {}, math.inf
+                    await _hand_on(made, changed, ids, offered, entries)
+                elif cursors and cursors_due == math.inf:
+                    cursors_due = now + CURSOR_WRITE
+                done = clock.monotonic()
+                for batch in taken:
+                    if batch.received is not None:
+                        runtime.latency.observe(max(0.0, done - batch.received))
+                following = engine.next_deadline()
+                if following is not None and following <= now and not taken and not made:
+                    log.error("engine: a timer did not advance at %.3f; pausing 1 s", following)
+                    await trio.sleep(1)  # never spin a core, even on a bug
+    finally:
+        if cursors:  # a stop or a reload: keep the replay positions reached
+            store.commit([], cursors, [], clock.now())
+
+
+async def _hand_on(made: list[Notification], changed: list[StoredAlert], ids: list[int],
+                   offered: list[tuple[str, Notification]],
+                   entries: trio.MemorySendChannel[Entry | Settled]) -> None:
+    """Log the notifications made and pass them, as inbox entries, to the planner; tell it
+    of alerts that resolved without a notice."""
+    for note in made:
+        log.info("%s %s %s", note.rule, note.entity,
+                 note.state + (" (repeat)" if note.repeat else ""))
+    for entry_id, (channel, note) in zip(ids, offered, strict=True):
+        await entries.send(Entry(entry_id, channel, note))
+    told = {(n.rule, n.entity) for n in made if n.state == "resolved"}
+    for alert in changed:
+        if alert.state == "resolved" and (alert.rule, alert.entity) not in told:
+            await entries.send(Settled(alert.rule, alert.entity))
 
 
 def _routes(runtime: Runtime, config: s.Config) -> dict[str, http_server.Route]:

@@ -484,3 +484,34 @@ async def test_quiet_hours_hold_a_channel_then_send_one_digest(
     assert stamp[11:16] == end
     assert "  FIRING: room1 (cold/room1), humidity 15" in d.out.getvalue()
     assert "1 more alert fired and resolved during quiet hours." in d.out.getvalue()
+
+
+async def test_replay_positions_are_written_within_a_second_and_at_stop(
+        tmp_path: Path, autojump_clock: trio.abc.Clock,
+        fakes: tuple[FakeElement, FakeNavixy]) -> None:
+    """Readings that change no alert move the ELEMENT replay position without a transaction
+    per frame: it reaches the state file within a second, and a stop writes the last one."""
+    element, navixy = fakes
+    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
+        - name: warm
+          source: cold
+          threshold: {field: temperature, above: 8}
+        """)
+
+    def saved() -> str | None:
+        store = Store.open(tmp_path / "state.db")
+        try:
+            return store.load_cursor("cold", "devices/room1/readings")
+        finally:
+            store.close()
+
+    async with daemon(path) as d:
+        await d.wait_for(lambda: element.connections != [])
+        first = element.add_reading("room1", {"temperature": 5})
+        await trio.sleep(1.5)
+        assert first["inserted_at"] in (saved() or "")
+        await trio.sleep(10)
+        last = element.add_reading("room1", {"temperature": 6})
+        await trio.sleep(0.1)  # evaluated, not yet written
+    assert last["inserted_at"] in (saved() or "")
+    assert d.lines() == []

@@ -120,7 +120,9 @@ class Connection:
         try:
             self._outbox.send_nowait(text)
         except trio.WouldBlock:
-            log.warning("%r reads too slowly: %d frames queued, dropping it", self, OUTBOX_LIMIT)
+            if not self._cut:  # say it once; the frames after it go nowhere
+                log.warning("%r reads too slowly: %d frames queued, dropping it", self,
+                            OUTBOX_LIMIT)
             self.cut()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # already gone: a test may send while the client leaves
