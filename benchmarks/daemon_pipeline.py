@@ -11,7 +11,6 @@ many messages came out. Run: python3 benchmarks/daemon_pipeline.py [READINGS]
 from __future__ import annotations
 
 import io
-import json
 import subprocess
 import sys
 import tempfile

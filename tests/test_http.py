@@ -9,7 +9,7 @@ import trio
 
 from alertd.simulator.element import FakeElement
 from alertd.simulator.navixy import FakeNavixy
-from tests.test_daemon import config_file, daemon, fakes  # noqa: F401 - the fixture
+from tests.test_daemon import config_file, daemon
 
 
 async def get(port: int, path: str, method: str = "GET") -> tuple[int, str]:
