@@ -149,9 +149,11 @@ async def _generation(config: s.Config, runtime: Runtime,
         log.info("resumed %d alerts from %s", resumed, runtime.store.path)
     batches_send, batches_receive = trio.open_memory_channel[Batch](1024)
     notes_send, notes_receive = trio.open_memory_channel[Entry | Settled](CHANNEL_QUEUE)
-    dropped = runtime.store.orphans(config.channels)
+    dropped = runtime.store.orphans({name: channel.urls
+                                     for name, channel in config.channels.items()})
     if dropped:
-        log.warning("dropped %d queued deliveries for channels no longer configured", dropped)
+        log.warning("dropped %d queued deliveries for channels or URLs no longer configured",
+                    dropped)
     left = [Entry(*row) for row in runtime.store.inbox()]  # read before anything adds to it
     async with trio.open_nursery() as nursery:
         async with batches_send:
@@ -285,12 +287,14 @@ async def _deliver(config: s.Config, entries: trio.MemoryReceiveChannel[Entry | 
     planner = Planner(config.rules, config.channels, _silences(config, store, now))
     planner.seed(_firing_at_start(store))
     sender = AppriseSender(timeout=runtime.send_timeout)
-    kicks: dict[str, trio.MemorySendChannel[None]] = {}
+    kicks: dict[tuple[str, str], trio.MemorySendChannel[None]] = {}
     async with trio.open_nursery() as nursery:
         for channel in config.channels.values():
-            kick, woken = trio.open_memory_channel[None](1)
-            kicks[channel.name] = kick
-            nursery.start_soon(_channel_worker, channel, woken, sender, runtime)
+            for url in channel.urls:
+                if url != CONSOLE_URL:
+                    kick, woken = trio.open_memory_channel[None](1)
+                    kicks[(channel.name, url)] = kick
+                    nursery.start_soon(_url_worker, channel.name, url, woken, sender, runtime)
         taken: list[Entry | Settled] = list(left)
         if taken:
             log.info("resuming %d notifications left by the last run", len(taken))
@@ -327,7 +331,8 @@ async def _deliver(config: s.Config, entries: trio.MemoryReceiveChannel[Entry | 
 
 
 def _dispatch(config: s.Config, plan: Plan, store: Store, now: float,
-              kicks: dict[str, trio.MemorySendChannel[None]], runtime: Runtime) -> None:
+              kicks: dict[tuple[str, str], trio.MemorySendChannel[None]],
+              runtime: Runtime) -> None:
     queued = []
     for message in plan.messages:
         for url in config.channels[message.channel].urls:
@@ -338,42 +343,41 @@ def _dispatch(config: s.Config, plan: Plan, store: Store, now: float,
                 queued.append((message.channel, url, message.title, message.body))
     if queued or plan.consumed:
         store.plan(queued, plan.consumed, now)
-    for name in {item[0] for item in queued}:
+    for channel, url, _title, _body in queued:
         try:
-            kicks[name].send_nowait(None)
+            kicks[(channel, url)].send_nowait(None)
         except trio.WouldBlock:
             pass  # already woken
 
 
-async def _channel_worker(channel: s.Channel, woken: trio.MemoryReceiveChannel[None],
-                          sender: AppriseSender, runtime: Runtime) -> None:
-    """Deliver the channel's due outbox rows one by one; a failed URL is retried with
-    backoff (only that URL) and given up after an hour. Rows left by an earlier run are
-    resumed at start."""
+async def _url_worker(channel: str, url: str, woken: trio.MemoryReceiveChannel[None],
+                      sender: AppriseSender, runtime: Runtime) -> None:
+    """Deliver one URL's due outbox rows in order; a failure is retried with backoff (this
+    URL only) and given up after an hour. One worker per URL, so a hanging Slack does not
+    hold up the e-mail of the same channel. Rows left by an earlier run resume at start."""
     store, clock = runtime.store, runtime.clock
-    scheme = {url: url.split("://", 1)[0] for url in channel.urls}
+    kind = url.split("://", 1)[0]
     while True:
-        for delivery in store.pending(channel.name):
+        for delivery in store.pending(channel, url):
             if delivery.due > clock.now():
                 break
-            if await sender.send(delivery.url, delivery.title, delivery.body):
+            if await sender.send(url, delivery.title, delivery.body):
                 store.delivered(delivery.id)
                 runtime.delivered += 1
                 continue
             now = clock.now()
             retry_at = next_attempt(delivery.created, delivery.attempts + 1, now,
                                     first=runtime.retry_first)
-            kind = scheme.get(delivery.url, delivery.url.split("://", 1)[0])
             if retry_at is None:
                 store.delivered(delivery.id)
                 runtime.failed += 1
                 log.error("channel '%s': gave up delivering '%s' (%s://) after %d attempts",
-                          channel.name, delivery.title, kind, delivery.attempts + 1)
+                          channel, delivery.title, kind, delivery.attempts + 1)
             else:
                 store.retry(delivery.id, retry_at)
                 log.warning("channel '%s': delivery failed (%s://); retrying in %.3g s",
-                            channel.name, kind, retry_at - now)
-        pending = store.pending(channel.name)
+                            channel, kind, retry_at - now)
+        pending = store.pending(channel, url)
         wake = clock.trio_time(pending[0].due) if pending else math.inf
         with trio.move_on_at(wake):
             await woken.receive()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,11 +191,14 @@ class Store:
                            "VALUES (?, ?, ?, ?, ?, ?)",
                            [(c, u, t, b, now, now) for c, u, t, b in items])
 
-    def pending(self, channel: str) -> list[Delivery]:
-        """The channel's deliveries, soonest due first."""
-        rows = self.db.execute("SELECT id, channel, url, title, body, created, due, attempts "
-                               "FROM outbox WHERE channel = ? ORDER BY due, id",
-                               (channel,)).fetchall()
+    def pending(self, channel: str, url: str | None = None) -> list[Delivery]:
+        """The channel's deliveries (to one of its URLs, if given), soonest due first."""
+        query = "SELECT id, channel, url, title, body, created, due, attempts FROM outbox " \
+                "WHERE channel = ?"
+        args: tuple[str, ...] = (channel,)
+        if url is not None:
+            query, args = query + " AND url = ?", (channel, url)
+        rows = self.db.execute(query + " ORDER BY due, id", args).fetchall()
         return [Delivery(*row) for row in rows]
 
     def queued(self) -> dict[str, int]:
@@ -210,13 +213,17 @@ class Store:
         self.db.execute("UPDATE outbox SET due = ?, attempts = attempts + 1 WHERE id = ?",
                         (due, delivery_id))
 
-    def orphans(self, channels: Iterable[str]) -> int:
-        """Drop deliveries for channels no longer configured; how many were dropped."""
+    def orphans(self, channels: Mapping[str, Iterable[str]]) -> int:
+        """Drop what waits for a channel (or a channel's URL) no longer configured; how many
+        outbox deliveries were dropped. ``channels`` maps each channel to its URLs."""
         names = list(channels)
+        pairs = {(name, url) for name, urls in channels.items() for url in urls}
         marks = ",".join("?" * len(names)) or "''"
         self.db.execute(f"DELETE FROM inbox WHERE channel NOT IN ({marks})", names)
-        done = self.db.execute(f"DELETE FROM outbox WHERE channel NOT IN ({marks})", names)
-        return done.rowcount
+        gone = [(row[0],) for row in self.db.execute("SELECT id, channel, url FROM outbox")
+                if (row[1], row[2]) not in pairs]
+        self.db.executemany("DELETE FROM outbox WHERE id = ?", gone)
+        return len(gone)
 
     # ---- replay positions --------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from aiosmtpd.controller import Controller
 from alertd import cli
 from alertd.simulator.element import FakeElement
 from alertd.store import Store
-from tests.test_delivery import FlakyHook, run_daemon_until, serve
+from tests.test_delivery import FlakyHook, Hook, run_daemon_until, serve
 
 
 class Mailbox:
@@ -138,3 +138,33 @@ async def test_burst_retries_a_hanging_channel_and_silences(tmp_path: Path) -> N
     assert len(store.pending("stuck")) >= 1  # still waiting for its retry: not lost
     assert store.inbox() == []
     store.close()
+
+
+async def test_a_hanging_url_does_not_hold_up_another_url_of_its_channel(
+        tmp_path: Path) -> None:
+    Hook.received.clear()
+    hook, hanging = serve(Hook), Hanging()
+    path = tmp_path / "rules.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        sources: {{cold: {{type: element, url: "ELEMENT_URL", api_key: k, subscribe: [readings]}}}}
+        channels:
+          both: [json://127.0.0.1:{hanging.port}/stuck, json://127.0.0.1:{hook.server_port}/ok]
+        rules:
+          - {{name: warm, threshold: {{field: t, above: 8}}, notify: [both], group_wait: 0s}}
+        """))
+
+    async def scenario(element: FakeElement) -> None:
+        element.add_reading("room1", {"t": 9})
+        with trio.fail_after(2):  # well before apprise gives up on the hanging one (~4 s)
+            await wait_until(lambda: bool(Hook.received))
+        element.add_reading("room2", {"t": 9})
+        with trio.fail_after(2):
+            await wait_until(lambda: len(Hook.received) == 2)
+
+    try:
+        await run_daemon_until(path, scenario)
+    finally:
+        hook.shutdown()
+        hanging.close()
+    assert [m["title"] for m in Hook.received] == ["[FIRING] warm: room1",
+                                                    "[FIRING] warm: room2"]

@@ -110,7 +110,10 @@ def test_outbox_keeps_deliveries_until_done(tmp_path: Path) -> None:
     store.delivered(second.id)
     (left,) = store.pending("hook")
     assert (left.url, left.due, left.attempts) == ("json://a", 20.0, 1)
-    assert store.orphans(["hook"]) == 0 and store.orphans(["other"]) == 1
+    assert store.pending("hook", "json://b") == []
+    assert store.orphans({"hook": ["json://a", "json://b"]}) == 0
+    assert store.orphans({"hook": ["json://c"]}) == 1  # the URL was changed in the file
+    assert store.pending("hook") == []
 
 
 def test_old_history_and_ended_silences_are_pruned(tmp_path: Path) -> None:
