@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from alertd.config import schema as s
 from alertd.errors import Loc
 from alertd.model import Notification
@@ -266,3 +269,38 @@ def test_a_notice_for_a_channel_no_longer_configured_is_dropped_with_a_reason() 
     assert line.sent == [] and line.consumed == [1]
     assert line.decisions == ["warm cold/room1 firing -> gone: dropped, the channel is no "
                               "longer configured"]
+
+
+# ---- properties --------------------------------------------------------------------------
+
+STEP = st.tuples(
+    st.floats(min_value=0, max_value=6 * 3600),  # seconds after T0
+    st.sampled_from(["ops", "mail", "night"]),
+    st.sampled_from(["warm", "door"]),
+    st.integers(min_value=0, max_value=3),  # entity
+    st.sampled_from(["firing", "firing", "resolved", "flapping", "settle"]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(STEP, max_size=40), st.floats(min_value=0, max_value=6 * 3600))
+def test_every_notice_is_consumed_once_and_muted_channels_stay_quiet(
+        steps: list[tuple[float, str, str, int, str]], silence_end: float) -> None:
+    channels = {"ops": channel(), "mail": channel("mail", (NIGHT,)),
+                "night": channel("night", (s.MuteWindow(10 * 60 + 30, 12 * 60),))}
+    planner = Planner([rule("warm"), rule("door", group_wait=0)], channels,
+                      [silence(T0, T0 + silence_end, rule="door")])
+    line = Timeline(planner)
+    offered: list[int] = []
+    for offset, where, name, entity, state in sorted(steps):
+        if state == "settle":
+            line.run_until(T0 + offset)
+            planner.settle(Settled(name, f"cold/room{entity}"))
+            continue
+        line.offer(T0 + offset, where, note(name, f"cold/room{entity}", state, T0 + offset))
+        offered.append(line.ids)
+    line.run_until(T0 + 86400 * 3)
+    assert planner.next_deadline() is None  # nothing is held for ever
+    assert sorted(line.consumed) == offered  # each exactly once
+    for when, where, _title, _body in line.sent:
+        assert muted_until(channels[where], when) is None, (where, when)
