@@ -184,13 +184,6 @@ class Store:
                            [(c, u, t, b, now, now) for c, u, t, b in deliveries])
             db.executemany("DELETE FROM inbox WHERE id = ?", [(i,) for i in consumed])
 
-    def enqueue(self, items: Iterable[tuple[str, str, str, str]], now: float) -> None:
-        """Write (channel, url, title, body) deliveries before anything is attempted."""
-        with self.transaction() as db:
-            db.executemany("INSERT INTO outbox (channel, url, title, body, created, due) "
-                           "VALUES (?, ?, ?, ?, ?, ?)",
-                           [(c, u, t, b, now, now) for c, u, t, b in items])
-
     def pending(self, channel: str, url: str | None = None) -> list[Delivery]:
         """The channel's deliveries (to one of its URLs, if given), soonest due first."""
         query = "SELECT id, channel, url, title, body, created, due, attempts FROM outbox " \

@@ -166,9 +166,9 @@ async def test_a_restart_resumes_deliveries_and_notices_left_behind(tmp_path: Pa
           - {{name: warm, threshold: {{field: t, above: 8}}, notify: [hook], group_wait: 30s}}
         """))
     store = Store.open(tmp_path / "alertd-state.db")  # what a stopped daemon left behind
-    store.enqueue([("hook", f"json://127.0.0.1:{server.server_port}/alerts",
-                    "[FIRING] warm: room1", "left over")], now=0.0)
-    store.enqueue([("gone", "json://127.0.0.1:9/x", "for a removed channel", "x")], now=0.0)
+    store.plan([("hook", f"json://127.0.0.1:{server.server_port}/alerts",
+                 "[FIRING] warm: room1", "left over"),
+                ("gone", "json://127.0.0.1:9/x", "for a removed channel", "x")], [], now=0.0)
     note = Notification("warm", "cold/room2", "firing", 100.0, 90.0, "warning", "cold",
                         "room2", "t", 9.5)
     store.commit([], {}, [], 100.0, [("hook", note), ("gone", note)])  # gone: removed
