@@ -2,13 +2,16 @@
 
 It keeps what a restart must not forget: alert states (so firing alerts stay firing without a
 second notification and pending ones keep their start), each ELEMENT socket's replay position
-(``after=``), runtime silences and the alert history. The daemon writes from its one event
-loop thread; ``alertd alerts`` and ``alertd silence`` open the same file from another process,
-so the database runs in WAL mode with a busy timeout.
+(``after=``), the planner's inbox (notices waiting for their group or for the end of quiet
+hours), the outbox (messages not yet delivered), runtime silences and the alert history.
+The daemon writes from its one event loop thread; ``alertd alerts`` and ``alertd silence``
+open the same file from another process, so the database runs in WAL mode with a busy
+timeout.
 
-Writes are small and batched per wake-up of the loop (``save_alerts`` takes every alert that
-changed), and one transaction covers a batch, so a million messages do not mean a million
-fsyncs.
+Writes are batched per wake-up of the loop: one transaction (``commit``) takes every alert
+that changed, the replay positions and the notices made, so a million messages do not mean
+a million fsyncs; ``plan`` moves the planner's messages from the inbox to the outbox in one
+transaction, so a crash in between loses nothing.
 """
 
 from __future__ import annotations

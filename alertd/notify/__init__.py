@@ -1,5 +1,12 @@
 """The notify planner: pure, clock-injected decisions about what to send, where and when.
 
-Place in the data flow: engine transitions come in; deliveries (channel, title, body) go out
-to the senders. Nothing here does I/O or reads the clock.
+Place in the data flow: the engine's notifications come in (through the store's inbox);
+messages (channel, title, body) go out to the outbox and the senders. Nothing here does
+I/O or reads the clock.
+
+- ``planner.py``: the stages, silence -> mute -> group, with ``next_deadline``/``on_timer``.
+- ``silences.py``: which silence covers an alert.
+- ``mute.py``: quiet hours in a channel's time zone.
+- ``message.py`` and ``templates.py``: the words, alone, grouped and as a digest.
+- ``schedule.py``: when a failed delivery is tried again, and when it is given up.
 """
