@@ -178,6 +178,19 @@ def test_quiet_hours_defer_to_one_digest_of_what_still_fires() -> None:
     assert sorted(line.consumed) == [1, 2, 3, 4]
 
 
+def test_quiet_hours_that_begin_within_group_wait_take_the_group() -> None:
+    mail = channel("mail", (NIGHT,))
+    line = Timeline(Planner([rule("warm")], {"mail": mail}))
+    evening = at("2026-12-01T21:59:58")
+    line.offer(evening, "mail", note("warm", "cold/room1", when=evening))
+    line.run_until(at("2026-12-02T06:59:00"))
+    assert line.sent == [] and "quiet hours began within group_wait" in line.decisions[-1]
+    line.run_until(at("2026-12-02T08:00:00"))
+    assert [(w, t) for w, _, t, _ in line.sent] == [
+        (at("2026-12-02T07:00:00"), "[DIGEST] 1 alert still firing after quiet hours")]
+    assert line.consumed == [1]
+
+
 def test_nothing_still_firing_means_no_digest() -> None:
     mail = channel("mail", (NIGHT,))
     line = Timeline(Planner([rule("warm")], {"mail": mail}))

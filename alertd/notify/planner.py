@@ -162,8 +162,8 @@ class Planner:
     def on_timer(self, now: float, plan: Plan) -> None:
         """Release what is due at ``now``: ended silences, ended quiet hours, full groups."""
         for (channel, key), silence in list(self._held.items()):
-            still = covering(self.silences, self._values_of(key, silence), now)
-            if still is not None and still.ends > now:
+            still = covering(self.silences, self._values_of(key), now)
+            if still is not None:
                 self._held[(channel, key)] = still
                 continue
             del self._held[(channel, key)]
@@ -181,7 +181,14 @@ class Planner:
         for channel, group in list(self._groups.items()):
             if group.due <= now:
                 del self._groups[channel]
-                self._send(channel, group.entries, plan)
+                until = muted_until(self.channels[channel], now)
+                if until is None:
+                    self._send(channel, group.entries, plan)
+                    continue
+                # quiet hours began while the group waited: the digest takes it
+                self._quiet[channel] = _Quiet(now, until, group.entries)
+                plan.decisions.append(f"{channel}: quiet hours began within group_wait; "
+                                      f"{len(group.entries)} notices go in the digest")
 
     # ---- stages --------------------------------------------------------------------------
 
@@ -238,8 +245,6 @@ class Planner:
     def _values(self, note: Notification) -> dict[str, str]:
         return alert_values(note.rule, note.entity, note.severity, note.labels)
 
-    def _values_of(self, key: AlertKey, silence: Silence) -> dict[str, str]:
+    def _values_of(self, key: AlertKey) -> dict[str, str]:
         note = self._firing.get(key)
-        if note is not None:
-            return self._values(note)
-        return alert_values(*key)
+        return self._values(note) if note is not None else alert_values(*key)
