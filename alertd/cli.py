@@ -7,12 +7,17 @@ Every error reaches the operator as one clear line on stderr; a traceback only w
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from alertd import __version__
 from alertd.errors import AlertdError, ConfigError
+
+if TYPE_CHECKING:
+    from alertd.config import schema as s
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -105,14 +110,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.main(args.duration, args.notify, sys.stdout, debug=args.debug)
 
 
+@functools.lru_cache(maxsize=4)
+def _lenient_config(path: str) -> s.Config:
+    """The rule file as ``alertd alerts`` and ``silence`` read it (secrets may be unset),
+    loaded once per command however many questions it answers."""
+    from alertd.config import load_config
+
+    return load_config(path, strict=False)
+
+
 def _state_path(args: argparse.Namespace) -> str:
     """--state, else the config's state:, else the default file in the current folder."""
     if args.state:
         return str(args.state)
     if getattr(args, "config", None):
-        from alertd.config import load_config
-
-        return str(load_config(args.config, strict=False).state)
+        return str(_lenient_config(args.config).state)
     from alertd.config.load import DEFAULT_STATE
 
     return DEFAULT_STATE
@@ -156,9 +168,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if getattr(args, "config", None):  # the file's planned silences count too
-        from alertd.config import load_config
-
-        silences += map(from_config, load_config(args.config, strict=False).silences)
+        silences += map(from_config, _lenient_config(args.config).silences)
     if not alerts:
         print("no alerts")
         return EXIT_OK
@@ -241,10 +251,9 @@ def _parse_match(items: Sequence[str]) -> dict[str, str]:
 
 def _check_names(match: dict[str, str], path: str) -> None:
     """A silence naming a rule or source the file does not have would silence nothing."""
-    from alertd.config import load_config
     from alertd.config.fields import suggest
 
-    config = load_config(path, strict=False)
+    config = _lenient_config(path)
     source = match.get("source") or match.get("entity", "").split("/", 1)[0]
     rules = {rule.name for rule in config.rules}
     if "rule" in match and match["rule"] not in rules:
