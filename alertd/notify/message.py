@@ -112,10 +112,7 @@ def compose_group(notes: Sequence[Notification],
     reads as itself; several are listed by rule, the title counting them by state."""
     if len(notes) == 1:
         return compose(notes[0], rules.get(notes[0].rule))
-    counts: dict[str, int] = {}
-    for note in notes:
-        counts[MARK.get(note.state, note.state.upper())] = \
-            counts.get(MARK.get(note.state, note.state.upper()), 0) + 1
+    counts = Counter(MARK.get(note.state, note.state.upper()) for note in notes)
     names = list(dict.fromkeys(note.rule for note in notes))
     named = ", ".join(names[:3]) + (f" and {len(names) - 3} more rules" if len(names) > 3
                                      else "")
