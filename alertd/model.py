@@ -29,6 +29,8 @@ class Message:
     srv_time: float | None = None
     entity_name: str | None = None
     absent_is_null: bool = True
+    history_only: bool = False  # evaluated by an earlier run (a window resent after a
+    # restart): it rebuilds the entity's history but is not evaluated again
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,8 @@ def test_element_packet_with_meta_and_preloaded_name() -> None:
                               "payload": "0167010a", "payload_encoding": "binary",
                               "meta.frame_port": 2, "meta.frame_count_up": 1017,
                               "meta.rssi": -117, "meta.snr": -6.5,
-                              "meta.gateways": [{"id": "gw1", "rssi": -117}]}
+                              "meta.gateways": [{"id": "gw1", "rssi": -117}],
+                              "device.id": "8a1d0f", "device.name": "Blast freezer"}
     assert message.msg_time == 1767261600.25 and message.srv_time == 1767261601.0
 
 

@@ -75,7 +75,8 @@ def test_a_lorawan_packet_keeps_its_scalars_and_flattens_meta() -> None:
     assert packet.fields == {
         "interface_id": "if-lorawan-1", "packet_type": "up", "payload": "0167010a",
         "payload_encoding": "binary", "meta.frame_port": 2, "meta.frame_count_up": 1017,
-        "meta.rssi": -117, "meta.snr": -6.5, "meta.gateways": [{"id": "gw1", "rssi": -117}]}
+        "meta.rssi": -117, "meta.snr": -6.5, "meta.gateways": [{"id": "gw1", "rssi": -117}],
+        "device.id": "8a1d0f", "device.name": "Blast freezer"}  # the preloaded device too
     assert not {"id", "device_id", "transceived_at", "inserted_at", "device"} & set(packet.fields)
     assert decoder.newest_inserted_at == "2026-01-01T10:00:01.000000Z"
 
@@ -101,9 +102,13 @@ def test_a_replay_frame_gives_every_reading_in_order_with_flattened_keys() -> No
         1767261600.5, 1767261900.75, 1767262201.000001]
     assert {m.entity for m in (first, second, third)} == {"8a1d0f"}
     assert {m.entity_name for m in (first, second, third)} == {"Cold room 2"}
-    assert first.fields == {"temperature": 6.5, "battery.voltage": 3.61, "battery.low": False}
+    device = {"device.id": "8a1d0f", "device.name": "Cold room 2", "device.slug": "cold-room-2"}
+    assert first.fields == {"temperature": 6.5, "battery.voltage": 3.61, "battery.low": False,
+                            **device}
     assert second.fields == {"temperature": 7.25, "battery.voltage": 3.6, "battery.low": False,
-                             "probe.ids": [1, 2], "probe.state.door": "closed"}
+                             "probe.ids": [1, 2], "probe.state.door": "closed", **device,
+                             "location.type": "Point", "location.coordinates": [9.99, 53.55],
+                             "location.lon": 9.99, "location.lat": 53.55, "meta.port": 2}
     assert all(m.absent_is_null for m in (first, second, third))
     assert decoder.newest_inserted_at == "2026-01-01T10:10:01.000001Z"
 

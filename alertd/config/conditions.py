@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alertd.config import schema as s
 from alertd.config.fields import Reader, suggest
-from alertd.config.nodes import Node, Scalar
+from alertd.config.nodes import Mapping, Node, Scalar
 
 CONDITION_KINDS = ("threshold", "missing", "silent", "status", "source_down", "change",
                    "all", "any")
@@ -36,16 +36,22 @@ def _threshold(reader: Reader, node: Node, what: str) -> s.Threshold | None:
         return None
     items = m.items
     field = reader.string(items["field"], f"{what}.field") if "field" in items else None
-    numbers: dict[str, float | None] = {}
+    numbers: dict[str, float | None] = {}  # bounds written as numbers
+    bounds: dict[str, s.Bound | None] = {}  # every bound: a number or another field
     timed = field in TIME_FIELDS  # _lag and _age are seconds: a duration reads better
     for key in ("above", "below", "clear_below", "clear_above"):
         written = items.get(key)
         if written is None:
             numbers[key] = None
+        elif isinstance(written, Mapping):
+            numbers[key] = None
+            bounds[key] = _field_bound(reader, written, f"{what}.{key}")
+            continue
         elif timed and isinstance(written, Scalar) and isinstance(written.value, str):
             numbers[key] = reader.duration(written, f"{what}.{key}")
         else:
             numbers[key] = reader.number(items[key], f"{what}.{key}")
+        bounds[key] = numbers[key]
     equals = _comparable(reader, items["equals"], f"{what}.equals") if "equals" in items \
         else None
     in_: tuple[s.Scalar, ...] | None = None
@@ -56,8 +62,8 @@ def _threshold(reader: Reader, node: Node, what: str) -> s.Threshold | None:
                 reader.error(items["in"].loc, f"{what}.in must list at least one value")
             parsed = [_comparable(reader, v, f"{what}.in item") for v in values]
             in_ = tuple(v for v in parsed if v is not None)
-    ok = field is not None and all(items.get(k) is None or numbers[k] is not None
-                                   for k in numbers)
+    ok = field is not None and all(items.get(k) is None or bounds[k] is not None
+                                   for k in bounds)
     above, below = numbers["above"], numbers["below"]
     kinds = [k for k in ("above", "below", "equals", "in") if k in items]
     if not kinds:
@@ -96,8 +102,21 @@ def _threshold(reader: Reader, node: Node, what: str) -> s.Threshold | None:
             ok = False
     if not ok or field is None:
         return None
-    return s.Threshold(m.loc, field, above, below, equals, in_, numbers["clear_below"],
-                       numbers["clear_above"])
+    return s.Threshold(m.loc, field, bounds["above"], bounds["below"], equals, in_,
+                       bounds["clear_below"], bounds["clear_above"])
+
+
+def _field_bound(reader: Reader, node: Mapping, what: str) -> s.FieldBound | None:
+    """``{field: device.fields.max_temp}``: a bound read from the entity's own field."""
+    m = reader.mapping(node, what, ("field",), required=("field",))
+    if m is None or "field" not in m.items:
+        return None
+    name = reader.string(m.items["field"], f"{what}.field")
+    if name is not None and name in TIME_FIELDS:
+        reader.error(m.items["field"].loc, f"{what}.field: a bound cannot be the virtual "
+                                           f"field {name}")
+        return None
+    return None if name is None else s.FieldBound(name)
 
 
 def _comparable(reader: Reader, node: Node, what: str) -> s.Scalar | None:

@@ -18,7 +18,11 @@ from alertd.notify.templates import problems as template_problems
 
 SETTINGS = ("notify", "severity", "repeat", "group_wait", "resolved", "for", "clear_for",
             "labels", "title", "body", "flapping", "description")
-RULE_KEYS = ("name", "source", "entities", *SETTINGS, *CONDITION_KINDS)
+RULE_KEYS = ("name", "source", "entities", "overrides", *SETTINGS, *CONDITION_KINDS)
+# what `overrides:` may change per entity: the condition's bounds, never its field
+OVERRIDABLE = {"threshold": ("above", "below", "equals", "in", "clear_below", "clear_above"),
+               "missing": ("nulls", "of"), "change": ("drop", "rise", "within"),
+               "silent": ("after",)}
 SILENCE_KEYS = ("match", "starts", "ends", "comment")
 MATCH_KEYS = ("rule", "source", "entity", "severity", "labels")
 
@@ -127,12 +131,57 @@ def parse_rule(reader: Reader, node: Node, index: int, context: Context) -> s.Ru
                             "to send to (notify: [] keeps the alert silent on purpose)")
     if condition is not None and sources:
         _check_applies(reader, condition, sources, context, what)
+    overrides: dict[str, s.Condition] = {}
+    if "overrides" in m.items and condition is not None:
+        overrides = _overrides(reader, m, kinds[0], what, context)
     if name is None or condition is None or len(reader.problems) > errors_before:
         return None
     repeat = settings.pop("repeat", 4 * 3600.0)
     return s.Rule(loc=m.loc, name=name, condition=condition, sources=sources,
                   entities=entities or None, repeat=None if repeat == "never" else repeat,
-                  **settings)
+                  overrides=overrides, **settings)
+
+
+def _overrides(reader: Reader, m: Mapping, kind: str, what: str,
+               context: Context) -> dict[str, s.Condition]:
+    """``overrides: {ENTITY: {above: 4}}``: the rule's condition with other bounds for one
+    entity (an id, or source/id). Each is checked as the whole condition would be."""
+    where = f"{what}: overrides"
+    om = reader.mapping(m.items["overrides"], where)
+    if om is None:
+        return {}
+    allowed = OVERRIDABLE.get(kind)
+    if allowed is None:
+        reader.error(m.keys["overrides"],
+                     f"{where}: a '{kind}' condition has no bounds to override; overrides "
+                     f"apply to {', '.join(OVERRIDABLE)} (inside all/any, write a bound as "
+                     "{field: NAME} to read it from each entity)")
+        return {}
+    base = m.items[kind]
+    out: dict[str, s.Condition] = {}
+    for entity, node in om.items.items():
+        source, slash, entity_id = entity.partition("/")
+        if slash and (not entity_id or source not in context.source_names):
+            reader.error(om.keys[entity], f"{where}: '{entity}' must be an entity id or "
+                                          "source/id with a configured source"
+                                          f"{suggest(source, context.source_names)}")
+            continue
+        vm = reader.mapping(node, f"{where}.{entity}", allowed)
+        if vm is None or any(key not in allowed for key in vm.items):
+            continue
+        if not vm.items:
+            reader.error(vm.loc, f"{where}.{entity} must set at least one of "
+                                 + ", ".join(allowed))
+            continue
+        items = dict(base.items) if isinstance(base, Mapping) else {}
+        keys = dict(base.keys) if isinstance(base, Mapping) else {}
+        items.update(vm.items)
+        keys.update(vm.keys)
+        parsed = parse_condition(reader, kind, Mapping(vm.loc, items, keys),
+                                 f"{where}.{entity}")
+        if parsed is not None:
+            out[entity] = parsed
+    return out
 
 
 def _sources(reader: Reader, m: Mapping, what: str, context: Context) -> tuple[str, ...] | None:

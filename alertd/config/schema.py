@@ -26,18 +26,34 @@ Scalar = float | int | str | bool
 
 
 @dataclass(frozen=True, slots=True)
+class FieldBound:
+    """A bound read from another field of the same entity (``above: {field: max_temp}``):
+    its newest non-null value, per entity. Unknown while the entity has none."""
+
+    field: str
+
+
+Bound = float | FieldBound
+
+
+@dataclass(frozen=True, slots=True)
 class Threshold:
     """Fires on the field's newest non-null value; ``above`` and ``below`` together mean
-    outside the band. ``clear_below``/``clear_above`` are hysteresis bounds for resolving."""
+    outside the band. ``clear_below``/``clear_above`` are hysteresis bounds for resolving.
+    Each of the four bounds is a number or a ``FieldBound``."""
 
     loc: Loc
     field: str
-    above: float | None = None
-    below: float | None = None
+    above: Bound | None = None
+    below: Bound | None = None
     equals: Scalar | None = None
     in_: tuple[Scalar, ...] | None = None
-    clear_below: float | None = None
-    clear_above: float | None = None
+    clear_below: Bound | None = None
+    clear_above: Bound | None = None
+
+    def bound_fields(self) -> frozenset[str]:
+        return frozenset(b.field for b in (self.above, self.below, self.clear_below,
+                                           self.clear_above) if isinstance(b, FieldBound))
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +115,9 @@ def condition_fields(condition: Condition) -> frozenset[str]:
     """The message fields a condition reads (the engine keeps history only for these)."""
     if isinstance(condition, (AllOf, AnyOf)):
         return frozenset().union(*(condition_fields(c) for c in condition.conditions))
-    if isinstance(condition, (Threshold, Missing, Change)):
+    if isinstance(condition, Threshold):
+        return frozenset({condition.field}) | condition.bound_fields()
+    if isinstance(condition, (Missing, Change)):
         return frozenset({condition.field})
     return frozenset()
 
@@ -132,6 +150,16 @@ class Rule:
     body: str | None = None
     description: str = ""
     flapping: Flapping | None = None
+    # per-entity conditions (``overrides:``), keyed by entity id or source/id
+    overrides: dict[str, Condition] = field(default_factory=dict)
+
+    def condition_for(self, source: str, entity_id: str) -> Condition:
+        """The condition that applies to one entity: its override, else the rule's."""
+        if self.overrides:
+            found = self.overrides.get(f"{source}/{entity_id}") or self.overrides.get(entity_id)
+            if found is not None:
+                return found
+        return self.condition
 
 
 @dataclass(frozen=True, slots=True)

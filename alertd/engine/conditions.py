@@ -60,16 +60,19 @@ def evaluate(condition: s.Condition, entity: EntityView, firing: bool, now: floa
             holds = status != "normal" if firing else status in condition.in_
             return Result(holds, "status", status)
         case s.AllOf() | s.AnyOf():
+            # A part without data does not hold (a missing series drops out of PromQL's
+            # and/or); the whole is unknown only when no part knows anything.
             results = [evaluate(c, entity, firing, now) for c in condition.conditions]
             wakes = [r.wake for r in results if r.wake is not None]
             wake = min(wakes) if wakes else None
+            known = [r for r in results if r.known]
             if isinstance(condition, s.AllOf):
                 holds = all(r.holds for r in results)
-                shown = results[0]
+                shown = known[0] if known else results[0]
             else:
-                holds = any(r.holds for r in results)
-                shown = next((r for r in results if r.holds), results[0])
-            return Result(holds, shown.field, shown.value, wake, all(r.known for r in results))
+                holds = any(r.holds for r in known)
+                shown = next((r for r in known if r.holds), known[0] if known else results[0])
+            return Result(holds, shown.field, shown.value, wake, bool(known))
     raise TypeError(f"not a message condition: {type(condition).__name__}")
 
 
@@ -93,6 +96,31 @@ def _equal(value: Any, expected: Any) -> bool:
     return str(value) == str(expected)
 
 
+def _bound(bound: s.Bound | None, entity: EntityView) -> float | None:
+    """A number bound as written, or the entity's newest numeric value of a bound field."""
+    if not isinstance(bound, s.FieldBound):
+        return bound
+    history = entity.history(bound.field)
+    value = history.newest() if history is not None else None
+    return value if is_number(value) else None
+
+
+def _bounds(c: s.Threshold, entity: EntityView, firing: bool) -> tuple[float | None, ...] | None:
+    """(above-side bound, below-side bound) in force: the clear_* bound once firing. None
+    when a bound the condition needs is a field with no value on this entity yet."""
+    out: list[float | None] = []
+    for plain, clear in ((c.above, c.clear_below), (c.below, c.clear_above)):
+        if plain is None:
+            out.append(None)
+            continue
+        chosen = clear if firing and clear is not None else plain
+        value = _bound(chosen, entity)
+        if value is None:
+            return None
+        out.append(value)
+    return tuple(out)
+
+
 def _threshold(c: s.Threshold, entity: EntityView, firing: bool, now: float) -> Result:
     value = _value(c.field, entity, now)
     if value is None:
@@ -103,18 +131,21 @@ def _threshold(c: s.Threshold, entity: EntityView, firing: bool, now: float) -> 
         return Result(any(_equal(value, x) for x in c.in_), c.field, value)
     if not is_number(value):  # "error" from a sensor says nothing about the temperature
         return Result(False, c.field, value, known=False)
+    bounds = _bounds(c, entity, firing)
+    if bounds is None:  # a per-device bound this entity has not reported: does not hold
+        return Result(False, c.field, value, known=False)
+    high_bound, low_bound = bounds
     high = low = False
-    if c.above is not None:
-        high = value >= c.clear_below if firing and c.clear_below is not None \
-            else value > c.above
-    if c.below is not None:
-        low = value <= c.clear_above if firing and c.clear_above is not None \
-            else value < c.below
+    if high_bound is not None:
+        high = value >= high_bound if firing and c.clear_below is not None \
+            else value > high_bound
+    if low_bound is not None:
+        low = value <= low_bound if firing and c.clear_above is not None \
+            else value < low_bound
     wake = None
-    if c.field == "_age" and entity.last_msg_time is not None and c.above is not None \
+    if c.field == "_age" and entity.last_msg_time is not None and high_bound is not None \
             and not high:  # age only grows: it crosses `above` at a known time
-        bound = c.clear_below if firing and c.clear_below is not None else c.above
-        wake = entity.last_msg_time + bound + 1e-6
+        wake = entity.last_msg_time + high_bound + 1e-6
     return Result(high or low, c.field, value, wake)
 
 
@@ -134,9 +165,11 @@ def _missing(c: s.Missing, entity: EntityView) -> Result:
 
 def _change(c: s.Change, entity: EntityView, now: float) -> Result:
     history = entity.history(c.field)
-    window = history.window if history is not None else None
-    if not window:
+    if history is None:
         return Result(False, c.field, None, known=False)
+    window = history.window
+    if not window:  # values were seen, and have all slid out: no change is left
+        return Result(False, c.field, history.newest())
     start = (now - entity.offset) - c.within  # the window, on the entity's event clock
     extreme: float | None = None  # highest (drop) or lowest (rise) value seen so far
     best = 0.0

@@ -27,6 +27,7 @@ from alertd.config import schema as s
 from alertd.engine.alerts import EPS, FIRING, INACTIVE, PENDING, Alert
 from alertd.engine.conditions import VIRTUAL_FIELDS, Result, evaluate
 from alertd.engine.history import FieldHistory, normalise
+from alertd.engine.late import restart_periods
 from alertd.model import Event, Message, Notification, SourceUp, StatusChanged
 
 _STATUS = "\x00status"  # index key of rules that read a tracker's status
@@ -65,14 +66,21 @@ def _horizons(condition: s.Condition, out: dict[str, float]) -> None:
         out[condition.field] = max(out.get(condition.field, 0.0), condition.within)
 
 
+def _conditions(rule: s.Rule) -> tuple[s.Condition, ...]:
+    """The rule's condition and its per-entity overrides."""
+    return (rule.condition, *rule.overrides.values())
+
+
 @dataclass(slots=True)
 class _Index:
-    """Which rules of a source an entity's events reach (shared by entities alike)."""
+    """Which rules of a source an entity's events reach (shared by entities alike), and
+    the condition each applies (a rule's ``overrides`` give some entities their own)."""
 
     rules: tuple[tuple[int, s.Rule], ...]
     by_field: dict[str, tuple[int, ...]]
     every_message: tuple[int, ...]
     timed: tuple[int, ...]  # rules that time alone can change: silent, change, _age
+    conditions: dict[int, s.Condition]
 
 
 class Entity:
@@ -161,37 +169,49 @@ class Engine:
                 down_rules.append((number, rule))
                 continue
             entity_rules.append((number, rule))
-            horizons: dict[str, float] = {}
-            _horizons(rule.condition, horizons)
-            for field in s.condition_fields(rule.condition):
-                if field not in VIRTUAL_FIELDS:
-                    fields[field] = max(fields.get(field, 0.0), horizons.get(field, 0.0))
-            null_fields.update(_missing_fields(rule.condition))
+            for condition in _conditions(rule):
+                horizons: dict[str, float] = {}
+                _horizons(condition, horizons)
+                for field in s.condition_fields(condition):
+                    if field not in VIRTUAL_FIELDS:
+                        fields[field] = max(fields.get(field, 0.0), horizons.get(field, 0.0))
+                null_fields.update(_missing_fields(condition))
         rules = tuple(entity_rules)
         open_rules = tuple((n, r) for n, r in rules if r.entities is None)
-        named = frozenset(e for _, r in rules for e in r.entities or ())
+        named = frozenset(e for _, r in rules for e in (*(r.entities or ()), *r.overrides))
         self._sources[name] = _Source(name, fields, frozenset(null_fields),
                                       self._build_index(name, open_rules), rules, named,
                                       tuple(down_rules), True, now)
 
-    def _build_index(self, source: str, rules: tuple[tuple[int, s.Rule], ...]) -> _Index:
+    def _build_index(self, source: str, rules: tuple[tuple[int, s.Rule], ...],
+                     entity_id: str | None = None) -> _Index:
+        """The index of these rules; with ``entity_id``, with that entity's overrides (such
+        an index is the entity's own, not shared)."""
+        conditions = {number: rule.condition_for(source, entity_id) for number, rule in rules
+                      if entity_id is not None and rule.overrides} if entity_id else {}
+        conditions = {n: c for n, c in conditions.items() if c is not self.rules[n].condition}
         key = (source, tuple(number for number, _ in rules))
-        if key in self._indexes:
+        if key in self._indexes and not conditions:
             return self._indexes[key]
         by_field: dict[str, list[int]] = {}
         every: list[int] = []
+        timed: list[int] = []
         for number, rule in rules:
-            fields = s.condition_fields(rule.condition)
-            if isinstance(rule.condition, s.Silent) or fields & set(VIRTUAL_FIELDS) \
-                    or _has_missing(rule.condition):
+            condition = conditions.get(number, rule.condition)
+            fields = s.condition_fields(condition)
+            if isinstance(condition, s.Silent) or fields & set(VIRTUAL_FIELDS) \
+                    or _has_missing(condition):
                 every.append(number)
             for field in fields:
                 by_field.setdefault(field, []).append(number)
-            if _reads_status(rule.condition):
+            if _reads_status(condition):
                 by_field.setdefault(_STATUS, []).append(number)
-        timed = tuple(number for number, rule in rules if _is_timed(rule.condition))
-        index = _Index(rules, {f: tuple(n) for f, n in by_field.items()}, tuple(every), timed)
-        self._indexes[key] = index
+            if _is_timed(condition):
+                timed.append(number)
+        index = _Index(rules, {f: tuple(n) for f, n in by_field.items()}, tuple(every),
+                       tuple(timed), conditions)
+        if not conditions:
+            self._indexes[key] = index
         return index
 
     def _entity(self, source: str, entity_id: str, now: float) -> Entity:
@@ -202,7 +222,7 @@ class Engine:
             if entity_id in src.named or key in src.named:
                 rules = tuple((n, r) for n, r in src.rules if r.entities is None
                               or entity_id in r.entities or key in r.entities)
-                index = self._build_index(source, rules)
+                index = self._build_index(source, rules, entity_id)
             else:
                 index = src.default_index
             entity = Entity(source, entity_id, index, now)
@@ -237,6 +257,7 @@ class Engine:
         entity = self._entity(message.source, message.entity, now)
         src = self._sources[message.source]
         msg_time = min(message.msg_time, now)  # a clock in the future: take the receipt time
+        late = entity.last_msg_time is not None and msg_time < entity.last_msg_time
         fields = message.fields
         read = src.fields
         histories = entity.fields
@@ -261,13 +282,20 @@ class Engine:
                 history.prune(msg_time)
         if message.entity_name:
             entity.name = message.entity_name
+        if message.history_only:  # evaluated by an earlier run: it only rebuilds the history
+            return []
         by_field = entity.index.by_field
         numbers = set(entity.index.every_message)
         for field in fields:
             reached = by_field.get(field)
             if reached:
                 numbers.update(reached)
-        return self._evaluate(entity, self._with_live(entity, numbers), now)
+        reached_rules = self._with_live(entity, numbers)
+        if late:  # measured before messages already seen: it may break a pending period
+            for alert in restart_periods(entity, entity.alerts, entity.index.conditions,
+                                         reached_rules, msg_time, fields):
+                self._changed[id(alert)] = alert
+        return self._evaluate(entity, reached_rules, now)
 
     def _with_live(self, entity: Entity, numbers: Iterable[int]) -> list[int]:
         numbers = set(numbers)
@@ -277,7 +305,9 @@ class Engine:
         return sorted(numbers)
 
     def _silent_rules(self, entity: Entity) -> list[int]:
-        return [n for n, rule in entity.index.rules if isinstance(rule.condition, s.Silent)]
+        conditions = entity.index.conditions
+        return [n for n, rule in entity.index.rules
+                if isinstance(conditions.get(n, rule.condition), s.Silent)]
 
     # ---- timers ------------------------------------------------------------------------
 
@@ -327,19 +357,20 @@ class Engine:
         wakes: list[float] = []
         for number in numbers:
             rule = self.rules[number]
+            condition = entity.index.conditions.get(number, rule.condition)
             alert = entity.alerts.get(number)
             firing = alert is not None and alert.state == FIRING
-            if isinstance(rule.condition, s.Silent):
+            if isinstance(condition, s.Silent):
                 if not src.up:
                     continue  # hold still: source_down speaks for the entity
                 quiet_from = entity.last_receipt or entity.created
                 if not firing:  # a reconnection restarts the count, but resolves nothing
                     quiet_from = max(quiet_from, src.changed_at)
-                holds = now - quiet_from >= rule.condition.after - EPS
+                holds = now - quiet_from >= condition.after - EPS
                 result = Result(holds, "", round(now - quiet_from, 3),
-                                None if holds else quiet_from + rule.condition.after)
+                                None if holds else quiet_from + condition.after)
             else:
-                result = evaluate(rule.condition, entity, firing, now)
+                result = evaluate(condition, entity, firing, now)
             if result.wake is not None:
                 wakes.append(result.wake)
             if alert is None:

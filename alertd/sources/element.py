@@ -3,7 +3,9 @@
 A frame is a JSON array of envelopes ``{"event": "reading_added" | "packet_added", "body"}``
 (or one envelope object); ``pong`` answers a text ping and is not an event. Readings become
 messages with ``data`` flattened with dots; packets with their scalar fields and ``meta``
-flattened under ``meta.``. Items already seen (same ``id``) are skipped, so a replay that
+flattened under ``meta.``; ``meta``, ``location`` and what ``preload=`` brings (``device.*``,
+``packet.*``) are fields too. The events of one frame are handed on in ``measured_at``
+order (a replay frame holds them in insertion order). Items already seen (same ``id``) are skipped, so a replay that
 overlaps what was evaluated is not evaluated twice; ``newest_inserted_at`` is the replay
 position (``after=``) to resume from. Bad input is described in ``problems``, never raised.
 """
@@ -80,7 +82,7 @@ class ElementDecoder:
         if error is not None:
             return Decoded(problems=(error,))
         envelopes = parsed if isinstance(parsed, list) else [parsed]
-        events: list[Event] = []
+        events: list[Message] = []
         problems: list[str] = []
         for envelope in envelopes:
             try:
@@ -89,9 +91,11 @@ class ElementDecoder:
                 problem = "envelope nested too deeply"
             if problem:
                 problems.append(f"{problem}: {excerpt(envelope)}")
+        if len(events) > 1:  # a replay frame: evaluate in measurement order, so a reading
+            events.sort(key=lambda e: e.msg_time)  # inserted late is not judged late
         return Decoded(tuple(events), tuple(problems))
 
-    def _envelope(self, envelope: Any, events: list[Event]) -> str | None:
+    def _envelope(self, envelope: Any, events: list[Message]) -> str | None:
         if not isinstance(envelope, dict):
             return "item is not an event envelope"
         kind, body = envelope.get("event"), envelope.get("body")
@@ -118,12 +122,12 @@ class ElementDecoder:
             data = body.get("data")
             if not isinstance(data, dict):
                 return "reading whose data is not an object"
-            fields = flatten(data)
+            fields = _context(body)
+            flatten(data, "", fields)  # the reading's own data wins over any name clash
         else:
-            fields = {k: v for k, v in body.items() if k not in PACKET_SKIP
-                      and not isinstance(v, (dict, list))}
-            if isinstance(body.get("meta"), dict):
-                flatten(body["meta"], "meta.", fields)
+            fields = _context(body)
+            fields.update((k, v) for k, v in body.items() if k not in PACKET_SKIP
+                          and not isinstance(v, (dict, list)))
         item_id = body.get("id")
         if isinstance(item_id, str):
             if item_id in self._seen:
@@ -144,3 +148,27 @@ class ElementDecoder:
                               name if isinstance(name, str) else None,
                               absent_is_null=reading))
         return None
+
+
+def _context(body: dict[str, Any]) -> dict[str, Any]:
+    """What a body carries beside its data, as fields: ``meta.*``, a reading's
+    ``location.lat``/``location.lon`` (GeoJSON point, and ``location.*`` flattened), and what
+    ``preload=`` added: ``device.*`` (``device.fields.*``, ``device.interfaces``, ...) and
+    ``packet.*``. Lists stay values (``device.interfaces`` is the list)."""
+    fields: dict[str, Any] = {}
+    for key in ("meta", "device", "packet", "interface"):
+        value = body.get(key)
+        if isinstance(value, dict):
+            flatten(value, f"{key}.", fields)
+    location = body.get("location")
+    if isinstance(location, dict):
+        flatten(location, "location.", fields)
+        coordinates = location.get("coordinates")
+        if location.get("type") == "Point" and isinstance(coordinates, list) \
+                and 2 <= len(coordinates) <= 3 \
+                and all(isinstance(c, (int, float)) and not isinstance(c, bool)
+                        for c in coordinates):
+            fields["location.lon"], fields["location.lat"] = coordinates[0], coordinates[1]
+            if len(coordinates) == 3:
+                fields["location.alt"] = coordinates[2]
+    return fields
