@@ -165,7 +165,7 @@ async def _generation(config: s.Config, runtime: Runtime,
                                        cursors, runtime.stats)
                 else:
                     nursery.start_soon(navixy_client.run_source, source, batches_send.clone(),
-                                       runtime.stats)
+                                       runtime.stats, runtime.store.load_cursors(source.name))
         nursery.start_soon(_evaluate, engine, batches_receive, runtime, notes_send)
         nursery.start_soon(_deliver, config, notes_receive, runtime, left)
         task_status.started()
@@ -203,6 +203,8 @@ async def _evaluate(engine: Engine, batches: trio.MemoryReceiveChannel[Batch], r
                         made.extend(engine.receive(event, now))
                     if batch.cursor:
                         cursors[(batch.source, batch.socket)] = batch.cursor
+                    for key, position in batch.positions:
+                        cursors[(batch.source, key)] = position
                 made.extend(engine.on_timer(now))
                 changed = [StoredAlert(*item) for item in engine.take_changed()]
                 if changed or made or (cursors and now >= cursors_due):

@@ -91,3 +91,5 @@ class Batch:
     socket: str = ""
     cursor: str | None = None
     received: float | None = None  # trio time the frame arrived (for the latency metric)
+    # more positions to save with the events, (key, position): a Navixy tracker's queues
+    positions: tuple[tuple[str, str], ...] = ()

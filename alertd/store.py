@@ -232,6 +232,12 @@ class Store:
                               (source, socket)).fetchone()
         return None if row is None else str(row[0])
 
+    def load_cursors(self, source: str) -> dict[str, str]:
+        """Every position saved for one source, by socket (or ``tracker/ID`` for Navixy)."""
+        rows = self.db.execute("SELECT socket, after FROM cursors WHERE source = ?",
+                               (source,)).fetchall()
+        return {str(socket): str(after) for socket, after in rows}
+
     # ---- runtime silences ---------------------------------------------------------------
 
     def add_silence(self, match: dict[str, str], starts: float, ends: float, comment: str,

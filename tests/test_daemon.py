@@ -286,10 +286,9 @@ async def test_many_trackers_are_subscribed_ten_at_a_time(
           threshold: {field: speed, above: 100}
         """)
     async with daemon(path) as d:
-        await d.wait_for(lambda: len(navixy.subscribe_actions) >= 3)
-        sizes = [len(a["requests"][0]["target"]["tracker_ids"])
-                 for a in navixy.subscribe_actions[:3]]
-        assert sizes == [10, 10, 3]
+        await d.wait_for(lambda: len(navixy.subscribe_actions) >= 1)
+        sizes = [len(r["target"]["tracker_ids"]) for r in navixy.subscribe_actions[0]["requests"]]
+        assert sizes == [10, 10, 3]  # one action, so a server that replaces keeps them all
         navixy.add_message(30023, {"speed": "120"})  # numeric strings compare as numbers
         await d.wait_for(lambda: bool(d.lines("[FIRING] fast: 30023")))
 

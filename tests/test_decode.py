@@ -135,9 +135,10 @@ def test_navixy_protocol_frames() -> None:
 
 
 def test_navixy_subscribe_is_chunked_by_ten_and_carries_flow_id() -> None:
-    frames = [json.loads(f) for f in subscribe_action("h" * 32, list(range(1, 24)), "5s", 1335)]
-    assert [len(f["requests"][0]["target"]["tracker_ids"]) for f in frames] == [10, 10, 3]
-    assert all(f["hash"] == "h" * 32 and f["requests"][0]["flow_id"] == 1335 for f in frames)
+    action = json.loads(subscribe_action("h" * 32, list(range(1, 24)), "5s", 1335))
+    assert [len(r["target"]["tracker_ids"]) for r in action["requests"]] == [10, 10, 3]
+    assert action["hash"] == "h" * 32
+    assert all(r["flow_id"] == 1335 for r in action["requests"])
 
 
 def test_atmosphere_params_are_added_once() -> None:

@@ -304,23 +304,24 @@ def test_no_frame_makes_the_decoder_raise(data: str | bytes) -> None:
 # ---- what alertd sends -------------------------------------------------------------------
 
 
-def test_23_trackers_are_three_subscribe_actions_of_at_most_10() -> None:
+def test_23_trackers_are_one_action_of_three_requests_of_at_most_10() -> None:
     trackers = list(range(21080, 21103))
-    frames = [json.loads(text) for text in subscribe_action("6c638c52cb40729d5e6181a48f868649",
-                                                            trackers, "5s", None)]
-    assert [f["requests"][0]["target"]["tracker_ids"] for f in frames] == [
+    action = json.loads(subscribe_action("6c638c52cb40729d5e6181a48f868649", trackers, "5s",
+                                         None))
+    assert [r["target"]["tracker_ids"] for r in action["requests"]] == [
         trackers[:10], trackers[10:20], trackers[20:]]
-    assert frames[0] == {"action": "subscribe", "hash": "6c638c52cb40729d5e6181a48f868649",
-                         "requests": [{"type": "iot_monitor",
-                                       "target": {"type": "selected",
-                                                  "tracker_ids": trackers[:10]},
-                                       "rate_limit": "5s"}]}
+    assert action["action"] == "subscribe"
+    assert action["hash"] == "6c638c52cb40729d5e6181a48f868649"
+    assert action["requests"][0] == {"type": "iot_monitor",
+                                     "target": {"type": "selected",
+                                                "tracker_ids": trackers[:10]},
+                                     "rate_limit": "5s"}
 
 
 def test_flow_id_goes_into_every_request() -> None:
-    frames = [json.loads(text) for text in subscribe_action("h" * 32, [1] * 11, "10s", 1335)]
-    assert [f["requests"][0]["flow_id"] for f in frames] == [1335, 1335]
-    assert {f["requests"][0]["rate_limit"] for f in frames} == {"10s"}
+    action = json.loads(subscribe_action("h" * 32, [1] * 11, "10s", 1335))
+    assert [r["flow_id"] for r in action["requests"]] == [1335, 1335]
+    assert {r["rate_limit"] for r in action["requests"]} == {"10s"}
 
 
 def test_the_atmosphere_parameters_are_added() -> None:
@@ -344,3 +345,69 @@ def test_the_atmosphere_parameters_a_url_has_are_not_duplicated() -> None:
     assert len(query) == 6 and all(len(values) == 1 for values in query.values())
     assert with_atmosphere_params(url) == url
 
+
+
+# ---- both queue shapes, restarts, statuses from data -------------------------------------
+
+
+def as_list_of_objects(event: dict[str, Any]) -> dict[str, Any]:
+    """The seed's text reading: each queue set a list of one-attribute objects."""
+    listed = json.loads(json.dumps(event))
+    for item in listed["data"]["iot_last_values"]:
+        for key in ("nonnull_fields", "all_fields"):
+            item[key] = [{attribute: queue} for attribute, queue in item[key].items()]
+    return listed
+
+
+def test_list_shaped_queues_give_the_same_messages_as_keyed_ones() -> None:
+    keyed = NavixyDecoder("fleet").decode(json.dumps(seed()))
+    listed = NavixyDecoder("fleet").decode(json.dumps(as_list_of_objects(seed())))
+    assert listed.problems == ()
+    assert messages(listed) == messages(keyed)
+    assert [m.msg_time for m in messages(listed)] == [T52, T58, T59]
+
+
+def test_a_list_of_single_entries_is_read_too() -> None:
+    event = {"type": "event", "event": "iot_monitor", "data": {"iot_last_values": [{
+        "tracker_id": 21080, "nonnull_fields": [{"speed": entry("2025-02-11T15:12:58Z", 43)}],
+        "all_fields": [{"speed": entry("2025-02-11T15:12:58Z", 43)},
+                       {"lls_level_1": entry("2025-02-11T15:12:59Z", None)}]}]}}
+    (speed, gap) = messages(NavixyDecoder("fleet").decode(json.dumps(event)))
+    assert (speed.msg_time, dict(speed.fields)) == (T58, {"speed": 43})
+    assert (gap.msg_time, dict(gap.fields)) == (T59, {"lls_level_1": None})
+
+
+def test_positions_say_how_far_each_attribute_was_evaluated() -> None:
+    decoder = NavixyDecoder("fleet")
+    decoder.decode(json.dumps(seed()))
+    positions = decoder.take_positions()
+    assert list(positions) == ["21080"]
+    saved = json.loads(positions["21080"])
+    assert saved["lls_level_1"] == T59 and saved["speed"] == T58
+    decoder.decode(json.dumps(seed()))  # the same window again: nothing new to save
+    assert decoder.take_positions() == {}
+
+
+def test_after_a_restart_the_resent_window_only_rebuilds_the_history() -> None:
+    first = NavixyDecoder("fleet")
+    first.decode(json.dumps(seed()))
+    saved = {tracker: {a: float(t) for a, t in json.loads(text).items()}
+             for tracker, text in first.take_positions().items()}
+    restarted = NavixyDecoder("fleet", saved)
+    again = messages(restarted.decode(json.dumps(seed())))
+    assert again and all(m.history_only for m in again)
+    assert [m.msg_time for m in again] == [T52, T58, T59]  # the queues are whole again
+    newer = seed()
+    newer["data"]["iot_last_values"][0]["all_fields"]["lls_level_1"].insert(
+        0, entry("2025-02-11T15:13:05Z", "261.0"))
+    (fresh,) = [m for m in messages(restarted.decode(json.dumps(newer))) if not m.history_only]
+    assert dict(fresh.fields) == {"lls_level_1": "261.0"}
+
+
+def test_data_for_a_blocked_tracker_says_it_is_normal_again() -> None:
+    decoder = NavixyDecoder("fleet")
+    decoder.decode('{"type": "response", "action": "subscription/subscribe", "data": '
+                   '{"iot_monitor": {"value": {"21080": "blocked"}}}}')
+    events = decoder.decode(json.dumps(seed())).events
+    assert events[0] == StatusChanged("fleet", "21080", "normal")
+    assert decoder.decode(json.dumps(seed())).events == ()  # said once, not on every event

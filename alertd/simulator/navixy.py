@@ -12,6 +12,14 @@ windows of every changed tracker, at most once per the subscription's ``rate_lim
 connection: the first change after a quiet spell goes out at once, later ones are
 coalesced and sent, latest windows only, when the limit allows.
 
+Both sides of what the record leaves open can be chosen: ``replace_subscriptions`` makes a
+subscribe action replace the connection's earlier subscriptions instead of adding to them;
+``list_queues`` sends ``nonnull_fields``/``all_fields`` as a list of one-attribute objects
+(the seed's text) instead of one object keyed by attribute (its sample); ``refuse_next``
+answers that many subscribe actions with ``{"success": false}`` and no ``value``.
+``block``/``unblock`` change a tracker's status and send the ``lifecycle`` event, naming
+the device's source id (not the tracker id), as the real server does.
+
 Decisions where the public record is silent: only trackers whose status is ``normal`` get
 windows (``blocked`` ones are excluded by the seed page; ``unknown`` and ``disallowed``
 ones are not the session's to see); trackers without any message are left out of an
@@ -90,6 +98,8 @@ class FakeNavixy(FakeServer):
                  path: str = "/v2/event/subscription",
                  include_success: bool = False,
                  require_atmosphere: bool = True,
+                 replace_subscriptions: bool = False,
+                 list_queues: bool = False,
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.hashes: set[str] = set(hashes or ())
@@ -98,6 +108,9 @@ class FakeNavixy(FakeServer):
         self.path = path
         self.include_success = include_success
         self.require_atmosphere = require_atmosphere
+        self.replace_subscriptions = replace_subscriptions
+        self.list_queues = list_queues
+        self.refuse_next = 0
         self.clock = clock
         self.subscribe_actions: list[dict[str, Any]] = []
         self._windows: dict[int, TrackerWindows] = {}
@@ -117,7 +130,15 @@ class FakeNavixy(FakeServer):
 
     def windows(self, tracker_id: int) -> dict[str, Any]:
         """The tracker's current ``iot_last_values`` item (empty windows if none)."""
-        return self._windows.get(tracker_id, TrackerWindows(tracker_id)).snapshot()
+        item = self._windows.get(tracker_id, TrackerWindows(tracker_id)).snapshot()
+        if self.list_queues:
+            for key in ("nonnull_fields", "all_fields"):
+                item[key] = [{attribute: queue} for attribute, queue in item[key].items()]
+        return item
+
+    def subscribed(self) -> set[int]:
+        """The trackers some open connection is subscribed to now."""
+        return {t for subscriber in self._subscribers.values() for t in subscriber.rates}
 
     # ---- test controls -------------------------------------------------------------------
 
@@ -151,6 +172,17 @@ class FakeNavixy(FakeServer):
         self.send_raw(json.dumps({"type": "event", "event": "logout",
                                   "data": "session closed"}))
 
+    def block(self, tracker_id: int, source_id: int) -> None:
+        """Block a tracker: later responses say ``blocked``, its data stops, and a
+        ``lifecycle`` ``block`` event names its source id."""
+        self.set_status(tracker_id, "blocked")
+        self.send_lifecycle(source_id, "block")
+
+    def unblock(self, tracker_id: int, source_id: int) -> None:
+        """Unblock it: a ``lifecycle`` ``unblock`` event, then its windows (seed page)."""
+        self.send_lifecycle(source_id, "unblock")
+        self.set_status(tracker_id, "normal")
+
     def send_lifecycle(self, source_id: int, event: str) -> None:
         """A ``lifecycle`` event (``block``, ``unblock``, ``corrupt``) for a source id."""
         self.send_raw(json.dumps({"type": "event", "event": "lifecycle",
@@ -176,6 +208,14 @@ class FakeNavixy(FakeServer):
             log.debug("subscribe refused: %s", refused.description)
             subscriber.connection.send(_error(SUBSCRIBE, refused.code, refused.description))
             return
+        if self.refuse_next > 0:
+            self.refuse_next -= 1
+            subscriber.connection.send(json.dumps({
+                "type": "response", "action": SUBSCRIBE, "events": ["iot_monitor"],
+                "data": {"iot_monitor": {"success": False}}}))
+            return
+        if self.replace_subscriptions:
+            subscriber.rates.clear()
         value: dict[str, str] = {}
         for trackers, rate in requested:
             for tracker in trackers:
@@ -227,7 +267,7 @@ class FakeNavixy(FakeServer):
         if visible:
             subscriber.connection.send(json.dumps({
                 "type": "event", "event": "iot_monitor",
-                "data": {"iot_last_values": [self._windows[t].snapshot() for t in visible]}}))
+                "data": {"iot_last_values": [self.windows(t) for t in visible]}}))
 
     # ---- the server ----------------------------------------------------------------------
 

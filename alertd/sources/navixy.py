@@ -80,23 +80,67 @@ def with_atmosphere_params(url: str) -> str:
 
 
 def subscribe_action(hash: str, trackers: Sequence[int], rate_limit: str,
-                     flow_id: int | None) -> list[str]:
-    """The subscribe frames to send: one per chunk of at most 10 trackers."""
-    frames = []
+                     flow_id: int | None) -> str:
+    """The one subscribe action for every tracker: a request per chunk of at most 10.
+
+    One action, not one per chunk: whether a later subscribe action adds to the earlier ones
+    or replaces them is not documented, and one action holding every request leaves the
+    connection subscribed to every tracker under either behaviour. Retries and status
+    refreshes send the same whole action again."""
+    requests = []
     for start in range(0, len(trackers), MAX_TRACKERS):
         request: dict[str, Any] = {"type": "iot_monitor", "target": {
             "type": "selected", "tracker_ids": list(trackers[start:start + MAX_TRACKERS])},
             "rate_limit": rate_limit}
         if flow_id is not None:
             request["flow_id"] = flow_id
-        frames.append(json.dumps({"action": "subscribe", "hash": hash, "requests": [request]}))
-    return frames
+        requests.append(request)
+    return json.dumps({"action": "subscribe", "hash": hash, "requests": requests})
+
+
+def _queues(found: Any) -> dict[str, list[Any]] | None:
+    """An item's ``nonnull_fields``/``all_fields`` as attribute -> queue. The seed's sample
+    keys them by attribute (an object), its text calls them a "list of objects": both are
+    read, the list as objects keyed by attribute whose values are queues or single entries."""
+    if isinstance(found, dict):
+        parts = [found]
+    elif isinstance(found, list) and all(isinstance(part, dict) for part in found):
+        parts = found
+    else:
+        return None
+    out: dict[str, list[Any]] = {}
+    for part in parts:
+        for attribute, queue in part.items():
+            entries = [queue] if isinstance(queue, dict) else queue
+            if isinstance(entries, list):
+                out.setdefault(str(attribute), []).extend(entries)
+            else:
+                out.setdefault(str(attribute), []).append(None)  # counted as bad below
+    return out
 
 
 class NavixyDecoder:
-    def __init__(self, source: str) -> None:
+    """``positions``: per tracker, the newest ``msg_time`` of each attribute that an earlier
+    run evaluated (from the state store). After a restart the server resends its whole
+    window: entries up to those times rebuild the history (``history_only``) but are not
+    evaluated again, so an incident already notified is not notified twice."""
+
+    def __init__(self, source: str,
+                 positions: dict[str, dict[str, float]] | None = None) -> None:
         self.source = source
         self._seen: dict[str, set[tuple[str, float]]] = {}  # tracker -> (attribute, msg_time)
+        self._floor = {t: dict(p) for t, p in (positions or {}).items()}
+        self._newest: dict[str, dict[str, float]] = {t: dict(p)
+                                                     for t, p in (positions or {}).items()}
+        self._moved: set[str] = set()  # trackers whose position moved since last taken
+        self._status: dict[str, str] = {}  # as last reported to the engine
+
+    def take_positions(self) -> dict[str, str]:
+        """Per tracker whose queues delivered something new since the last call, its
+        position to save: ``{attribute: newest msg_time}`` as JSON."""
+        out = {t: json.dumps(self._newest[t], sort_keys=True) for t in sorted(self._moved)}
+        self._moved.clear()
+        return out
 
     def decode(self, frame: str | bytes) -> Decoded:
         text = as_text(frame)
@@ -151,6 +195,7 @@ class NavixyDecoder:
         problems: list[str] = []
         for tracker, status in values.items():
             if status in STATUSES:
+                self._status[str(tracker)] = status
                 events.append(StatusChanged(self.source, str(tracker), status))
             else:
                 problems.append(f"tracker {tracker} has unknown status {cut(status, 40)!r}")
@@ -187,13 +232,10 @@ class NavixyDecoder:
         oldest: float | None = None
         bad = 0
         for queue_name in ("all_fields", "nonnull_fields"):
-            queues = item.get(queue_name, {})
-            if not isinstance(queues, dict):
-                return f"{queue_name} is not an object"
+            queues = _queues(item.get(queue_name, {}))
+            if queues is None:
+                return f"{queue_name} is neither an object nor a list of objects"
             for attribute, queue in queues.items():
-                if not isinstance(queue, list):
-                    bad += 1
-                    continue
                 for entry in queue:
                     msg_time = parse_time(entry.get("msg_time")) if isinstance(entry, dict) \
                         else None
@@ -207,12 +249,31 @@ class NavixyDecoder:
                     srv = parse_time(entry.get("srv_time"))
                     if srv is not None:
                         srv_times[msg_time] = max(srv, srv_times.get(msg_time, srv))
+        if self._status.get(tracker, "normal") != "normal":
+            # data comes only for trackers that are not blocked (seed page): proof that this
+            # one is back, long before the next status refresh would say so
+            self._status[tracker] = "normal"
+            events.append(StatusChanged(self.source, tracker, "normal"))
         seen = self._seen.setdefault(tracker, set())
+        floor = self._floor.pop(tracker, {})
+        newest = self._newest.setdefault(tracker, {})
         for msg_time in sorted(entries):
             new = {a: v for a, v in entries[msg_time].items() if (a, msg_time) not in seen}
-            if new:
-                seen.update((a, msg_time) for a in new)
-                events.append(Message(self.source, tracker, msg_time, new,
+            if not new:
+                continue
+            seen.update((a, msg_time) for a in new)
+            for attribute in new:
+                if msg_time > newest.get(attribute, float("-inf")):
+                    newest[attribute] = msg_time
+                    self._moved.add(tracker)
+            done = {a: v for a, v in new.items() if msg_time <= floor.get(a, float("-inf"))}
+            if done:
+                events.append(Message(self.source, tracker, msg_time, done,
+                                      srv_times.get(msg_time), absent_is_null=False,
+                                      history_only=True))
+            if len(done) < len(new):
+                events.append(Message(self.source, tracker, msg_time,
+                                      {a: v for a, v in new.items() if a not in done},
                                       srv_times.get(msg_time), absent_is_null=False))
         if oldest is not None:  # forget what has left the server's window
             self._seen[tracker] = {key for key in seen if key[1] >= oldest}

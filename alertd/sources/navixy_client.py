@@ -1,15 +1,19 @@
 """The live Navixy client: the ``iot_monitor`` subscription over Atmosphere (SPEC 4.2).
 
 One socket per source. After the Atmosphere handshake (``<uuid>|<ms>|X|``) alertd sends ``X``
-every ``<ms>``, subscribes (at most 10 trackers per request), repeats the subscribe action
-every ``status_refresh`` to refresh tracker statuses, and treats a socket that stays silent
-for 3 heartbeat intervals as dead. A wrong hash (error codes 3 and 4) or a ``logout`` event
+every ``<ms>``, subscribes (one action, at most 10 trackers per request), repeats the
+subscribe action every ``status_refresh`` to refresh tracker statuses, and treats a socket
+that stays silent for 3 heartbeat intervals as dead. A ``lifecycle`` event (a tracker blocked
+or unblocked) refreshes the statuses at once; a refused subscription is retried with backoff
+(5 s doubling to 5 minutes). A wrong hash (error codes 3 and 4) or a ``logout`` event
 is reported once and retried every 5 minutes. Frames are decoded by the pure
-``NavixyDecoder`` (``navixy.py``), which also drops the values the server resends.
+``NavixyDecoder`` (``navixy.py``), which also drops the values the server resends and
+says how far each tracker's queues have been evaluated (saved in the state store).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -19,7 +23,7 @@ import trio_websocket
 
 from alertd.config import schema as s
 from alertd.errors import CredentialsRejected
-from alertd.model import Batch, StatusChanged
+from alertd.model import Batch, Message, StatusChanged
 from alertd.sources.common import Decoded
 from alertd.sources.navixy import (
     AuthFailed,
@@ -44,13 +48,57 @@ log = logging.getLogger("alertd.sources.navixy")
 DEFAULT_HEARTBEAT = 25.0  # seconds, as seen in real traffic, when no handshake says otherwise
 HANDSHAKE_WAIT = 10.0
 MAX_MESSAGE = 16 * 1024 * 1024
+REFRESH_SPACING = 1.0  # lifecycle events in a burst are one status refresh
+RETRY_FIRST, RETRY_MAX = 5.0, 300.0  # a refused subscription: 5 s doubling to 5 minutes
+POSITION_PREFIX = "tracker/"  # state-store key of a tracker's queue positions
+
+
+class _Resubscribe:
+    """When the subscribe action must be sent again before the next periodic refresh: at
+    once after a lifecycle event, with backoff after a refusal."""
+
+    def __init__(self) -> None:
+        self.send, self.receive = trio.open_memory_channel[float](16)
+        self.refusals = 0
+
+    def soon(self, delay: float) -> None:
+        try:
+            self.send.send_nowait(delay)
+        except trio.WouldBlock:
+            pass  # one is already waiting: the action goes out anyway
+
+    def refused(self) -> float:
+        delay = min(RETRY_MAX, RETRY_FIRST * 2.0 ** min(self.refusals, 16))
+        self.refusals += 1
+        self.soon(delay)
+        return delay
+
+    def accepted(self) -> None:
+        self.refusals = 0
+
+
+def positions_of(saved: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Saved state-store positions (``tracker/ID`` -> JSON) as the decoder takes them."""
+    out: dict[str, dict[str, float]] = {}
+    for key, text in saved.items():
+        if not key.startswith(POSITION_PREFIX):
+            continue
+        try:
+            found = json.loads(text)
+            out[key.removeprefix(POSITION_PREFIX)] = {str(a): float(v)
+                                                      for a, v in found.items()}
+        except (ValueError, TypeError, AttributeError):
+            continue  # an unreadable position: that tracker's window is evaluated again
+    return out
 
 
 async def run_source(source: s.NavixySource, send: trio.MemorySendChannel[Batch],
-                     stats: SourceStats) -> None:
+                     stats: SourceStats, positions: dict[str, str] | None = None) -> None:
+    """``positions``: what the state store holds for this source (``positions_of``)."""
     connectivity = Connectivity(source.name)
     label = f"source '{source.name}'"
-    decoder = NavixyDecoder(source.name)  # outlives sessions: it knows what was evaluated
+    # outlives sessions: it knows what was evaluated
+    decoder = NavixyDecoder(source.name, positions_of(positions or {}))
 
     async def session(opened: Callable[[], None]) -> None:
         url = with_atmosphere_params(source.url)
@@ -62,12 +110,13 @@ async def run_source(source: s.NavixySource, send: trio.MemorySendChannel[Batch]
                 connecting.deadline = math.inf
                 heartbeat = await _handshake(ws, decoder, source, send, stats)
                 session_state = Session(send, connectivity, stats, opened)
+                resubscribe = _Resubscribe()
                 try:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(_heartbeats, ws, heartbeat)
-                        nursery.start_soon(_subscribe, ws, source)
+                        nursery.start_soon(_subscribe, ws, source, resubscribe)
                         await _read(ws, decoder, source, send, stats, heartbeat,
-                                    session_state.confirm)
+                                    session_state.confirm, resubscribe)
                         nursery.cancel_scope.cancel()
                 finally:
                     await session_state.close()
@@ -87,7 +136,7 @@ async def _handshake(ws: trio_websocket.WebSocketConnection, decoder: NavixyDeco
         for notice in decoded.notices:
             if isinstance(notice, Handshake) and notice.interval_ms > 0:
                 return notice.interval_ms / 1000
-        await _handle(decoded, source, send, stats)  # not a handshake: use it anyway
+        await _handle(decoded, decoder, source, send, stats)  # not a handshake: use it
     log.info("source '%s': no Atmosphere handshake; sending heartbeats every %.0f s",
              source.name, DEFAULT_HEARTBEAT)
     return DEFAULT_HEARTBEAT
@@ -99,19 +148,29 @@ async def _heartbeats(ws: trio_websocket.WebSocketConnection, interval: float) -
         await ws.send_message("X")
 
 
-async def _subscribe(ws: trio_websocket.WebSocketConnection, source: s.NavixySource) -> None:
-    """Subscribe now and again every status_refresh (the response refreshes statuses)."""
-    frames = subscribe_action(source.hash, source.trackers, source.rate_limit, source.flow_id)
+async def _subscribe(ws: trio_websocket.WebSocketConnection, source: s.NavixySource,
+                     resubscribe: _Resubscribe) -> None:
+    """Subscribe now and again every status_refresh (the response refreshes statuses), or
+    sooner when asked (a lifecycle event, a refusal's retry). Requests that come in while
+    waiting are one action."""
+    frame = subscribe_action(source.hash, source.trackers, source.rate_limit, source.flow_id)
     while True:
-        for frame in frames:
-            await ws.send_message(frame)
-        await trio.sleep(source.status_refresh)
+        await ws.send_message(frame)
+        delay = 0.0
+        with trio.move_on_after(source.status_refresh):
+            delay = max(REFRESH_SPACING, await resubscribe.receive.receive())
+        await trio.sleep(delay)
+        while True:  # what was asked meanwhile is answered by the action about to go out
+            try:
+                resubscribe.receive.receive_nowait()
+            except trio.WouldBlock:
+                break
 
 
 async def _read(ws: trio_websocket.WebSocketConnection, decoder: NavixyDecoder,
                 source: s.NavixySource, send: trio.MemorySendChannel[Batch],
                 stats: SourceStats, heartbeat: float,
-                confirm: Callable[[], Awaitable[None]]) -> None:
+                confirm: Callable[[], Awaitable[None]], resubscribe: _Resubscribe) -> None:
     while True:
         with trio.move_on_after(3 * heartbeat) as silent:
             frame = await ws.get_message()
@@ -119,12 +178,14 @@ async def _read(ws: trio_websocket.WebSocketConnection, decoder: NavixyDecoder,
             raise trio.TooSlowError
         decoded = decoder.decode(frame)
         if any(isinstance(event, StatusChanged) for event in decoded.events):
-            await confirm()
-        await _handle(decoded, source, send, stats)
+            await confirm()  # a tracker's status or data: the hash was taken
+            resubscribe.accepted()
+        await _handle(decoded, decoder, source, send, stats, resubscribe)
 
 
-async def _handle(decoded: Decoded, source: s.NavixySource,
-                  send: trio.MemorySendChannel[Batch], stats: SourceStats) -> None:
+async def _handle(decoded: Decoded, decoder: NavixyDecoder, source: s.NavixySource,
+                  send: trio.MemorySendChannel[Batch], stats: SourceStats,
+                  resubscribe: _Resubscribe | None = None) -> None:
     problems, events = decoded.problems, decoded.events
     if problems:
         stats.bad_frames(source.name, len(problems))
@@ -136,15 +197,25 @@ async def _handle(decoded: Decoded, source: s.NavixySource,
                                       f"{notice.description})")
         if isinstance(notice, LoggedOut):
             raise CredentialsRejected(f"Navixy ended the session ({notice.reason})")
-        if isinstance(notice, RequestFailed):
-            log.error("source '%s': Navixy refused a request (error %d: %s)", source.name,
-                      notice.code, notice.description)
-        elif isinstance(notice, SubscribeRejected):
-            log.error("source '%s': subscription refused for trackers %s", source.name,
-                      ", ".join(notice.trackers))
+        if isinstance(notice, RequestFailed | SubscribeRejected):
+            delay = resubscribe.refused() if resubscribe is not None else RETRY_FIRST
+            if isinstance(notice, RequestFailed):
+                log.error("source '%s': Navixy refused the subscription (error %d: %s); "
+                          "retrying in %.0f s", source.name, notice.code, notice.description,
+                          delay)
+            else:
+                refused = notice.trackers or tuple(str(t) for t in source.trackers)
+                log.error("source '%s': subscription refused for trackers %s; retrying in "
+                          "%.0f s", source.name, ", ".join(refused), delay)
         elif isinstance(notice, Lifecycle):
-            log.info("source '%s': lifecycle event %s for source id %s", source.name,
-                     notice.event, notice.source_id)
-    if events:
-        stats.messages(source.name, len(events))
-        await send.send(Batch(source.name, tuple(events), received=trio.current_time()))
+            log.info("source '%s': lifecycle event %s for source id %s; refreshing tracker "
+                     "statuses", source.name, notice.event, notice.source_id)
+            if resubscribe is not None:
+                resubscribe.soon(0.0)
+    positions = decoder.take_positions()
+    if events or positions:
+        stats.messages(source.name, sum(1 for e in events if isinstance(e, Message)
+                                        and not e.history_only))
+        await send.send(Batch(source.name, tuple(events), received=trio.current_time(),
+                              positions=tuple((POSITION_PREFIX + tracker, position)
+                                              for tracker, position in positions.items())))
