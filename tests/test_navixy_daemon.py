@@ -171,3 +171,30 @@ async def test_list_shaped_queues_are_read(
         navixy.add_message(21080, {"speed": 90, "lls_level_1": None})
         await d.wait_for(lambda: bool(d.lines("[FIRING] fuel-gap: 21080")))
         await d.wait_for(lambda: bool(d.lines("[RESOLVED] fast: 21080")))
+
+
+async def test_a_group_permission_key_on_a_mandate_socket_is_told_apart(
+        tmp_path: Path, autojump_clock: trio.abc.Clock, nursery: trio.Nursery,
+        caplog: pytest.LogCaptureFixture) -> None:
+    element, navixy = await start(nursery)
+    element.api_keys.clear()
+    element.group_keys.add(API_KEY)  # good for devices/..., refused on the mandate socket
+    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
+        - name: warm
+          source: cold
+          threshold: {field: temperature, above: 8}
+        """)
+    text = path.read_text().replace("subscribe: [devices/room1/readings]",
+                                    "subscribe: [devices/room1/readings, readings]")
+    path.write_text(text)
+    caplog.set_level(logging.INFO)
+    async with daemon(path) as d:
+        await d.wait_for(lambda: element.handshakes >= 2)
+        await trio.sleep(3)
+        element.add_reading("room1", {"temperature": 9})
+        await d.wait_for(lambda: bool(d.lines("[FIRING] warm: room1")))  # the device socket
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    mandate = [e for e in errors if "socket readings" in e]
+    assert len(mandate) == 1, errors
+    assert "mandate-wide socket 'readings'" in mandate[0] and "read_only or admin" in mandate[0]
+    assert not [e for e in errors if "devices/room1/readings" in e]

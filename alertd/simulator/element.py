@@ -85,9 +85,13 @@ class FakeElement(FakeServer):
                  idle_timeout: float = 60.0,
                  reject_mode: Literal["http", "close"] = "http",
                  replay_batch: int | None = None,
+                 group_keys: set[str] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.api_keys: set[str] = set(api_keys or ())
+        # keys with group permissions: accepted on device, tag and stream sockets; the
+        # mandate-wide ones take read_only and admin keys only (seed page), so HTTP 403
+        self.group_keys: set[str] = set(group_keys or ())
         self.device_names: dict[str, str] = dict(device_names or {})
         self.streams: dict[str, set[str]] = dict(streams or {})
         self.tags: dict[str, set[str]] = dict(tags or {})
@@ -211,7 +215,12 @@ class FakeElement(FakeServer):
         if subscription is None:
             await request.reject(404, body=b'{"error": "not found"}')
             return
-        if connection.query.get("auth") not in self.api_keys:
+        if subscription.scope == "mandate" and connection.query.get("auth") in self.group_keys:
+            log.debug("rejecting %s: a group-permission key on a mandate socket",
+                      connection.path)
+            await request.reject(403, body=b'{"error": "forbidden"}')
+            return
+        if connection.query.get("auth") not in self.api_keys | self.group_keys:
             log.debug("rejecting %s: unknown API key", connection.path)
             if self.reject_mode == "close":
                 ws = await request.accept()

@@ -35,6 +35,22 @@ REJECTED_CLOSE = 2.0  # a close this soon after the handshake, before any frame:
 MAX_MESSAGE = 16 * 1024 * 1024
 
 
+def is_mandate(path: str) -> bool:
+    """A mandate-wide socket (``readings``, ``packets``): read_only or admin keys only."""
+    return path.strip("/") in ("readings", "packets")
+
+
+def rejected(path: str, status: int | None) -> str:
+    """Why a socket's key was refused, in words that say what to change."""
+    if is_mandate(path) and status != 401:
+        return (f"the API key may not open the mandate-wide socket '{path}'"
+                + (f" (HTTP {status})" if status else "")
+                + ": it needs a key with read_only or admin permission; a key with group "
+                "permissions can open devices/, tags/ and streams/ sockets only")
+    return f"the API key was rejected (HTTP {status})" if status else \
+        "the API key was rejected"
+
+
 def socket_url(source: s.ElementSource, path: str, after: str | None) -> str:
     """``{url}/{path}/socket?auth=KEY`` plus ``preload=`` and ``after=``, URL-encoded."""
     query = f"auth={quote(source.api_key, safe='')}"
@@ -79,8 +95,7 @@ async def run_socket(source: s.ElementSource, path: str, send: trio.MemorySendCh
                         await session_state.close()
             except trio_websocket.ConnectionRejected as error:
                 if error.status_code in (401, 403):
-                    raise CredentialsRejected(
-                        f"the API key was rejected (HTTP {error.status_code})") from None
+                    raise CredentialsRejected(rejected(path, error.status_code)) from None
                 raise
         if connecting.cancelled_caught:
             raise trio.TooSlowError
@@ -122,6 +137,10 @@ async def _read(ws: trio_websocket.WebSocketConnection, source: s.ElementSource,
             code = getattr(closed.reason, "code", None)
             if frames == 0 and trio.current_time() - opened_at < REJECTED_CLOSE \
                     and code is not None and (code in (1000, 1008) or 4000 <= code < 5000):
+                if is_mandate(path):
+                    raise CredentialsRejected(
+                        f"the connection was closed right after the handshake (code {code}); "
+                        + rejected(path, None)) from None
                 raise CredentialsRejected(f"the connection was closed right after the "
                                           f"handshake (code {code}: is the API key valid?)"
                                           ) from None
