@@ -310,3 +310,36 @@ def test_a_reload_carries_null_gaps_and_change_windows_over() -> None:
     assert sorted((n.rule, n.state) for n in made) == [("drain", "firing"), ("gap", "firing")]
     fresh = Engine([gap, longer], FLEET, 40.0)  # without adopt: nothing to go on
     assert fresh.receive(Message("fleet", "1", 50.0, {"fuel": None, "level": 269.0}), 50.0) == []
+
+
+# ---- after a restart: restored alerts and too little data ----------------------------------
+
+
+def restored(condition: s.Condition, state: str) -> Engine:
+    engine = Engine([rule(condition)], FLEET, 0.0)
+    engine.restore([("r", "fleet/1", {"state": state, "since": 0.0, "started": 0.0,
+                                      "last_notified": 0.0, "notified_state": state})], 0.0)
+    return engine
+
+
+def test_one_null_after_a_restart_does_not_resolve_a_firing_gap() -> None:
+    engine = restored(s.Missing(LOC, "v", nulls=3), FIRING)
+    assert engine.receive(Message("fleet", "1", 10.0, {"v": None}), 10.0) == []
+    assert engine.alerts() == [("r", "fleet/1", FIRING, 0.0)]
+    (note,) = engine.receive(Message("fleet", "1", 20.0, {"v": 5}), 20.0)
+    assert note.state == "resolved"
+
+
+def test_n_of_m_stays_undecided_while_it_could_still_hold() -> None:
+    engine = restored(s.Missing(LOC, "v", nulls=2, of=4), FIRING)
+    assert engine.receive(Message("fleet", "1", 10.0, {"v": None}), 10.0) == []
+    assert engine.receive(Message("fleet", "1", 20.0, {"w": 1}), 20.0) == []  # a null
+    assert engine.alerts() == [("r", "fleet/1", FIRING, 0.0)]
+
+
+def test_a_composite_resolves_once_any_part_knows_and_none_holds() -> None:
+    either = s.AnyOf(LOC, (above(10), s.Threshold(LOC, "w", above=5)))
+    engine = restored(either, FIRING)
+    assert engine.receive(Message("fleet", "1", 10.0, {"x": 1}), 10.0) == []  # nothing known
+    (note,) = engine.receive(Message("fleet", "1", 20.0, {"v": 3}), 20.0)  # w: no data
+    assert note.state == "resolved"

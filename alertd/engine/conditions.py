@@ -158,9 +158,13 @@ def _missing(c: s.Missing, entity: EntityView) -> Result:
         return Result(False, c.field, queue[-1][1] if queue else None)
     if c.of is None:
         holds = len(queue) >= c.nulls and history.nulls(c.nulls) == c.nulls
+        # too few messages to say (after a restart): only nulls so far, not yet N of them
+        undecided = not holds and history.nulls(len(queue)) == len(queue)
     else:
         holds = history.nulls(c.of) >= c.nulls
-    return Result(holds, c.field, None)
+        undecided = not holds and len(queue) < c.of and \
+            history.nulls(len(queue)) + c.of - len(queue) >= c.nulls
+    return Result(holds, c.field, None, known=not undecided)
 
 
 def _change(c: s.Change, entity: EntityView, now: float) -> Result:
