@@ -198,3 +198,39 @@ async def test_a_group_permission_key_on_a_mandate_socket_is_told_apart(
     assert len(mandate) == 1, errors
     assert "mandate-wide socket 'readings'" in mandate[0] and "read_only or admin" in mandate[0]
     assert not [e for e in errors if "devices/room1/readings" in e]
+
+
+async def test_a_replay_split_in_frames_cannot_fire_what_a_late_inserted_reading_breaks(
+        tmp_path: Path, autojump_clock: trio.abc.Clock, nursery: trio.Nursery) -> None:
+    clock = Clock()
+    element = FakeElement(api_keys={API_KEY}, clock=clock.now, replay_batch=1)
+    navixy = FakeNavixy(hashes={HASH}, trackers={21080: "normal"}, clock=clock.now)
+    await nursery.start(element.serve)
+    await nursery.start(navixy.serve)
+    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
+        - name: warm
+          source: cold
+          threshold: {field: temperature, above: 8}
+          for: 10m
+          group_wait: 0s
+        """)
+    async with daemon(path) as d:
+        await d.wait_for(lambda: element.connections != [])
+        start = clock.now()
+        element.add_reading("room1", {"temperature": 5}, start)
+        await trio.sleep(5)
+        element.pause()
+        element.drop_all()  # cut off: ELEMENT stores what comes meanwhile, in insertion order
+        await d.wait_for(lambda: not d.runtime.stats.open_sockets.get("cold"))
+        element.add_reading("room1", {"temperature": 9}, start + 60)
+        element.add_reading("room1", {"temperature": 9}, start + 720)
+        # measured at 5 minutes, inserted last (a gateway's buffer): the spell was broken
+        element.add_reading("room1", {"temperature": 6}, start + 300)
+        await trio.sleep(800 - (clock.now() - start))
+        element.resume()  # the replay: one frame per reading, in insertion order
+        await d.wait_for(lambda: len(element.connections_log) >= 2)
+        await trio.sleep(60)
+        assert d.lines() == []  # the 12-minute reading alone would have fired at once
+        await d.wait_for(lambda: bool(d.lines("[FIRING] warm: room1")))
+        fired = clock.now() - start
+    assert fired >= 720 + 600 - 5  # for counted from the 12-minute reading (on its clock)
