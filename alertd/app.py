@@ -33,7 +33,7 @@ from alertd.clock import Clock
 from alertd.config import load_config
 from alertd.config import schema as s
 from alertd.engine import Engine
-from alertd.errors import ConfigError
+from alertd.errors import ConfigError, ResourceError
 from alertd.logs import Redact, secrets_of
 from alertd.metrics import Histogram, Snapshot, alerts_json, health_json, render
 from alertd.model import Batch, Notification
@@ -82,8 +82,11 @@ async def run(config: s.Config, store: Store, *, config_path: str | None = None,
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_signals, nursery.cancel_scope, reload_send)
         if config.http is not None:  # kept across reloads: a new address needs a restart
-            runtime.http_port = await nursery.start(http_server.serve, *config.http,
-                                                    _routes(runtime, config))
+            try:
+                runtime.http_port = await nursery.start(http_server.serve, *config.http,
+                                                        _routes(runtime, config))
+            except OSError as error:
+                raise ResourceError(_bind_problem(*config.http, error)) from error
         started = False
         while True:
             async with trio.open_nursery() as generation:
@@ -100,6 +103,17 @@ async def run(config: s.Config, store: Store, *, config_path: str | None = None,
                         config = new
                         generation.cancel_scope.cancel()
                         break
+
+
+def _bind_problem(host: str, port: int, error: OSError) -> str:
+    """One line for an HTTP address that cannot be listened on."""
+    import errno
+
+    reasons = {errno.EADDRINUSE: "is already in use",
+               errno.EACCES: "needs more privileges (a port below 1024?)",
+               errno.EADDRNOTAVAIL: "is not an address of this machine"}
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"http: {where} {reasons.get(error.errno or 0, f'cannot be used: {error.strerror}')}"
 
 
 def _reload(path: str | None, old: s.Config, redact: Redact | None) -> s.Config | None:

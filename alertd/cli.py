@@ -1,7 +1,16 @@
 """The ``alertd`` command line: argument parsing and one function per command.
 
 Every error reaches the operator as one clear line on stderr; a traceback only with
-``--debug``. Exit statuses follow SPEC section 1.
+``--debug``. Exit statuses are one scheme for every command (docs/operations.md):
+
+    0   done (the file is valid, every case passed, the message was delivered)
+    1   the answer is no: a rule test case failed, a message was not delivered, no such
+        silence
+    2   invalid input: the rule file or a case file is invalid, a command-line argument is
+        wrong (argparse's own usage errors are 2 too)
+    3   the environment stops alertd: the HTTP port is in use, the state file is missing or
+        cannot be opened (``ResourceError``)
+    70  a bug in alertd (EX_SOFTWARE): one line, the traceback with ``--debug``
 """
 
 from __future__ import annotations
@@ -14,12 +23,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from alertd import __version__
-from alertd.errors import AlertdError, ConfigError
+from alertd.errors import AlertdError, ConfigError, ResourceError, UsageError
 
 if TYPE_CHECKING:
     from alertd.config import schema as s
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_RESOURCE, EXIT_BUG = 0, 1, 2, 3, 70
+EXIT_INVALID = EXIT_USAGE  # an invalid rule or case file: the same status for every command
 
 
 def _plural(count: int, word: str) -> str:
@@ -41,7 +51,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as error:
         _print_problems(error, args.config, "")
-        return EXIT_FAILED
+        return EXIT_INVALID
     included = len(config.files) - 1
     print(f"{args.config}: OK: {_plural(len(config.sources), 'source')}, "
           f"{_plural(len(config.channels), 'channel')}, {_plural(len(config.rules), 'rule')}"
@@ -59,21 +69,24 @@ def cmd_test(args: argparse.Namespace) -> int:
         config = load_config(args.config, strict=False)
     except ConfigError as error:
         _print_problems(error, args.config, "")
-        return EXIT_FAILED
+        return EXIT_INVALID
     passed = failed = 0
+    invalid = False
     for path in args.cases:
         try:
             cases = load_cases(path, config)
         except ConfigError as error:
             for problem in error.problems:
                 print(problem, file=sys.stderr)
-            failed += 1
+            failed, invalid = failed + 1, True
             continue
         for case in cases:
             outcome = run_case(case, config)
             print("\n".join(report(outcome)))
             passed, failed = passed + outcome.passed, failed + (not outcome.passed)
     print(f"{passed} passed, {failed} failed")
+    if invalid:
+        return EXIT_INVALID
     return EXIT_OK if failed == 0 and passed > 0 else EXIT_FAILED
 
 
@@ -90,7 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = load_config(args.config, state=args.state)
     except ConfigError as error:
         _print_problems(error, args.config, "invalid, not started (")
-        return EXIT_USAGE
+        return EXIT_INVALID
     try:
         store = Store.open(config.state)
     except Exception as error:  # sqlite3.Error or OSError: one line, not a traceback
@@ -141,6 +154,7 @@ def _no_state_file(path: str) -> bool:
     return True
 
 
+
 def _print_table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -158,7 +172,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
     path = _state_path(args)
     if _no_state_file(path):
-        return EXIT_FAILED
+        return EXIT_RESOURCE
     store = Store.open(path)
     try:
         alerts = store.load_alerts()
@@ -235,16 +249,16 @@ def _parse_match(items: Sequence[str]) -> dict[str, str]:
         if key.startswith("labels[") and key.endswith("]"):
             key = "labels." + key[7:-1]
         if not sep or not value:
-            raise AlertdError(f"--match {item!r}: write KEY=VALUE, such as rule=cold-room-warm")
+            raise UsageError(f"--match {item!r}: write KEY=VALUE, such as rule=cold-room-warm")
         if key not in MATCH_KEYS and not (key.startswith("labels.") and len(key) > 7):
             from alertd.config.fields import suggest
 
-            raise AlertdError(f"--match {item!r}: unknown key '{key}'"
-                              f"{suggest(key, MATCH_KEYS)}; use rule, source, entity, "
-                              "severity or labels.NAME")
+            raise UsageError(f"--match {item!r}: unknown key '{key}'"
+                             f"{suggest(key, MATCH_KEYS)}; use rule, source, entity, "
+                             "severity or labels.NAME")
         if key == "entity" and "/" not in value:
-            raise AlertdError(f"--match {item!r}: an entity is written SOURCE/ID, "
-                              "such as fleet/21080")
+            raise UsageError(f"--match {item!r}: an entity is written SOURCE/ID, "
+                             "such as fleet/21080")
         match[key] = value
     return match
 
@@ -257,11 +271,11 @@ def _check_names(match: dict[str, str], path: str) -> None:
     source = match.get("source") or match.get("entity", "").split("/", 1)[0]
     rules = {rule.name for rule in config.rules}
     if "rule" in match and match["rule"] not in rules:
-        raise AlertdError(f"--match rule={match['rule']}: {path} has no such rule"
-                          f"{suggest(match['rule'], rules)}")
+        raise UsageError(f"--match rule={match['rule']}: {path} has no such rule"
+                         f"{suggest(match['rule'], rules)}")
     if source and source not in config.sources:
-        raise AlertdError(f"--match: {path} has no source '{source}'"
-                          f"{suggest(source, config.sources)}")
+        raise UsageError(f"--match: {path} has no source '{source}'"
+                         f"{suggest(source, config.sources)}")
 
 
 def _time_text(epoch: float) -> str:
@@ -289,10 +303,10 @@ def cmd_silence(args: argparse.Namespace) -> int:
             _check_names(match, args.config)
         length = parse_duration(args.duration) or 0.0
         if length <= 0:
-            raise AlertdError(f"--for {args.duration!r}: write a duration such as 45m, 2h "
-                              "or 1d")
+            raise UsageError(f"--for {args.duration!r}: write a duration such as 45m, 2h "
+                             "or 1d")
     elif _no_state_file(path):
-        return EXIT_FAILED
+        return EXIT_RESOURCE
     store = Store.open(path)
     try:
         if args.action == "add":
@@ -321,14 +335,25 @@ def cmd_silence(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _global_options(parser: argparse.ArgumentParser, default: object) -> None:
+    """--debug and --log-format, accepted before the command and after it: the command's
+    copies default to SUPPRESS so that they never undo what was given before it."""
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show tracebacks and debug logs")
+    parser.add_argument("--log-format", choices=("text", "json"),
+                        default="text" if default is False else default,
+                        help="log line format on stderr (default: text)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    common.add_argument("--log-format", choices=("text", "json"), default="text",
-                        help="log line format on stderr (default: text)")
+    _global_options(common, argparse.SUPPRESS)
     parser = argparse.ArgumentParser(
-        prog="alertd", parents=[common],
-        description="Alerting daemon for ELEMENT IoT and Navixy event streams.")
+        prog="alertd", description="Alerting daemon for ELEMENT IoT and Navixy event streams.",
+        epilog="Exit status: 0 done, 1 the answer is no (a case failed, a message not "
+               "delivered), 2 invalid rule file, case file or arguments, 3 the environment "
+               "stops alertd (port in use, state file unusable), 70 a bug.")
+    _global_options(parser, False)
     parser.add_argument("--version", action="version", version=f"alertd {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -428,23 +453,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def exit_status(error: AlertdError) -> int:
+    """The exit status of an error the operator can fix (the scheme in the module's
+    docstring)."""
+    if isinstance(error, (ConfigError, UsageError)):
+        return EXIT_INVALID
+    if isinstance(error, ResourceError):
+        return EXIT_RESOURCE
+    return EXIT_FAILED
+
+
+def leaves(error: BaseException) -> list[BaseException]:
+    """The exceptions an ExceptionGroup (trio's nurseries raise them) holds, flattened."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in leaves(inner)]
+    return [error]
+
+
+def report(error: BaseException, debug: bool) -> int:
+    """One line per cause on stderr (the traceback first with --debug); the exit status.
+    An ExceptionGroup is never shown as such: its causes are."""
+    causes = leaves(error)
+    if all(isinstance(cause, KeyboardInterrupt) for cause in causes):
+        return EXIT_OK
+    if debug:
+        traceback.print_exception(error)
+    causes = [cause for cause in causes if not isinstance(cause, KeyboardInterrupt)]
+    bugs = [cause for cause in causes if not isinstance(cause, AlertdError)]
+    if bugs:  # a bug: one line for the operator, the trace with --debug
+        bug = bugs[0]
+        print(f"alertd: internal error: {type(bug).__name__}: {bug}"
+              + ("" if debug else " (run again with --debug for the traceback)"),
+              file=sys.stderr)
+        return EXIT_BUG
+    known = [cause for cause in causes if isinstance(cause, AlertdError)]
+    for line in dict.fromkeys(str(cause) for cause in known):
+        print(f"alertd: {line}", file=sys.stderr)
+    return max(exit_status(cause) for cause in known)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except AlertdError as error:
-        if args.debug:
-            traceback.print_exc()
-        print(f"alertd: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        return EXIT_OK
-    except Exception as error:  # a bug: one line for the operator, the trace with --debug
-        if args.debug:
-            traceback.print_exc()
-        else:
-            print(f"alertd: internal error: {type(error).__name__}: {error} "
-                  "(run again with --debug for the traceback)", file=sys.stderr)
-        return 70
+    except (Exception, KeyboardInterrupt, BaseExceptionGroup) as error:
+        return report(error, args.debug)

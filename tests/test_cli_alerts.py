@@ -35,7 +35,7 @@ def test_alerts_without_a_state_file_says_so(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "alertd", "alerts", "--state",
                            str(tmp_path / "none.db")], capture_output=True, text=True,
                           timeout=60)
-    assert done.returncode == 1
+    assert done.returncode == 3  # the environment: no state file
     assert done.stderr.startswith(f"alertd: no state file at {tmp_path / 'none.db'}")
 
 
@@ -89,7 +89,7 @@ silences:
            alertd("silence", "add", "--match", "rule=fuel-gap", "--for", "soon", "-c", str(rules)),
            alertd("silence", "add", "--match", "rule=fuel-gaps", "--for", "1h", "-c", str(rules)),
            alertd("silence", "add", "--match", "entity=flet/1", "--for", "1h", "-c", str(rules))]
-    assert [b.returncode for b in bad] == [1] * 5
+    assert [b.returncode for b in bad] == [2] * 5  # usage mistakes
     assert [b.stderr.count("\n") for b in bad] == [1] * 5  # one clear line each
     assert "did you mean 'rule'?" in bad[0].stderr and "SOURCE/ID" in bad[1].stderr
     assert "no such rule (did you mean 'fuel-gap'?)" in bad[3].stderr

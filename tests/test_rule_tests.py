@@ -84,7 +84,7 @@ cases:
       - {rule: fuel-gapp, entity: fleet/1, state: fired}
 """)
     done = alertd_test(HERE / "missing.rules.yaml", cases)
-    assert done.returncode == 1
+    assert done.returncode == 2  # an invalid case file is invalid input, as a rule file
     assert done.stderr.splitlines() == [
         f"{cases}:5: case 'typo': event #1: source must be one of fleet, not 'flet' "
         "(did you mean 'fleet'?)",
