@@ -372,6 +372,21 @@ rules:
 """, ["channel 'ops': the URL is not a valid tgram:// URL for apprise: the bot token (the "
       "part after tgram://) must be written NUMBER:KEY, as @BotFather gives it; write "
       "tgram://BOT_TOKEN/CHAT_ID"]),
+    ("misspelt condition key: the cause alone", HEAD + """\
+  - name: a
+    treshold: {field: t, above: 1}   # <-
+""", ["unknown key 'treshold' in rule 'a' (did you mean 'threshold'?)"]),
+    ("a source's keys at the level of source names", """\
+sources:
+  fleet:   # <-
+  type: navixy
+  hash: h
+  trackers: [1]
+channels: {ops: console://}
+rules:
+  - {name: a, notify: [ops], silent: {after: 5m}}
+""", ["source 'fleet' is empty, and 'type', 'hash', 'trackers' below it are at the level "
+      "of source names: indent them under 'fleet:'"]),
     ("mute window", """\
 sources:
   fleet: {type: navixy, hash: h, trackers: [1]}
