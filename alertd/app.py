@@ -35,7 +35,8 @@ from alertd.config import schema as s
 from alertd.engine import Engine
 from alertd.errors import ConfigError, ResourceError
 from alertd.logs import Redact, secrets_of
-from alertd.metrics import Histogram, Snapshot, alerts_json, health_json, render
+from alertd.metrics import (Histogram, Snapshot, alerts_json, down_tolerances, health_json,
+                            render)
 from alertd.model import Batch, Notification
 from alertd.notify.planner import Entry, Plan, Planner, Settled
 from alertd.notify.schedule import FIRST_RETRY, next_attempt
@@ -269,11 +270,17 @@ def _routes(runtime: Runtime, config: s.Config) -> dict[str, http_server.Route]:
     def alerts() -> list[tuple[str, str, str, float]]:
         return runtime.engine.alerts() if runtime.engine else []
 
-    def up() -> dict[str, bool]:
-        return runtime.engine.sources_up() if runtime.engine else {}
+    tolerances = down_tolerances(config.sources, (
+        (rule.sources, rule.condition.after) for rule in config.rules
+        if isinstance(rule.condition, s.SourceDown)))
+
+    def health() -> tuple[str, str, int]:
+        down_since = runtime.engine.sources_down_since() if runtime.engine else {}
+        status, body = health_json(down_since, tolerances, runtime.clock.now())
+        return "application/json", body, status
 
     return {"/metrics": lambda: ("text/plain; version=0.0.4", render(snapshot())),
-            "/healthz": lambda: ("application/json", health_json(up())),
+            "/healthz": health,
             "/alerts": lambda: ("application/json", alerts_json(alerts()))}
 
 
