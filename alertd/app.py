@@ -38,6 +38,7 @@ from alertd.logs import Redact, secrets_of
 from alertd.metrics import (Histogram, Snapshot, alerts_json, down_tolerances, health_json,
                             render)
 from alertd.model import Batch, Notification
+from alertd.notify.message import plural
 from alertd.notify.planner import Entry, Plan, Planner, Settled
 from alertd.notify.schedule import FIRST_RETRY, next_attempt
 from alertd.notify.silences import Silence, from_config
@@ -95,8 +96,8 @@ async def run(config: s.Config, store: Store, *, config_path: str | None = None,
                 if not started:
                     task_status.started(runtime)
                     started = True
-                log.info("watching %d sources with %d rules", len(config.sources),
-                         len(config.rules))
+                log.info("watching %s with %s", plural(len(config.sources), "source"),
+                         plural(len(config.rules), "rule"))
                 while True:
                     await reload_receive.receive()
                     new = _reload(config_path, config, redact)
@@ -129,7 +130,7 @@ def _reload(path: str | None, old: s.Config, redact: Redact | None) -> s.Config 
         return None
     if redact is not None:
         redact.update([*redact.secrets, *secrets_of(new)])
-    log.info("reload: %s loaded (%d rules)", path, len(new.rules))
+    log.info("reload: %s loaded (%s)", path, plural(len(new.rules), "rule"))
     return new
 
 
@@ -151,24 +152,26 @@ async def _generation(config: s.Config, runtime: Runtime,
     now = runtime.clock.now()
     pruned = runtime.store.prune(now - HISTORY_KEPT)
     if pruned:
-        log.info("forgot %d notifications older than %d days", pruned, HISTORY_KEPT // 86400)
+        log.info("forgot %s older than %d days", plural(pruned, "notification"),
+                 HISTORY_KEPT // 86400)
     previous, engine = runtime.engine, Engine(config.rules, config.sources, now,
                                               connected=False)
     if previous is not None:  # a reload: histories carry over, alerts come from the store
-        log.info("reload: carried the histories of %d entities over",
-                 engine.adopt(previous, now))
+        carried = engine.adopt(previous, now)
+        log.info("reload: carried the histories of %d %s over", carried,
+                 "entity" if carried == 1 else "entities")
     runtime.engine = engine
     resumed = engine.restore(((a.rule, a.entity, a.data)
                               for a in runtime.store.load_alerts()), now)
     if resumed:
-        log.info("resumed %d alerts from %s", resumed, runtime.store.path)
+        log.info("resumed %s from %s", plural(resumed, "alert"), runtime.store.path)
     batches_send, batches_receive = trio.open_memory_channel[Batch](1024)
     notes_send, notes_receive = trio.open_memory_channel[Entry | Settled](CHANNEL_QUEUE)
     dropped = runtime.store.orphans({name: channel.urls
                                      for name, channel in config.channels.items()})
     if dropped:
-        log.warning("dropped %d queued deliveries for channels or URLs no longer configured",
-                    dropped)
+        log.warning("dropped %d queued %s for channels or URLs no longer configured",
+                    dropped, "delivery" if dropped == 1 else "deliveries")
     left = [Entry(*row) for row in runtime.store.inbox()]  # read before anything adds to it
     async with trio.open_nursery() as nursery:
         async with batches_send:
@@ -318,7 +321,7 @@ async def _deliver(config: s.Config, entries: trio.MemoryReceiveChannel[Entry | 
                     nursery.start_soon(_url_worker, channel.name, url, woken, sender, runtime)
         taken: list[Entry | Settled] = list(left)
         if taken:
-            log.info("resuming %d notifications left by the last run", len(taken))
+            log.info("resuming %s left by the last run", plural(len(taken), "notification"))
         silences_read = now
         async with entries:
             while True:
