@@ -27,6 +27,7 @@ from alertd.errors import AlertdError, ConfigError, ResourceError, UsageError
 
 if TYPE_CHECKING:
     from alertd.config import schema as s
+    from alertd.notify.silences import Silence
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_RESOURCE, EXIT_BUG = 0, 1, 2, 3, 70
 EXIT_INVALID = EXIT_USAGE  # an invalid rule or case file: the same status for every command
@@ -161,42 +162,111 @@ def _print_table(rows: Sequence[Sequence[str]]) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
+def daemon_running(state: str) -> bool | None:
+    """Whether an ``alertd run`` holds the state file: a non-blocking ``flock`` on
+    ``<state>.lock``, which a running daemon keeps locked. None (unknown) when there is no
+    lock file, as with daemons that keep none."""
+    import fcntl
+    import os
+
+    try:
+        descriptor = os.open(f"{state}.lock", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)  # closing releases a lock we took
+    return False
+
+
+def _rule_file_silences(path: str) -> list[Silence] | None:
+    """The planned silences of the rule file; None, with a warning, when it is invalid
+    (during an edit the state file still answers)."""
+    from alertd.notify.silences import from_config
+
+    try:
+        return list(map(from_config, _lenient_config(path).silences))
+    except ConfigError as error:
+        print(f"alertd: warning: {path} is invalid ({_plural(len(error.problems), 'error')}, "
+              "see alertd check); listing the state file without its planned silences",
+              file=sys.stderr)
+        return None
+
+
+def _state_of_invalid_file(path: str) -> str:
+    """The ``state:`` of a rule file that does not load, read from its top level alone."""
+    from pathlib import Path
+
+    from alertd.config.load import DEFAULT_STATE, read_file
+    from alertd.config.nodes import Mapping, Scalar
+
+    root = read_file(path, {}, [], strict=False)
+    node = root.items.get("state") if isinstance(root, Mapping) else None
+    written = node.text if isinstance(node, Scalar) and node.text.strip() else DEFAULT_STATE
+    return str(Path(path).parent / written)
+
+
 def cmd_alerts(args: argparse.Namespace) -> int:
-    """List current alerts from the state store."""
+    """List the pending and firing alerts (``--all``: resolved ones too) from the state
+    store, and whether a daemon is running on it."""
+    import json
     from datetime import datetime, timezone
 
     from alertd.clock import wall_time
     from alertd.notify.message import duration_text
-    from alertd.notify.silences import Silence, alert_values, covering, from_config
+    from alertd.notify.silences import Silence, alert_values, covering
     from alertd.store import Store
 
-    path = _state_path(args)
+    planned = _rule_file_silences(args.config) if getattr(args, "config", None) else []
+    if planned is None:
+        path = args.state or _state_of_invalid_file(args.config)
+        planned = []
+    else:
+        path = _state_path(args)
     if _no_state_file(path):
         return EXIT_RESOURCE
     store = Store.open(path)
     try:
-        alerts = store.load_alerts()
+        alerts = [a for a in store.load_alerts() if args.all or a.state in ("pending", "firing")]
         now = wall_time()
         silences = [Silence(x.id, x.match, x.starts, x.ends, x.comment)
                     for x in store.silences(now=now)]
     finally:
         store.close()
-    if getattr(args, "config", None):  # the file's planned silences count too
-        silences += map(from_config, _lenient_config(args.config).silences)
-    if not alerts:
-        print("no alerts")
-        return EXIT_OK
-    rows = [("RULE", "ENTITY", "STATE", "SINCE", "SILENCED")]
+    silences += planned
+    running = daemon_running(path)
+    daemon = {True: "running", False: "stopped", None: "unknown"}[running]
+    found = []
     for alert in alerts:
-        since = datetime.fromtimestamp(alert.since, timezone.utc)
-        values = alert_values(alert.rule, alert.entity, alert.data.get("severity", ""),
-                              alert.data.get("labels"))
-        silence = covering(silences, values, now)
-        silenced = silence.id if silence else ""
-        rows.append((alert.rule, alert.entity, alert.state,
-                      f"{since:%Y-%m-%d %H:%M:%SZ} ({duration_text(now - alert.since)})",
-                      silenced))
-    _print_table(rows)
+        severity = str(alert.data.get("severity", ""))
+        labels = dict(alert.data.get("labels") or {})
+        silence = covering(silences, alert_values(alert.rule, alert.entity, severity, labels),
+                           now)
+        found.append((alert, severity, labels, silence.id if silence else None))
+    if args.json:
+        print(json.dumps({"daemon": daemon, "alerts": [
+            {"rule": a.rule, "entity": a.entity, "state": a.state,
+             "since": datetime.fromtimestamp(a.since, timezone.utc).isoformat()
+             .replace("+00:00", "Z"), "silenced": silenced, "severity": severity or None,
+             "labels": labels} for a, severity, labels, silenced in found]}, indent=1))
+        return EXIT_OK
+    if not found:
+        print("no alerts" if args.all else "no pending or firing alerts")
+    else:
+        rows = [("RULE", "ENTITY", "STATE", "SINCE", "SILENCED")]
+        for alert, _severity, _labels, silenced in found:
+            since = datetime.fromtimestamp(alert.since, timezone.utc)
+            rows.append((alert.rule, alert.entity, alert.state,
+                         f"{since:%Y-%m-%d %H:%M:%SZ} ({duration_text(now - alert.since)})",
+                         silenced or ""))
+        _print_table(rows)
+    print({"running": f"daemon: running on {path}", "stopped": f"daemon: not running on {path}",
+           "unknown": "daemon: unknown (no lock file next to the state file)"}[daemon])
     return EXIT_OK
 
 
@@ -391,11 +461,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     alerts = commands.add_parser(
         "alerts", parents=[common], help="list current alerts",
-        description="List current alerts (rule, entity, state, since, silenced) from the "
-                    "state store.")
+        description="List the pending and firing alerts (rule, entity, state, since, "
+                    "silenced) from the state store, and whether a daemon is running on it. "
+                    "When the rule file is invalid (during an edit), the state file alone is "
+                    "read, with a warning.")
     alerts.add_argument("--state", metavar="PATH", help="the SQLite state file")
     alerts.add_argument("-c", "--config", metavar="FILE",
                         help="take the state file from this rule file's state:")
+    alerts.add_argument("--all", action="store_true",
+                        help="list resolved alerts too")
+    alerts.add_argument("--json", action="store_true",
+                        help='print {"daemon": running|stopped|unknown, "alerts": [{rule, '
+                             'entity, state, since (ISO 8601), silenced (silence id or null), '
+                             'severity, labels}]}')
     alerts.set_defaults(handler=cmd_alerts)
 
     notify = commands.add_parser(
