@@ -33,10 +33,12 @@ from alertd.clock import Clock
 from alertd.config import load_config
 from alertd.config import schema as s
 from alertd.engine import Engine
-from alertd.errors import ConfigError
+from alertd.errors import ConfigError, ResourceError
 from alertd.logs import Redact, secrets_of
-from alertd.metrics import Histogram, Snapshot, alerts_json, health_json, render
+from alertd.metrics import (Histogram, Snapshot, alerts_json, down_tolerances, health_json,
+                            render)
 from alertd.model import Batch, Notification
+from alertd.notify.message import plural
 from alertd.notify.planner import Entry, Plan, Planner, Settled
 from alertd.notify.schedule import FIRST_RETRY, next_attempt
 from alertd.notify.silences import Silence, from_config
@@ -82,8 +84,11 @@ async def run(config: s.Config, store: Store, *, config_path: str | None = None,
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_signals, nursery.cancel_scope, reload_send)
         if config.http is not None:  # kept across reloads: a new address needs a restart
-            runtime.http_port = await nursery.start(http_server.serve, *config.http,
-                                                    _routes(runtime, config))
+            try:
+                runtime.http_port = await nursery.start(http_server.serve, *config.http,
+                                                        _routes(runtime, config))
+            except OSError as error:
+                raise ResourceError(_bind_problem(*config.http, error)) from error
         started = False
         while True:
             async with trio.open_nursery() as generation:
@@ -91,8 +96,8 @@ async def run(config: s.Config, store: Store, *, config_path: str | None = None,
                 if not started:
                     task_status.started(runtime)
                     started = True
-                log.info("watching %d sources with %d rules", len(config.sources),
-                         len(config.rules))
+                log.info("watching %s with %s", plural(len(config.sources), "source"),
+                         plural(len(config.rules), "rule"))
                 while True:
                     await reload_receive.receive()
                     new = _reload(config_path, config, redact)
@@ -100,6 +105,17 @@ async def run(config: s.Config, store: Store, *, config_path: str | None = None,
                         config = new
                         generation.cancel_scope.cancel()
                         break
+
+
+def _bind_problem(host: str, port: int, error: OSError) -> str:
+    """One line for an HTTP address that cannot be listened on."""
+    import errno
+
+    reasons = {errno.EADDRINUSE: "is already in use",
+               errno.EACCES: "needs more privileges (a port below 1024?)",
+               errno.EADDRNOTAVAIL: "is not an address of this machine"}
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"http: {where} {reasons.get(error.errno or 0, f'cannot be used: {error.strerror}')}"
 
 
 def _reload(path: str | None, old: s.Config, redact: Redact | None) -> s.Config | None:
@@ -114,7 +130,7 @@ def _reload(path: str | None, old: s.Config, redact: Redact | None) -> s.Config 
         return None
     if redact is not None:
         redact.update([*redact.secrets, *secrets_of(new)])
-    log.info("reload: %s loaded (%d rules)", path, len(new.rules))
+    log.info("reload: %s loaded (%s)", path, plural(len(new.rules), "rule"))
     return new
 
 
@@ -136,24 +152,26 @@ async def _generation(config: s.Config, runtime: Runtime,
     now = runtime.clock.now()
     pruned = runtime.store.prune(now - HISTORY_KEPT)
     if pruned:
-        log.info("forgot %d notifications older than %d days", pruned, HISTORY_KEPT // 86400)
+        log.info("forgot %s older than %d days", plural(pruned, "notification"),
+                 HISTORY_KEPT // 86400)
     previous, engine = runtime.engine, Engine(config.rules, config.sources, now,
                                               connected=False)
     if previous is not None:  # a reload: histories carry over, alerts come from the store
-        log.info("reload: carried the histories of %d entities over",
-                 engine.adopt(previous, now))
+        carried = engine.adopt(previous, now)
+        log.info("reload: carried the histories of %d %s over", carried,
+                 "entity" if carried == 1 else "entities")
     runtime.engine = engine
     resumed = engine.restore(((a.rule, a.entity, a.data)
                               for a in runtime.store.load_alerts()), now)
     if resumed:
-        log.info("resumed %d alerts from %s", resumed, runtime.store.path)
+        log.info("resumed %s from %s", plural(resumed, "alert"), runtime.store.path)
     batches_send, batches_receive = trio.open_memory_channel[Batch](1024)
     notes_send, notes_receive = trio.open_memory_channel[Entry | Settled](CHANNEL_QUEUE)
     dropped = runtime.store.orphans({name: channel.urls
                                      for name, channel in config.channels.items()})
     if dropped:
-        log.warning("dropped %d queued deliveries for channels or URLs no longer configured",
-                    dropped)
+        log.warning("dropped %d queued %s for channels or URLs no longer configured",
+                    dropped, "delivery" if dropped == 1 else "deliveries")
     left = [Entry(*row) for row in runtime.store.inbox()]  # read before anything adds to it
     async with trio.open_nursery() as nursery:
         async with batches_send:
@@ -257,11 +275,17 @@ def _routes(runtime: Runtime, config: s.Config) -> dict[str, http_server.Route]:
     def alerts() -> list[tuple[str, str, str, float]]:
         return runtime.engine.alerts() if runtime.engine else []
 
-    def up() -> dict[str, bool]:
-        return runtime.engine.sources_up() if runtime.engine else {}
+    tolerances = down_tolerances(config.sources, (
+        (rule.sources, rule.condition.after) for rule in config.rules
+        if isinstance(rule.condition, s.SourceDown)))
+
+    def health() -> tuple[str, str, int]:
+        down_since = runtime.engine.sources_down_since() if runtime.engine else {}
+        status, body = health_json(down_since, tolerances, runtime.clock.now())
+        return "application/json", body, status
 
     return {"/metrics": lambda: ("text/plain; version=0.0.4", render(snapshot())),
-            "/healthz": lambda: ("application/json", health_json(up())),
+            "/healthz": health,
             "/alerts": lambda: ("application/json", alerts_json(alerts()))}
 
 
@@ -299,7 +323,7 @@ async def _deliver(config: s.Config, entries: trio.MemoryReceiveChannel[Entry | 
                     nursery.start_soon(_url_worker, channel.name, url, woken, sender, runtime)
         taken: list[Entry | Settled] = list(left)
         if taken:
-            log.info("resuming %d notifications left by the last run", len(taken))
+            log.info("resuming %s left by the last run", plural(len(taken), "notification"))
         silences_read = now
         async with entries:
             while True:

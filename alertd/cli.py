@@ -1,7 +1,16 @@
 """The ``alertd`` command line: argument parsing and one function per command.
 
 Every error reaches the operator as one clear line on stderr; a traceback only with
-``--debug``. Exit statuses follow SPEC section 1.
+``--debug``. Exit statuses are one scheme for every command (docs/operations.md):
+
+    0   done (the file is valid, every case passed, the message was delivered)
+    1   the answer is no: a rule test case failed, a message was not delivered, no such
+        silence
+    2   invalid input: the rule file or a case file is invalid, a command-line argument is
+        wrong (argparse's own usage errors are 2 too)
+    3   the environment stops alertd: the HTTP port is in use, the state file is missing or
+        cannot be opened (``ResourceError``)
+    70  a bug in alertd (EX_SOFTWARE): one line, the traceback with ``--debug``
 """
 
 from __future__ import annotations
@@ -14,12 +23,14 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from alertd import __version__
-from alertd.errors import AlertdError, ConfigError
+from alertd.errors import AlertdError, ConfigError, ResourceError, UsageError
 
 if TYPE_CHECKING:
     from alertd.config import schema as s
+    from alertd.notify.silences import Silence
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_RESOURCE, EXIT_BUG = 0, 1, 2, 3, 70
+EXIT_INVALID = EXIT_USAGE  # an invalid rule or case file: the same status for every command
 
 
 def _plural(count: int, word: str) -> str:
@@ -41,7 +52,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as error:
         _print_problems(error, args.config, "")
-        return EXIT_FAILED
+        return EXIT_INVALID
     included = len(config.files) - 1
     print(f"{args.config}: OK: {_plural(len(config.sources), 'source')}, "
           f"{_plural(len(config.channels), 'channel')}, {_plural(len(config.rules), 'rule')}"
@@ -59,21 +70,24 @@ def cmd_test(args: argparse.Namespace) -> int:
         config = load_config(args.config, strict=False)
     except ConfigError as error:
         _print_problems(error, args.config, "")
-        return EXIT_FAILED
+        return EXIT_INVALID
     passed = failed = 0
+    invalid = False
     for path in args.cases:
         try:
             cases = load_cases(path, config)
         except ConfigError as error:
             for problem in error.problems:
                 print(problem, file=sys.stderr)
-            failed += 1
+            failed, invalid = failed + 1, True
             continue
         for case in cases:
             outcome = run_case(case, config)
             print("\n".join(report(outcome)))
             passed, failed = passed + outcome.passed, failed + (not outcome.passed)
     print(f"{passed} passed, {failed} failed")
+    if invalid:
+        return EXIT_INVALID
     return EXIT_OK if failed == 0 and passed > 0 else EXIT_FAILED
 
 
@@ -90,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = load_config(args.config, state=args.state)
     except ConfigError as error:
         _print_problems(error, args.config, "invalid, not started (")
-        return EXIT_USAGE
+        return EXIT_INVALID
     try:
         store = Store.open(config.state)
     except Exception as error:  # sqlite3.Error or OSError: one line, not a traceback
@@ -141,48 +155,118 @@ def _no_state_file(path: str) -> bool:
     return True
 
 
+
 def _print_table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
+def daemon_running(state: str) -> bool | None:
+    """Whether an ``alertd run`` holds the state file: a non-blocking ``flock`` on
+    ``<state>.lock``, which a running daemon keeps locked. None (unknown) when there is no
+    lock file, as with daemons that keep none."""
+    import fcntl
+    import os
+
+    try:
+        descriptor = os.open(f"{state}.lock", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)  # closing releases a lock we took
+    return False
+
+
+def _rule_file_silences(path: str) -> list[Silence] | None:
+    """The planned silences of the rule file; None, with a warning, when it is invalid
+    (during an edit the state file still answers)."""
+    from alertd.notify.silences import from_config
+
+    try:
+        return list(map(from_config, _lenient_config(path).silences))
+    except ConfigError as error:
+        print(f"alertd: warning: {path} is invalid ({_plural(len(error.problems), 'error')}, "
+              "see alertd check); listing the state file without its planned silences",
+              file=sys.stderr)
+        return None
+
+
+def _state_of_invalid_file(path: str) -> str:
+    """The ``state:`` of a rule file that does not load, read from its top level alone."""
+    from pathlib import Path
+
+    from alertd.config.load import DEFAULT_STATE, read_file
+    from alertd.config.nodes import Mapping, Scalar
+
+    root = read_file(path, {}, [], strict=False)
+    node = root.items.get("state") if isinstance(root, Mapping) else None
+    written = node.text if isinstance(node, Scalar) and node.text.strip() else DEFAULT_STATE
+    return str(Path(path).parent / written)
+
+
 def cmd_alerts(args: argparse.Namespace) -> int:
-    """List current alerts from the state store."""
+    """List the pending and firing alerts (``--all``: resolved ones too) from the state
+    store, and whether a daemon is running on it."""
+    import json
     from datetime import datetime, timezone
 
     from alertd.clock import wall_time
     from alertd.notify.message import duration_text
-    from alertd.notify.silences import Silence, alert_values, covering, from_config
+    from alertd.notify.silences import Silence, alert_values, covering
     from alertd.store import Store
 
-    path = _state_path(args)
+    planned = _rule_file_silences(args.config) if getattr(args, "config", None) else []
+    if planned is None:
+        path = args.state or _state_of_invalid_file(args.config)
+        planned = []
+    else:
+        path = _state_path(args)
     if _no_state_file(path):
-        return EXIT_FAILED
+        return EXIT_RESOURCE
     store = Store.open(path)
     try:
-        alerts = store.load_alerts()
+        alerts = [a for a in store.load_alerts() if args.all or a.state in ("pending", "firing")]
         now = wall_time()
         silences = [Silence(x.id, x.match, x.starts, x.ends, x.comment)
                     for x in store.silences(now=now)]
     finally:
         store.close()
-    if getattr(args, "config", None):  # the file's planned silences count too
-        silences += map(from_config, _lenient_config(args.config).silences)
-    if not alerts:
-        print("no alerts")
-        return EXIT_OK
-    rows = [("RULE", "ENTITY", "STATE", "SINCE", "SILENCED")]
+    silences += planned
+    running = daemon_running(path)
+    daemon = {True: "running", False: "stopped", None: "unknown"}[running]
+    found = []
     for alert in alerts:
-        since = datetime.fromtimestamp(alert.since, timezone.utc)
-        values = alert_values(alert.rule, alert.entity, alert.data.get("severity", ""),
-                              alert.data.get("labels"))
-        silence = covering(silences, values, now)
-        silenced = silence.id if silence else ""
-        rows.append((alert.rule, alert.entity, alert.state,
-                      f"{since:%Y-%m-%d %H:%M:%SZ} ({duration_text(now - alert.since)})",
-                      silenced))
-    _print_table(rows)
+        severity = str(alert.data.get("severity", ""))
+        labels = dict(alert.data.get("labels") or {})
+        silence = covering(silences, alert_values(alert.rule, alert.entity, severity, labels),
+                           now)
+        found.append((alert, severity, labels, silence.id if silence else None))
+    if args.json:
+        print(json.dumps({"daemon": daemon, "alerts": [
+            {"rule": a.rule, "entity": a.entity, "state": a.state,
+             "since": datetime.fromtimestamp(a.since, timezone.utc).isoformat()
+             .replace("+00:00", "Z"), "silenced": silenced, "severity": severity or None,
+             "labels": labels} for a, severity, labels, silenced in found]}, indent=1))
+        return EXIT_OK
+    if not found:
+        print("no alerts" if args.all else "no pending or firing alerts")
+    else:
+        rows = [("RULE", "ENTITY", "STATE", "SINCE", "SILENCED")]
+        for alert, _severity, _labels, silenced in found:
+            since = datetime.fromtimestamp(alert.since, timezone.utc)
+            rows.append((alert.rule, alert.entity, alert.state,
+                         f"{since:%Y-%m-%d %H:%M:%SZ} ({duration_text(now - alert.since)})",
+                         silenced or ""))
+        _print_table(rows)
+    print({"running": f"daemon: running on {path}", "stopped": f"daemon: not running on {path}",
+           "unknown": "daemon: unknown (no lock file next to the state file)"}[daemon])
     return EXIT_OK
 
 
@@ -235,16 +319,16 @@ def _parse_match(items: Sequence[str]) -> dict[str, str]:
         if key.startswith("labels[") and key.endswith("]"):
             key = "labels." + key[7:-1]
         if not sep or not value:
-            raise AlertdError(f"--match {item!r}: write KEY=VALUE, such as rule=cold-room-warm")
+            raise UsageError(f"--match {item!r}: write KEY=VALUE, such as rule=cold-room-warm")
         if key not in MATCH_KEYS and not (key.startswith("labels.") and len(key) > 7):
             from alertd.config.fields import suggest
 
-            raise AlertdError(f"--match {item!r}: unknown key '{key}'"
-                              f"{suggest(key, MATCH_KEYS)}; use rule, source, entity, "
-                              "severity or labels.NAME")
+            raise UsageError(f"--match {item!r}: unknown key '{key}'"
+                             f"{suggest(key, MATCH_KEYS)}; use rule, source, entity, "
+                             "severity or labels.NAME")
         if key == "entity" and "/" not in value:
-            raise AlertdError(f"--match {item!r}: an entity is written SOURCE/ID, "
-                              "such as fleet/21080")
+            raise UsageError(f"--match {item!r}: an entity is written SOURCE/ID, "
+                             "such as fleet/21080")
         match[key] = value
     return match
 
@@ -257,11 +341,11 @@ def _check_names(match: dict[str, str], path: str) -> None:
     source = match.get("source") or match.get("entity", "").split("/", 1)[0]
     rules = {rule.name for rule in config.rules}
     if "rule" in match and match["rule"] not in rules:
-        raise AlertdError(f"--match rule={match['rule']}: {path} has no such rule"
-                          f"{suggest(match['rule'], rules)}")
+        raise UsageError(f"--match rule={match['rule']}: {path} has no such rule"
+                         f"{suggest(match['rule'], rules)}")
     if source and source not in config.sources:
-        raise AlertdError(f"--match: {path} has no source '{source}'"
-                          f"{suggest(source, config.sources)}")
+        raise UsageError(f"--match: {path} has no source '{source}'"
+                         f"{suggest(source, config.sources)}")
 
 
 def _time_text(epoch: float) -> str:
@@ -289,10 +373,10 @@ def cmd_silence(args: argparse.Namespace) -> int:
             _check_names(match, args.config)
         length = parse_duration(args.duration) or 0.0
         if length <= 0:
-            raise AlertdError(f"--for {args.duration!r}: write a duration such as 45m, 2h "
-                              "or 1d")
+            raise UsageError(f"--for {args.duration!r}: write a duration such as 45m, 2h "
+                             "or 1d")
     elif _no_state_file(path):
-        return EXIT_FAILED
+        return EXIT_RESOURCE
     store = Store.open(path)
     try:
         if args.action == "add":
@@ -321,14 +405,25 @@ def cmd_silence(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _global_options(parser: argparse.ArgumentParser, default: object) -> None:
+    """--debug and --log-format, accepted before the command and after it: the command's
+    copies default to SUPPRESS so that they never undo what was given before it."""
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show tracebacks and debug logs")
+    parser.add_argument("--log-format", choices=("text", "json"),
+                        default="text" if default is False else default,
+                        help="log line format on stderr (default: text)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    common.add_argument("--log-format", choices=("text", "json"), default="text",
-                        help="log line format on stderr (default: text)")
+    _global_options(common, argparse.SUPPRESS)
     parser = argparse.ArgumentParser(
-        prog="alertd", parents=[common],
-        description="Alerting daemon for ELEMENT IoT and Navixy event streams.")
+        prog="alertd", description="Alerting daemon for ELEMENT IoT and Navixy event streams.",
+        epilog="Exit status: 0 done, 1 the answer is no (a case failed, a message not "
+               "delivered), 2 invalid rule file, case file or arguments, 3 the environment "
+               "stops alertd (port in use, state file unusable), 70 a bug.")
+    _global_options(parser, False)
     parser.add_argument("--version", action="version", version=f"alertd {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -366,11 +461,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     alerts = commands.add_parser(
         "alerts", parents=[common], help="list current alerts",
-        description="List current alerts (rule, entity, state, since, silenced) from the "
-                    "state store.")
+        description="List the pending and firing alerts (rule, entity, state, since, "
+                    "silenced) from the state store, and whether a daemon is running on it. "
+                    "When the rule file is invalid (during an edit), the state file alone is "
+                    "read, with a warning.")
     alerts.add_argument("--state", metavar="PATH", help="the SQLite state file")
     alerts.add_argument("-c", "--config", metavar="FILE",
                         help="take the state file from this rule file's state:")
+    alerts.add_argument("--all", action="store_true",
+                        help="list resolved alerts too")
+    alerts.add_argument("--json", action="store_true",
+                        help='print {"daemon": running|stopped|unknown, "alerts": [{rule, '
+                             'entity, state, since (ISO 8601), silenced (silence id or null), '
+                             'severity, labels}]}')
     alerts.set_defaults(handler=cmd_alerts)
 
     notify = commands.add_parser(
@@ -428,23 +531,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def exit_status(error: AlertdError) -> int:
+    """The exit status of an error the operator can fix (the scheme in the module's
+    docstring)."""
+    if isinstance(error, (ConfigError, UsageError)):
+        return EXIT_INVALID
+    if isinstance(error, ResourceError):
+        return EXIT_RESOURCE
+    return EXIT_FAILED
+
+
+def leaves(error: BaseException) -> list[BaseException]:
+    """The exceptions an ExceptionGroup (trio's nurseries raise them) holds, flattened."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in leaves(inner)]
+    return [error]
+
+
+def report(error: BaseException, debug: bool) -> int:
+    """One line per cause on stderr (the traceback first with --debug); the exit status.
+    An ExceptionGroup is never shown as such: its causes are."""
+    causes = leaves(error)
+    if all(isinstance(cause, KeyboardInterrupt) for cause in causes):
+        return EXIT_OK
+    if debug:
+        traceback.print_exception(error)
+    causes = [cause for cause in causes if not isinstance(cause, KeyboardInterrupt)]
+    bugs = [cause for cause in causes if not isinstance(cause, AlertdError)]
+    if bugs:  # a bug: one line for the operator, the trace with --debug
+        bug = bugs[0]
+        print(f"alertd: internal error: {type(bug).__name__}: {bug}"
+              + ("" if debug else " (run again with --debug for the traceback)"),
+              file=sys.stderr)
+        return EXIT_BUG
+    known = [cause for cause in causes if isinstance(cause, AlertdError)]
+    for line in dict.fromkeys(str(cause) for cause in known):
+        print(f"alertd: {line}", file=sys.stderr)
+    return max(exit_status(cause) for cause in known)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except AlertdError as error:
-        if args.debug:
-            traceback.print_exc()
-        print(f"alertd: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        return EXIT_OK
-    except Exception as error:  # a bug: one line for the operator, the trace with --debug
-        if args.debug:
-            traceback.print_exc()
-        else:
-            print(f"alertd: internal error: {type(error).__name__}: {error} "
-                  "(run again with --debug for the traceback)", file=sys.stderr)
-        return 70
+    except (Exception, KeyboardInterrupt, BaseExceptionGroup) as error:
+        return report(error, args.debug)

@@ -241,7 +241,8 @@ def _summary(out: TextIO, config: s.Config, store: Store, result: Result) -> Non
         _say(out, "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     _say(out, f"\n{len(config.rules)} rules: {fired_rules} fired, {resolved_rules} resolved")
     if result.undelivered:
-        _say(out, f"--notify: {result.undelivered} notifications could not be delivered")
+        _say(out, f"--notify: {result.undelivered} notification"
+                  f"{'' if result.undelivered == 1 else 's'} could not be delivered")
 
 
 def _times(offsets: list[float]) -> str:

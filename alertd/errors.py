@@ -5,6 +5,13 @@
      +-- SourceError              a source cannot be used (bad credentials, refused subscription)
      +-- DeliveryError            a notification could not be delivered; ``retryable`` says
                                   whether trying again later can help
+     +-- UsageError               a command-line argument is wrong (exit status 2)
+     +-- ResourceError            something alertd needs is unusable: the HTTP port is in use,
+                                  the state file cannot be opened (exit status 3)
+
+Exit statuses, one scheme for every command (``cli.py``, docs/operations.md): 0 done, 1 the
+answer is no (a rule test failed, a message was not delivered, no such silence), 2 invalid
+input (rule file, case file, command line), 3 the environment stops alertd, 70 a bug.
 
 Bad *input* from a server is never an exception that escapes a source: it is logged, counted
 and skipped. A bug is not an AlertdError and is allowed to crash loudly in tests.
@@ -59,6 +66,15 @@ class DeliveryError(AlertdError):
     def __init__(self, message: str, *, retryable: bool) -> None:
         self.retryable = retryable
         super().__init__(message)
+
+
+class UsageError(AlertdError):
+    """A command-line argument is wrong (exit status 2, as argparse's own errors)."""
+
+
+class ResourceError(AlertdError):
+    """Something alertd needs from its host is unusable: a port in use, a state file that
+    cannot be opened, a missing folder (exit status 3)."""
 
 
 class CredentialsRejected(SourceError):

@@ -16,7 +16,10 @@ import trio
 
 log = logging.getLogger("alertd.http")
 CLIENT_TIMEOUT = 10.0
-Route = Callable[[], tuple[str, str]]  # () -> (content type, body)
+# () -> (content type, body), or (content type, body, status) for a status other than 200
+Route = Callable[[], tuple[str, str] | tuple[str, str, int]]
+REASONS = {200: b"OK", 404: b"Not Found", 405: b"Method Not Allowed",
+           503: b"Service Unavailable"}
 
 
 async def serve(host: str, port: int, routes: dict[str, Route],
@@ -39,7 +42,8 @@ async def _answer(stream: trio.SocketStream, routes: dict[str, Route]) -> None:
             status, kind, body = _route(request, routes)
             headers = [("Content-Type", kind), ("Content-Length", str(len(body))),
                        ("Connection", "close")]
-            data = connection.send(h11.Response(status_code=status, headers=headers))
+            data = connection.send(h11.Response(status_code=status, headers=headers,
+                                                reason=REASONS.get(status, b"")))
             data = (data or b"") + (connection.send(h11.Data(data=body)) or b"")
             data += connection.send(h11.EndOfMessage()) or b""
             await stream.send_all(data)
@@ -68,5 +72,5 @@ def _route(request: h11.Request, routes: dict[str, Route]) -> tuple[int, str, by
     route = routes.get(path)
     if route is None:
         return 404, "text/plain", ("not found; try " + ", ".join(routes) + "\n").encode()
-    kind, body = route()
-    return 200, kind, body.encode()
+    answer = route()
+    return (answer[2] if len(answer) == 3 else 200), answer[0], answer[1].encode()

@@ -1,14 +1,14 @@
 """Logging for operators: one line per event worth their time, on stderr, as text or JSON.
 
-Every record passes a filter that replaces known secrets (API keys, hashes, the secret parts
-of apprise URLs) with ``***``, so no log line can leak them, whatever code wrote it.
+Every record passes a filter that replaces known secret values (API keys, hashes, the secret
+parts of apprise URLs) with ``***``, so no log line can leak them, whatever code wrote it;
+ordinary words, host names and channel names are never masked.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -36,14 +36,18 @@ class Redact(logging.Filter):
 
 
 def secrets_of(config: s.Config) -> list[str]:
-    """Everything in a config that must never be logged."""
+    """Everything in a config that must never be logged: the sources' API keys and hashes,
+    and the secret parts of the channels' apprise URLs as apprise's own privacy rendering
+    knows them (tokens, passwords, keys). Host names, channel names, paths and words stay
+    readable."""
+    from alertd.senders.apprise_sender import url_secrets
+
     found: list[str] = []
     for source in config.sources.values():
         found.append(source.api_key if isinstance(source, s.ElementSource) else source.hash)
     for channel in config.channels.values():
         for url in channel.urls:
-            rest = url.split("://", 1)[-1]
-            found.extend(p for p in re.split(r"[/:@?&=#,]+", rest) if len(p) >= 6)
+            found.extend(url_secrets(url))
     return found
 
 

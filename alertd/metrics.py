@@ -103,6 +103,34 @@ def alerts_json(alerts: Iterable[tuple[str, str, str, float]]) -> str:
                        for rule, entity, state, since in alerts], indent=1) + "\n"
 
 
-def health_json(connected: Mapping[str, bool]) -> str:
-    """``/healthz``: the daemon answers, and which sources are connected."""
-    return json.dumps({"status": "ok", "sources": dict(sorted(connected.items()))}) + "\n"
+HEALTH_DOWN_DEFAULT = 60.0  # seconds a source with no source_down rule may be down
+
+
+def down_tolerances(sources: Iterable[str],
+                    rules: Iterable[tuple[tuple[str, ...] | None, float]]) -> dict[str, float]:
+    """How long each source may be down before ``/healthz`` says so: the smallest
+    ``source_down.after`` of the rules on it (``rules``: (their sources or None for all,
+    after)), else ``HEALTH_DOWN_DEFAULT``."""
+    tolerances = dict.fromkeys(sources, HEALTH_DOWN_DEFAULT)
+    found: dict[str, float] = {}
+    for names, after in rules:
+        for name in tolerances if names is None else names:
+            if name in tolerances:
+                found[name] = min(found.get(name, after), after)
+    return {**tolerances, **found}
+
+
+def health_json(down_since: Mapping[str, float | None], tolerances: Mapping[str, float],
+                now: float) -> tuple[int, str]:
+    """``/healthz``: 200 while every source is up or down for less than its tolerance, else
+    503; the body names each source's state and the sources down too long."""
+    sources = {name: since is None for name, since in sorted(down_since.items())}
+    down = {name: round(now - since, 1) for name, since in sorted(down_since.items())
+            if since is not None
+            and now - since >= tolerances.get(name, HEALTH_DOWN_DEFAULT)}
+    body: dict[str, object] = {"status": "down" if down else "ok", "sources": sources}
+    if down:
+        body["down"] = {name: {"down_for": seconds,
+                               "tolerated": tolerances.get(name, HEALTH_DOWN_DEFAULT)}
+                        for name, seconds in down.items()}
+    return (503 if down else 200), json.dumps(body) + "\n"

@@ -171,9 +171,40 @@ def _expected(reader: Reader, node: Node, what: str, config: s.Config) -> Expect
     rule = reader.choice(m.items["rule"], f"{what}: rule", [r.name for r in config.rules])
     entity = reader.string(m.items["entity"], f"{what}: entity")
     state = reader.choice(m.items["state"], f"{what}: state", STATES)
+    if rule is not None and entity is not None and not _entity_ok(reader, m, what, config,
+                                                                  rule, entity):
+        return None
     if rule is None or entity is None or state is None or ("at" in m.items and at is None):
         return None
     return Expected(m.loc, at, rule, entity, state)
+
+
+def _entity_ok(reader: Reader, m: Mapping, what: str, config: s.Config, rule_name: str,
+               entity: str) -> bool:
+    """An expected entity that no notification can carry would be a silent mismatch: a
+    source_down rule's entity is the source's name, every other rule's SOURCE/ID."""
+    from alertd.config.fields import suggest
+
+    rule = next(r for r in config.rules if r.name == rule_name)
+    loc = m.items["entity"].loc
+    sources = list(rule.sources or config.sources)
+    if isinstance(rule.condition, s.SourceDown):
+        if entity in sources:
+            return True
+        reader.error(loc, f"{what}: entity '{entity}': rule '{rule_name}' is a source_down "
+                          f"rule, its entity is the source's name, one of {', '.join(sources)}"
+                          f"{suggest(entity.split('/')[0], sources)}")
+        return False
+    source, slash, _ = entity.partition("/")
+    if not slash:
+        reader.error(loc, f"{what}: entity '{entity}' is written SOURCE/ID, as notifications "
+                          f"name it (did you mean '{sources[0]}/{entity}'?)")
+        return False
+    if source not in config.sources:
+        reader.error(loc, f"{what}: entity '{entity}' names no source of the rule file"
+                          f"{suggest(source, config.sources)}")
+        return False
+    return True
 
 
 def load_cases(path: str, config: s.Config) -> list[Case]:

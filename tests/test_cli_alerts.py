@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import subprocess
 import sys
 import time
@@ -35,7 +37,7 @@ def test_alerts_without_a_state_file_says_so(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "alertd", "alerts", "--state",
                            str(tmp_path / "none.db")], capture_output=True, text=True,
                           timeout=60)
-    assert done.returncode == 1
+    assert done.returncode == 3  # the environment: no state file
     assert done.stderr.startswith(f"alertd: no state file at {tmp_path / 'none.db'}")
 
 
@@ -78,7 +80,7 @@ silences:
     listed = alertd("silence", "list", "-c", str(rules)).stdout.splitlines()
     assert listed[0].split() == ["ID", "MATCH", "STARTS", "ENDS", "COMMENT"]
     assert listed[1].startswith(silence_id) and listed[1].endswith("sensor swap")
-    rows = alertd("alerts", "-c", str(rules)).stdout.splitlines()[1:]
+    rows = alertd("alerts", "-c", str(rules)).stdout.splitlines()[1:-1]  # the last: daemon
     assert [row.split()[-1] for row in rows] == [silence_id, f"{rules}:7"]  # its FILE:LINE
     assert alertd("silence", "expire", silence_id, "-c", str(rules)).returncode == 0
     assert alertd("silence", "list", "-c", str(rules)).stdout == "no silences\n"
@@ -89,8 +91,52 @@ silences:
            alertd("silence", "add", "--match", "rule=fuel-gap", "--for", "soon", "-c", str(rules)),
            alertd("silence", "add", "--match", "rule=fuel-gaps", "--for", "1h", "-c", str(rules)),
            alertd("silence", "add", "--match", "entity=flet/1", "--for", "1h", "-c", str(rules))]
-    assert [b.returncode for b in bad] == [1] * 5
+    assert [b.returncode for b in bad] == [2] * 5  # usage mistakes
     assert [b.stderr.count("\n") for b in bad] == [1] * 5  # one clear line each
     assert "did you mean 'rule'?" in bad[0].stderr and "SOURCE/ID" in bad[1].stderr
     assert "no such rule (did you mean 'fuel-gap'?)" in bad[3].stderr
     assert "no source 'flet' (did you mean 'fleet'?)" in bad[4].stderr
+
+
+def test_alerts_lists_pending_and_firing_all_adds_resolved_json_and_daemon(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = Store.open(path)
+    now = time.time()
+    store.commit([StoredAlert("fuel-gap", "fleet/21080", "firing", 1767225600.0,
+                              {"severity": "critical", "labels": {"site": "hh"}}),
+                  StoredAlert("warm", "cold/room1", "resolved", now - 30, {})], {}, [], now)
+    store.close()
+    plain = alertd("alerts", "--state", str(path))
+    assert plain.returncode == 0, plain.stderr
+    lines = plain.stdout.splitlines()
+    assert [line.split()[0] for line in lines[1:-1]] == ["fuel-gap"]  # not the resolved one
+    assert lines[-1] == "daemon: unknown (no lock file next to the state file)"
+    every = alertd("alerts", "--all", "--state", str(path)).stdout.splitlines()
+    assert [line.split()[0] for line in every[1:-1]] == ["fuel-gap", "warm"]
+
+    with open(f"{path}.lock", "w") as lock:  # what a running daemon holds
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        running = alertd("alerts", "--json", "--state", str(path))
+    stopped = alertd("alerts", "--json", "--state", str(path))
+    assert json.loads(running.stdout) == {"daemon": "running", "alerts": [
+        {"rule": "fuel-gap", "entity": "fleet/21080", "state": "firing",
+         "since": "2026-01-01T00:00:00Z", "silenced": None, "severity": "critical",
+         "labels": {"site": "hh"}}]}
+    assert json.loads(stopped.stdout)["daemon"] == "stopped"
+
+
+def test_alerts_reads_the_state_file_alone_when_the_rule_file_is_invalid(
+        tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("state: here.db\nsources: {fleet: {type: navixy, hash: h, "
+                     "trackers: [1]}}\nrules: [{name: a, silent: {after: soon}}]\n")
+    store = Store.open(tmp_path / "here.db")
+    now = time.time()
+    store.commit([StoredAlert("a", "fleet/1", "firing", now - 60, {})], {}, [], now)
+    store.close()
+    done = alertd("alerts", "-c", str(rules))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == (f"alertd: warning: {rules} is invalid (2 errors, see alertd "
+                           "check); listing the state file without its planned silences\n")
+    assert done.stdout.splitlines()[1].split()[:3] == ["a", "fleet/1", "firing"]

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import trio
@@ -74,3 +79,65 @@ def test_run_refuses_an_invalid_file_with_exit_2(tmp_path: Path) -> None:
         f"{config}:2: rule 'a': silent.after: 'soon' is not a duration (write 45s, 10m, 2h, "
         "1d, 1h30m or a number of seconds)",
         f"{config}: invalid, not started (1 error)"]
+
+
+def _busy_port_config(tmp_path: Path, port: int) -> Path:
+    config = tmp_path / "rules.yaml"
+    config.write_text(f"http: 127.0.0.1:{port}\n"
+                      "sources: {fleet: {type: navixy, url: 'ws://127.0.0.1:9/x', hash: h, "
+                      "trackers: [1]}}\n"
+                      "channels: {out: console://}\n"
+                      "rules: [{name: b, status: {in: [blocked]}, notify: [out]}]\n")
+    return config
+
+
+def test_a_busy_http_port_is_one_line_naming_it_and_exit_3(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = _busy_port_config(tmp_path, port)
+        runs = [subprocess.run([sys.executable, "-m", "alertd", *args, "-c", str(config),
+                                "--state", str(tmp_path / "s.db")],
+                               capture_output=True, text=True, timeout=60)
+                for args in (["run"], ["--debug", "run"])]
+    plain, debug = runs
+    assert plain.returncode == 3
+    assert plain.stderr == f"alertd: http: 127.0.0.1:{port} is already in use\n"
+    # --debug before the command is honoured: the traceback, then the same one line
+    assert debug.returncode == 3
+    assert "Traceback" in debug.stderr
+    assert debug.stderr.splitlines()[-1] == f"alertd: http: 127.0.0.1:{port} is already in use"
+
+
+def test_unexplained_exception_groups_never_reach_the_user() -> None:
+    from alertd.cli import report
+    from alertd.errors import ResourceError
+
+    group = ExceptionGroup("Exceptions from Trio nursery", [
+        ExceptionGroup("inner", [ResourceError("http: 127.0.0.1:9464 is already in use")])])
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert report(group, debug=False) == 3
+        assert report(ExceptionGroup("x", [KeyError("k")]), debug=False) == 70
+    assert err.getvalue().splitlines() == [
+        "alertd: http: 127.0.0.1:9464 is already in use",
+        "alertd: internal error: KeyError: 'k' (run again with --debug for the traceback)"]
+
+
+def test_log_format_before_the_command_is_honoured(tmp_path: Path) -> None:
+    config = _busy_port_config(tmp_path, 0)
+    process = subprocess.Popen([sys.executable, "-m", "alertd", "--log-format", "json", "run",
+                                "-c", str(config), "--state", str(tmp_path / "s.db")],
+                               stderr=subprocess.PIPE, text=True)
+    killer = threading.Timer(30, process.kill)  # bounded wait for the first log line
+    killer.start()
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()
+    finally:
+        killer.cancel()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    record = json.loads(first)
+    assert record["level"] == "info" and "serving /metrics" in record["message"]

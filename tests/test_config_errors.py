@@ -342,6 +342,51 @@ rules:
   - {name: a, notify: [ops], silent: {after: 5m}}
 """, ["channel 'ops': the URL is not a valid slack:// URL for apprise: An invalid Slack "
       "(first) Token (***) was specified"]),
+    ("https web hook apprise does not know", """\
+sources:
+  fleet: {type: navixy, hash: h, trackers: [1]}
+channels:
+  ops: https://example.com/hooks/alertd   # <-
+rules:
+  - {name: a, notify: [ops], silent: {after: 5m}}
+""", ["channel 'ops': the URL is an https:// address that apprise does not recognise as a "
+      "service's web hook (it knows Slack's, Discord's, Teams' and others); to post JSON to "
+      "any web hook write jsons://HOST/PATH"]),
+    ("mailto without a sender", """\
+sources:
+  fleet: {type: navixy, hash: h, trackers: [1]}
+channels:
+  ops: mailto://127.0.0.1:2525?to=oncall@example.com   # <-
+rules:
+  - {name: a, notify: [ops], silent: {after: 5m}}
+""", ["channel 'ops': the URL is not a valid mailto:// URL for apprise: Invalid ~From~ email "
+      "specified; it has no sender: add ?from=alerts@example.com (or write "
+      "user:password@host, which sends as user@host)"]),
+    ("telegram token written wrong", """\
+sources:
+  fleet: {type: navixy, hash: h, trackers: [1]}
+channels:
+  ops: tgram://AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/12345678   # <-
+rules:
+  - {name: a, notify: [ops], silent: {after: 5m}}
+""", ["channel 'ops': the URL is not a valid tgram:// URL for apprise: the bot token (the "
+      "part after tgram://) must be written NUMBER:KEY, as @BotFather gives it; write "
+      "tgram://BOT_TOKEN/CHAT_ID"]),
+    ("misspelt condition key: the cause alone", HEAD + """\
+  - name: a
+    treshold: {field: t, above: 1}   # <-
+""", ["unknown key 'treshold' in rule 'a' (did you mean 'threshold'?)"]),
+    ("a source's keys at the level of source names", """\
+sources:
+  fleet:   # <-
+  type: navixy
+  hash: h
+  trackers: [1]
+channels: {ops: console://}
+rules:
+  - {name: a, notify: [ops], silent: {after: 5m}}
+""", ["source 'fleet' is empty, and 'type', 'hash', 'trackers' below it are at the level "
+      "of source names: indent them under 'fleet:'"]),
     ("mute window", """\
 sources:
   fleet: {type: navixy, hash: h, trackers: [1]}
@@ -466,3 +511,14 @@ def test_duplicate_source_across_files(tmp_path: Path) -> None:
     found = problems_of(tmp_path, HEAD + "  - {name: a, silent: {after: 5m}}\n"
                         "include: [more.yaml]\n")
     assert found == [f"{tmp_path}/more.yaml:2: source 'fleet' is defined twice (first at F:2)"]
+
+
+def test_a_slack_webhook_pasted_as_https_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("sources: {fleet: {type: navixy, hash: h, trackers: [1]}}\n"
+                    "channels:\n"
+                    "  ops: https://hooks.slack.com/services/T000A/B000B/XXXXYYYYZZZZ\n"
+                    "rules: [{name: a, notify: [ops], silent: {after: 5m}}]\n")
+    config = load_config(path, ENV)
+    assert config.channels["ops"].urls == (
+        "https://hooks.slack.com/services/T000A/B000B/XXXXYYYYZZZZ",)

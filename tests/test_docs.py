@@ -68,3 +68,55 @@ def test_example(page: str, line: int, text: str, tmp_path: Path) -> None:
         for case in load_cases(str(cases), config):
             outcome = run_case(case, config)
             assert outcome.passed, "\n".join(report(outcome))
+
+
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.relative_to(ROOT).as_posix() for p in PAGES])
+def test_every_relative_link_resolves(page: Path) -> None:
+    text = FENCE.sub("", page.read_text())
+    broken = [target for target in LINK.findall(text)
+              if "://" not in target and not target.startswith(("#", "mailto:"))
+              and not (page.parent / target.split("#", 1)[0]).resolve().exists()]
+    assert broken == []
+    assert "../shared" not in page.read_text()  # nothing outside the repository
+
+
+CONSOLE = re.compile(r"^```console\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def test_readme_commands_run_against_the_readme_files(tmp_path: Path) -> None:
+    """Every `alertd check|test` command the README shows runs, on the rule and case files
+    it shows, with the exit status and first output line it shows."""
+    import os
+    import subprocess
+    import sys
+
+    text = (ROOT / "README.md").read_text()
+    blocks = [t for p, _, t in BLOCKS if p == "README.md"]
+    (tmp_path / "rules.yaml").write_text(next(b for b in blocks if kind(b) == "config"))
+    (tmp_path / "cases.yaml").write_text(next(b for b in blocks if kind(b) == "cases"))
+    ran = 0
+    for block in CONSOLE.findall(text):
+        lines = block.splitlines()
+        for number, line in enumerate(lines):
+            command = re.match(r"^\$ (?:(\w+)=\S+ )?alertd (check|test) (.*)$", line)
+            if not command:
+                continue
+            env = {k: v for k, v in os.environ.items() if k not in ENV}
+            if command.group(1):
+                env[command.group(1)] = ENV[command.group(1)]
+            env["PYTHONPATH"] = str(ROOT)
+            done = subprocess.run([sys.executable, "-m", "alertd", command.group(2),
+                                   *command.group(3).split()], cwd=tmp_path, env=env,
+                                  capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, f"{line}\n{done.stderr}"
+            assert done.stdout.splitlines()[0] == lines[number + 1], line
+            ran += 1
+    assert ran >= 2
+
+
+def test_the_documented_unit_is_deploy_alertd_service() -> None:
+    unit = (ROOT / "deploy/alertd.service").read_text()
+    assert f"```ini\n{unit}```" in (ROOT / "docs/operations.md").read_text()

@@ -200,7 +200,7 @@ def test_nothing_still_firing_means_no_digest() -> None:
     line.run_until(night + 86400)
     assert line.sent == [] and line.consumed == [1, 2]
     assert line.decisions[-1] == "mail: quiet hours over; nothing is still firing " \
-        "(1 alerts came and went)"
+        "(1 alert came and went)"
 
 
 def test_quiet_hours_keep_wall_clock_hours_across_daylight_saving() -> None:

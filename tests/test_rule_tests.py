@@ -84,7 +84,7 @@ cases:
       - {rule: fuel-gapp, entity: fleet/1, state: fired}
 """)
     done = alertd_test(HERE / "missing.rules.yaml", cases)
-    assert done.returncode == 1
+    assert done.returncode == 2  # an invalid case file is invalid input, as a rule file
     assert done.stderr.splitlines() == [
         f"{cases}:5: case 'typo': event #1: source must be one of fleet, not 'flet' "
         "(did you mean 'fleet'?)",
@@ -92,3 +92,26 @@ cases:
         "'fuel-gapp' (did you mean 'fuel-gap'?)",
         f"{cases}:7: case 'typo': expect #1: state must be one of firing, resolved, flapping, "
         "not 'fired'"]
+
+
+def test_an_expected_entity_without_its_source_is_flagged(tmp_path: Path) -> None:
+    """`entity: 21080` can never match (notifications say fleet/21080): say so, as
+    `silence add` does, instead of a silent mismatch."""
+    cases = tmp_path / "bare.yaml"
+    cases.write_text("""\
+cases:
+  - name: bare entity
+    start: 2026-01-01T00:00:00Z
+    events:
+      - {at: 0s, source: fleet, entity: 21085, status: blocked}
+    expect:
+      - {rule: blocked, entity: 21085, state: firing}
+      - {rule: blocked, entity: flet/21085, state: firing}
+""")
+    done = alertd_test(HERE / "status.rules.yaml", cases)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"{cases}:7: case 'bare entity': expect #1: entity '21085' is written SOURCE/ID, as "
+        "notifications name it (did you mean 'fleet/21085'?)",
+        f"{cases}:8: case 'bare entity': expect #2: entity 'flet/21085' names no source of "
+        "the rule file (did you mean 'fleet'?)"]

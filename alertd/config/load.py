@@ -15,12 +15,13 @@ from alertd.config import schema as s
 from alertd.config.fields import Reader
 from alertd.config.nodes import Mapping, Node, Scalar, parse_yaml
 from alertd.config.rules import SETTINGS, Context, parse_rule, parse_settings, parse_silence
-from alertd.config.sections import parse_channel, parse_source
+from alertd.config.sections import ELEMENT_KEYS, NAVIXY_KEYS, parse_channel, parse_source
 from alertd.errors import ConfigError, Loc, Problem
 
 TOP_KEYS = ("state", "sources", "channels", "defaults", "rules", "silences", "include", "http")
 INCLUDED_KEYS = ("sources", "channels", "rules", "silences")
 DEFAULT_STATE = "alertd-state.db"
+SOURCE_KEYS = frozenset(ELEMENT_KEYS + NAVIXY_KEYS)
 
 
 def read_file(path: str, env: AbcMapping[str, str], problems: list[Problem],
@@ -112,8 +113,10 @@ def load_config(path: str | os.PathLike[str], env: AbcMapping[str, str] | None =
             if sub is not None:
                 sections.add(reader, sub)
 
+    misindented = _misindented(reader, sections.named["sources"])
     sources = {name: parse_source(reader, name, node)
-               for name, (_, node) in sections.named["sources"].items()}
+               for name, (_, node) in sections.named["sources"].items()
+               if name not in misindented}
     if not sections.named["sources"]:
         reader.error(root.loc, "no sources are configured: add at least one under 'sources:'")
     context = Context({n: src for n, src in sources.items() if src is not None},
@@ -155,6 +158,30 @@ def load_config(path: str | os.PathLike[str], env: AbcMapping[str, str] | None =
         else Path(state), sources={n: v for n, v in sources.items() if v is not None},
         channels={n: v for n, v in channels.items() if v is not None}, rules=tuple(rules),
         silences=tuple(x for x in silences if x is not None), http=http, files=tuple(files))
+
+
+def _misindented(reader: Reader, entries: dict[str, tuple[Loc, Node]]) -> set[str]:
+    """Keys of a source written at the level of source names (``type:`` under ``sources:``
+    instead of under ``fleet:``): one error that says to indent them, instead of one
+    "must be a mapping" per line. Returns the names it reported."""
+    keys = [name for name, (_, node) in entries.items()
+            if name in SOURCE_KEYS and not isinstance(node, Mapping)]
+    if not keys:
+        return set()
+    first = entries[keys[0]][0]
+    before = [(loc, name) for name, (loc, node) in entries.items() if loc < first
+              and isinstance(node, Scalar) and node.value is None]
+    listed = ", ".join(f"'{key}'" for key in keys)
+    verb, them = ("are", "them") if len(keys) > 1 else ("is", "it")
+    if before:
+        loc, owner = max(before)
+        reader.error(loc, f"source '{owner}' is empty, and {listed} below it {verb} at the "
+                          f"level of source names: indent {them} under '{owner}:'")
+        return {owner, *keys}
+    reader.error(first, f"{listed} {verb} at the level of source names, but "
+                        f"{'are keys' if len(keys) > 1 else 'is a key'} of a source: indent "
+                        f"{them} under the source's name")
+    return set(keys)
 
 
 def _state(reader: Reader, root: Mapping) -> str | None:

@@ -154,8 +154,8 @@ class _Builder:
         text = substitute(raw, loc, self.env, self.problems, self.strict) if "${" in raw else raw
         broken = len(self.problems) > before
         quoted = node.style in ("'", '"', "|", ">")
-        if quoted:
-            value: Any = text
+        if quoted or not self.strict and self.unset(raw):
+            value: Any = text  # lenient: an unset secret is an empty string, not nothing
         else:
             # a plain scalar that used a variable is typed by what the variable gave
             tag = self.resolver.resolve(  # type: ignore[no-untyped-call]
@@ -168,6 +168,11 @@ class _Builder:
             if ":" in text and isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = text  # YAML 1.1 reads 1:30 as 90 (base 60); an operator never means it
         return Scalar(loc, value, text, raw, quoted, text != raw, broken)
+
+    def unset(self, raw: str) -> bool:
+        """Whether ``raw`` uses a variable that is unset (or empty) and has no default."""
+        return any(m.group(2) is None and not self.env.get(m.group(1))
+                   for m in _VAR.finditer(raw))
 
     def restore(self, text: str) -> str:
         """The text as the user wrote it, with ``${...}`` back in place of the tokens."""

@@ -95,6 +95,14 @@ def _flapping(reader: Reader, node: Node, what: str) -> s.Flapping | None:
     return None if changes is None or within is None else s.Flapping(changes, within)
 
 
+def _misspelt_condition(m: Mapping) -> bool:
+    """Whether an unknown key of the rule is a condition's name misspelt (``treshold``)."""
+    import difflib
+
+    return any(difflib.get_close_matches(key, CONDITION_KINDS, n=1, cutoff=0.6)
+               for key in m.items if key not in RULE_KEYS)
+
+
 def parse_rule(reader: Reader, node: Node, index: int, context: Context) -> s.Rule | None:
     m = reader.mapping(node, f"rule #{index}")
     if m is None:
@@ -108,8 +116,9 @@ def parse_rule(reader: Reader, node: Node, index: int, context: Context) -> s.Ru
     kinds = [k for k in m.items if k in CONDITION_KINDS]
     condition = None
     if not kinds:
-        reader.error(m.loc, f"{what} has no condition; give exactly one of "
-                            + ", ".join(CONDITION_KINDS))
+        if not _misspelt_condition(m):  # a misspelt one was reported already: the cause
+            reader.error(m.loc, f"{what} has no condition; give exactly one of "
+                                + ", ".join(CONDITION_KINDS))
     elif len(kinds) > 1:
         reader.error(m.keys[kinds[1]],
                      f"{what} has two conditions ('{kinds[0]}' on line "

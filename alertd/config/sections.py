@@ -45,6 +45,8 @@ def _url(reader: Reader, node: Node, what: str) -> str | None:
     url = reader.string(node, what)
     if url is None:
         return None
+    if url == "" and isinstance(node, Scalar) and node.from_env:
+        return url  # lenient loading (offline commands): the variable is unset
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss") or not parts.netloc:
         shown = node.shown if isinstance(node, Scalar) else url

@@ -503,6 +503,10 @@ class Engine:
         """Whether each source's connection is up, as the engine knows it."""
         return {name: src.up for name, src in self._sources.items()}
 
+    def sources_down_since(self) -> dict[str, float | None]:
+        """For each source, since when its connection has been down (None while up)."""
+        return {name: None if src.up else src.changed_at for name, src in self._sources.items()}
+
     def alerts(self) -> list[tuple[str, str, str, float]]:
         """(rule, entity, state, since) of every alert that is not inactive."""
         found: list[Any] = [*self._source_alerts.values()]

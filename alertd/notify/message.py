@@ -18,6 +18,11 @@ LISTED = 20  # alerts listed in one message: a phone screen, not a report
 MARK = {"firing": "FIRING", "resolved": "RESOLVED", "flapping": "FLAPPING"}
 
 
+def plural(count: int, word: str) -> str:
+    """``1 alert``, ``2 alerts``: the count with its noun."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def duration_text(seconds: float) -> str:
     """45s, 12m, 3h05m, 2d04h: short enough for a lock screen."""
     seconds = max(0, int(seconds))

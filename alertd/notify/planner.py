@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from alertd.config import schema as s
 from alertd.model import Notification
-from alertd.notify.message import compose_digest, compose_group
+from alertd.notify.message import compose_digest, compose_group, plural
 from alertd.notify.mute import local_text, muted_until
 from alertd.notify.silences import Silence, alert_values, covering
 
@@ -225,11 +225,11 @@ class Planner:
         settled = sum(1 for key in latest if key not in self._firing)
         if not firing:
             plan.decisions.append(f"{channel}: quiet hours over; nothing is still firing "
-                                  f"({settled} alerts came and went)")
+                                  f"({plural(settled, 'alert')} came and went)")
             return
         title, body = compose_digest(firing, settled, quiet.since, self.rules)
-        plan.decisions.append(f"{channel}: quiet hours over; digest of {len(firing)} alerts "
-                              "still firing")
+        plan.decisions.append(f"{channel}: quiet hours over; digest of "
+                              f"{plural(len(firing), 'alert')} still firing")
         plan.messages.append(Message(channel, title, body, tuple(firing)))
 
     def _send(self, channel: str, entries: list[Entry], plan: Plan) -> None:

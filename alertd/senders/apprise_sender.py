@@ -45,20 +45,9 @@ def scheme_of(url: str) -> str:
     return url.split("://", 1)[0].lower() if "://" in url else ""
 
 
-def url_problem(url: str) -> str | None:
-    """Why apprise cannot use ``url``, in words that never contain its secrets; None if fine."""
-    if url.strip() == CONSOLE_URL:
-        return None
-    scheme = scheme_of(url)
-    if scheme == "console":
-        return f"must be exactly {CONSOLE_URL} (it takes no host, path or options)"
-    if not scheme:
-        return "is not a URL (it needs a scheme such as mailto://, slack:// or tgram://)"
-    schemes = known_schemes()
-    if scheme not in schemes:
-        close = difflib.get_close_matches(scheme, sorted(schemes) + ["console"], n=1)
-        hint = f" (did you mean '{close[0]}://'?)" if close else ""
-        return f"uses '{scheme}://', which is not an apprise service{hint}"
+def _instantiate(url: str) -> tuple[object | None, list[str]]:
+    """apprise's plugin for ``url`` (None when apprise cannot use it) and the warnings it
+    logged while trying, which are not passed on to the logs (they may quote the URL)."""
     import apprise
 
     collect = _Collect()
@@ -70,18 +59,92 @@ def url_problem(url: str) -> str | None:
     finally:
         logger.removeHandler(collect)
         logger.propagate = propagate
+    return plugin, collect.messages
+
+
+def _hint(scheme: str, url: str) -> str:
+    """What to change, for the mistakes apprise's own message does not explain."""
+    query = url.split("?", 1)[1] if "?" in url else ""
+    if scheme in ("mailto", "mailtos") and "from=" not in query:
+        return ("it has no sender: add ?from=alerts@example.com (or write "
+                "user:password@host, which sends as user@host)")
+    if scheme == "tgram":
+        token = url.split("://", 1)[1].split("/", 1)[0].removeprefix("bot")
+        if not re.fullmatch(r"[0-9]+:[A-Za-z0-9_-]+", token):
+            return ("the bot token (the part after tgram://) must be written NUMBER:KEY, "
+                    "as @BotFather gives it; write tgram://BOT_TOKEN/CHAT_ID")
+        return "write tgram://BOT_TOKEN/CHAT_ID (the chat id is a number or @channel)"
+    return ""
+
+
+def url_problem(url: str) -> str | None:
+    """Why apprise cannot use ``url``, in words that never contain its secrets; None if fine.
+
+    apprise itself decides: a URL it can instantiate is valid, whatever its scheme (it turns
+    many ``https://`` web-hook URLs, Slack's and Discord's among them, into its services).
+    Other schemes are suggested only when apprise does not know the scheme at all."""
+    if url.strip() == CONSOLE_URL:
+        return None
+    scheme = scheme_of(url)
+    if scheme == "console":
+        return f"must be exactly {CONSOLE_URL} (it takes no host, path or options)"
+    if not scheme:
+        return "is not a URL (it needs a scheme such as mailto://, slack:// or tgram://)"
+    plugin, messages = _instantiate(url)
     if plugin is not None:
         return None
+    if scheme in ("http", "https"):
+        return (f"is an {scheme}:// address that apprise does not recognise as a service's "
+                "web hook (it knows Slack's, Discord's, Teams' and others); to post JSON to "
+                f"any web hook write json{'s' if scheme == 'https' else ''}://HOST/PATH")
+    schemes = known_schemes()
+    if scheme not in schemes:
+        close = difflib.get_close_matches(scheme, sorted(schemes) + ["console"], n=1)
+        hint = f" (did you mean '{close[0]}://'?)" if close else ""
+        return f"uses '{scheme}://', which is not an apprise service{hint}"
     secrets = [part for part in re.split(r"[/:@?&=#,]+", url.split("://", 1)[1]) if len(part) >= 4]
     reasons = []
-    for message in collect.messages:
+    for message in messages:
         if "://" in message:
             continue
         for secret in secrets:
             message = message.replace(secret, "***")
         reasons.append(message.strip().rstrip(".:").strip())
+    hint = _hint(scheme, url)
+    reasons += [hint] if hint else []
     reason = f": {'; '.join(reasons)}" if reasons else ""
     return f"is not a valid {scheme}:// URL for apprise{reason}"
+
+
+_URL_PARTS = re.compile(r"[/:@?&=#,]+")
+_SECRET_KEYS = re.compile(r"pass|secret|token|key|auth|hash|sig", re.IGNORECASE)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secret parts of an apprise URL, as apprise's own privacy rendering knows them:
+    the parts of ``url()`` that ``url(privacy=True)`` hides (tokens, passwords, keys), never
+    the scheme, host, path words or options. A URL apprise cannot use falls back to its
+    password and the values of options named like secrets (token=, key=, password=)."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    plugin = None if url.strip() == CONSOLE_URL or "://" not in url else _instantiate(url)[0]
+    found: set[str] = set()
+    if plugin is not None:
+        full: str = plugin.url()  # type: ignore[attr-defined]
+        private: str = plugin.url(privacy=True)  # type: ignore[attr-defined]
+        shown = set(_URL_PARTS.split(private))
+        found.update(unquote(part) for part in _URL_PARTS.split(full) if part not in shown)
+    else:
+        try:
+            parts = urlsplit(url)
+            password = parts.password
+            query = parse_qsl(parts.query)
+        except ValueError:
+            password, query = None, []
+        found.update(x for x in [password] if x)
+        found.update(value for key, value in query if _SECRET_KEYS.search(key) and value)
+    pieces = {piece for secret in found for piece in secret.split(":") if len(piece) >= 6}
+    return sorted(found | pieces)
 
 
 class AppriseSender:

@@ -125,12 +125,24 @@ async def run_forever(label: str, session: Callable[[Callable[[], None]], Awaita
 
 
 def _leaf(error: BaseException) -> BaseException:
-    """The error that ended a session, looking inside nurseries' exception groups."""
-    while isinstance(error, BaseExceptionGroup):
-        inner = [e for e in error.exceptions if not isinstance(e, trio.Cancelled)]
-        if len(inner) != 1:
-            return error
-        error = inner[0]
+    """The error that ended a session, looking inside nurseries' exception groups.
+
+    A dropped socket often fails two tasks at once (the reader's ``get_message`` and the
+    keep-alive's ``ping`` both raise ConnectionClosed): a group whose errors are all
+    transient is one transient failure, not a bug."""
+    leaves: list[BaseException] = []
+    pending = [error]
+    while pending:
+        current = pending.pop(0)
+        if isinstance(current, BaseExceptionGroup):
+            pending[:0] = current.exceptions
+        elif not isinstance(current, trio.Cancelled):
+            leaves.append(current)
+    rejected = [e for e in leaves if isinstance(e, CredentialsRejected)]
+    if rejected and all(isinstance(e, (CredentialsRejected, *TRANSIENT)) for e in leaves):
+        return rejected[0]
+    if len(leaves) == 1 or leaves and all(isinstance(e, TRANSIENT) for e in leaves):
+        return leaves[0]
     return error
 
 
