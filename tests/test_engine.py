@@ -343,3 +343,12 @@ def test_a_composite_resolves_once_any_part_knows_and_none_holds() -> None:
     assert engine.receive(Message("fleet", "1", 10.0, {"x": 1}), 10.0) == []  # nothing known
     (note,) = engine.receive(Message("fleet", "1", 20.0, {"v": 3}), 20.0)  # w: no data
     assert note.state == "resolved"
+
+
+def test_a_firing_notice_its_resolved_notice_and_the_alert_list_show_one_since() -> None:
+    engine = Engine([rule(above(1))], FLEET, 0.0)
+    (fired,) = engine.receive(Message("fleet", "1", 100.9, {"v": 5}), 101.2)
+    assert engine.alerts() == [("r", "fleet/1", FIRING, fired.since)]
+    assert [since for *_, since, _ in engine.take_changed()] == [fired.since]
+    (resolved,) = engine.receive(Message("fleet", "1", 150.0, {"v": 0}), 150.9)  # more lag now
+    assert resolved.since == fired.since

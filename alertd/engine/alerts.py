@@ -45,6 +45,9 @@ class Alert:
     field: str = ""
     value: Any = None
     started: float = 0.0  # when the current or last episode began pending (kept on resolve)
+    # daemon time minus event time when the episode began, frozen: what a notice, the
+    # store and `alertd alerts` add to event times, so all of them show the same moment
+    shift: float = 0.0
 
     def step(self, holds: bool, t: float) -> list[str]:
         """Advance with the condition's answer at event time ``t``; return notices due."""
@@ -80,7 +83,7 @@ class Alert:
                 "flapping": self.flapping, "changes": list(self.changes),
                 "field": self.field, "value": self.value,
                 "severity": self.rule.severity, "labels": dict(self.rule.labels),
-                "started": self.started}
+                "started": self.started, "shift": self.shift}
 
     @classmethod
     def from_data(cls, rule: s.Rule, entity: str, data: dict[str, Any]) -> Alert:
@@ -92,7 +95,8 @@ class Alert:
                    data.get("notified_state"), bool(data.get("flapping", False)),
                    deque(float(t) for t in data.get("changes", ())),
                    str(data.get("field", "")), data.get("value"),
-                   float(data.get("started", data.get("since", 0.0))))
+                   float(data.get("started", data.get("since", 0.0))),
+                   float(data.get("shift", 0.0)))
 
     def fingerprint(self) -> tuple[Any, ...]:
         """Changes whenever something a restart needs has changed."""

@@ -383,7 +383,11 @@ class Engine:
             if result.holds or alert.state == FIRING:
                 alert.field, alert.value = result.field, result.value
             before = alert.fingerprint()
-            for kind in alert.step(result.holds, clock):
+            started = alert.started
+            notices = alert.step(result.holds, clock)
+            if alert.started != started:  # a new episode: its times are shown from now on
+                alert.shift = entity.offset
+            for kind in notices:
                 out.append(self._notification(alert, kind, entity, now))
             if alert.fingerprint() != before:
                 self._changed[id(alert)] = alert
@@ -426,8 +430,7 @@ class Engine:
         rule = alert.rule
         return Notification(
             rule=rule.name, entity=alert.entity, state="firing" if kind == "repeat" else kind,
-            at=now, since=(alert.started if kind == "resolved" else alert.since)
-            + (entity.offset if entity else 0.0),
+            at=now, since=(alert.started if kind == "resolved" else alert.since) + alert.shift,
             severity=rule.severity, source=entity.source if entity else alert.entity,
             entity_name=(entity.name or entity.id) if entity else alert.entity,
             field=alert.field, value=alert.value, repeat=kind == "repeat",
@@ -437,7 +440,7 @@ class Engine:
 
     def take_changed(self) -> list[tuple[str, str, str, float, dict[str, Any]]]:
         """(rule, entity, state, since, data) of every alert changed since the last call."""
-        changed = [(a.rule.name, a.entity, a.state, a.since, a.to_data())
+        changed = [(a.rule.name, a.entity, a.state, a.since + a.shift, a.to_data())
                    for a in self._changed.values()]
         self._changed.clear()
         return changed
@@ -512,7 +515,7 @@ class Engine:
         found: list[Any] = [*self._source_alerts.values()]
         for entity in self._entities.values():
             found.extend(entity.alerts.values())
-        return sorted((a.rule.name, a.entity, a.state, a.since) for a in found
+        return sorted((a.rule.name, a.entity, a.state, a.since + a.shift) for a in found
                       if a.state != INACTIVE)
 
 
