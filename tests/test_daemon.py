@@ -274,25 +274,6 @@ async def test_oversized_frame_costs_one_reconnect_not_the_daemon(
         await d.wait_for(lambda: bool(d.lines("[FIRING] warm")))
 
 
-async def test_many_trackers_are_subscribed_ten_at_a_time(
-        tmp_path: Path, autojump_clock: trio.abc.Clock,
-        fakes: tuple[FakeElement, FakeNavixy]) -> None:
-    element, navixy = fakes
-    trackers = list(range(30001, 30024))
-    navixy.trackers.update({t: "normal" for t in trackers})
-    path = config_file(tmp_path, element.url, navixy.url, trackers, """\
-        - name: fast
-          source: fleet
-          threshold: {field: speed, above: 100}
-        """)
-    async with daemon(path) as d:
-        await d.wait_for(lambda: len(navixy.subscribe_actions) >= 1)
-        sizes = [len(r["target"]["tracker_ids"]) for r in navixy.subscribe_actions[0]["requests"]]
-        assert sizes == [10, 10, 3]  # one action, so a server that replaces keeps them all
-        navixy.add_message(30023, {"speed": "120"})  # numeric strings compare as numbers
-        await d.wait_for(lambda: bool(d.lines("[FIRING] fast: 30023")))
-
-
 async def test_accept_then_close_is_a_rejected_key(tmp_path: Path,
                                                    autojump_clock: trio.abc.Clock,
                                                    fakes: tuple[FakeElement, FakeNavixy],

@@ -20,6 +20,12 @@ GAP = """\
   source: fleet
   missing: {field: lls_level_1, nulls: 2}
 """
+BLOCKED = """\
+- name: blocked
+  source: fleet
+  status: {in: [blocked]}
+  group_wait: 0s
+"""
 
 
 async def start(nursery: trio.Nursery, **options: object) -> tuple[FakeElement, FakeNavixy]:
@@ -69,12 +75,7 @@ async def test_a_restart_does_not_notify_again_what_the_resent_window_holds(
 async def test_a_blocked_tracker_fires_within_seconds_and_resolves_on_unblocking(
         tmp_path: Path, autojump_clock: trio.abc.Clock, nursery: trio.Nursery) -> None:
     element, navixy = await start(nursery)
-    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
-        - name: blocked
-          source: fleet
-          status: {in: [blocked]}
-          group_wait: 0s
-        """)
+    path = config_file(tmp_path, element.url, navixy.url, [21080], BLOCKED)
     async with daemon(path) as d:  # status_refresh stays at its default, 5 minutes
         navixy.add_message(21080, {"speed": 40})
         await d.wait_for(lambda: len(navixy.subscribe_actions) >= 1)
@@ -93,12 +94,7 @@ async def test_a_blocked_tracker_fires_within_seconds_and_resolves_on_unblocking
 async def test_fresh_data_proves_a_tracker_is_not_blocked(
         tmp_path: Path, autojump_clock: trio.abc.Clock, nursery: trio.Nursery) -> None:
     element, navixy = await start(nursery)
-    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
-        - name: blocked
-          source: fleet
-          status: {in: [blocked]}
-          group_wait: 0s
-        """)
+    path = config_file(tmp_path, element.url, navixy.url, [21080], BLOCKED)
     navixy.trackers[21080] = "blocked"
     navixy.add_message(21080, {"speed": 40})
     async with daemon(path) as d:
