@@ -4,8 +4,9 @@ when, severity)."""
 
 from __future__ import annotations
 
+import enum
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -16,6 +17,30 @@ from alertd.notify.templates import render
 DEFAULT_TITLE = "[{STATE}] {rule}: {entity_name}"
 LISTED = 20  # alerts listed in one message: a phone screen, not a report
 MARK = {"firing": "FIRING", "resolved": "RESOLVED", "flapping": "FLAPPING"}
+
+
+class NotifyType(enum.StrEnum):
+    """apprise's notify types (its values), from least to most severe: Slack, Telegram,
+    Teams and webhooks show them (a colour, an icon, the JSON ``type``)."""
+
+    SUCCESS = "success"
+    INFO = "info"
+    WARNING = "warning"
+    FAILURE = "failure"
+
+
+_BY_SEVERITY = {"critical": NotifyType.FAILURE, "warning": NotifyType.WARNING,
+                "info": NotifyType.INFO}
+_RANK = list(NotifyType)
+
+
+def notify_type(notes: Iterable[Notification]) -> NotifyType:
+    """What apprise is told a message is (SPEC 6): a resolved notice is a success; a firing
+    (or flapping) one says its severity (critical: failure, warning: warning, info: info); a
+    group or digest takes the most severe of what it holds."""
+    kinds = [NotifyType.SUCCESS if note.state == "resolved"
+             else _BY_SEVERITY.get(note.severity, NotifyType.WARNING) for note in notes]
+    return max(kinds, key=_RANK.index, default=NotifyType.INFO)
 
 
 def duration_text(seconds: float) -> str:
