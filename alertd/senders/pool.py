@@ -2,7 +2,8 @@
 
 Each send has a process of its own for its duration: one is taken from a few idle ones kept
 warm (or started: about 0.3 s, mostly ``import apprise``), asked, and given back. A send
-that is not answered within ``timeout`` seconds, or that is cancelled (a stop whose grace
+that is not answered within ``timeout`` seconds (counted once the process is ready), or
+that is cancelled (a stop whose grace
 ran out), ends with the process killed (SIGKILL) and reaped: nothing of it keeps running,
 so a receiver that trickles one byte every 2 s holds nothing after the deadline and no
 other URL ever waits for it.
@@ -22,6 +23,7 @@ import trio
 from alertd.senders.outcome import DeliveryOutcome
 
 KEEP_IDLE = 2  # warm processes kept between sends
+START_TIMEOUT = 30.0  # for a child to start and import apprise (not part of a send's time)
 
 
 def _child_env() -> dict[str, str]:
@@ -38,11 +40,21 @@ class _Child:
         self.buffer = b""
 
     @classmethod
-    async def start(cls) -> _Child:
+    async def start(cls) -> _Child | None:
+        """A child that has imported apprise and said so; None if it could not."""
         process = await trio.lowlevel.open_process(
             [sys.executable, "-m", "alertd.senders.child"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_child_env())
-        return cls(process)
+        child = cls(process)
+        try:
+            with trio.move_on_after(START_TIMEOUT):
+                if await child.read() == {"ready": True}:
+                    return child
+        except BaseException:
+            await child.kill()
+            raise
+        await child.kill()
+        return None
 
     @property
     def alive(self) -> bool:
@@ -50,9 +62,17 @@ class _Child:
 
     async def ask(self, request: dict[str, Any]) -> dict[str, Any] | None:
         """Send one request and read its answer; None when the process ended instead."""
-        assert self.process.stdin is not None and self.process.stdout is not None
+        assert self.process.stdin is not None
         try:
             await self.process.stdin.send_all(json.dumps(request).encode() + b"\n")
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return None
+        return await self.read()
+
+    async def read(self) -> dict[str, Any] | None:
+        """The child's next line, as JSON; None when it ended first."""
+        assert self.process.stdout is not None
+        try:
             while b"\n" not in self.buffer:
                 chunk = await self.process.stdout.receive_some()
                 if not chunk:
@@ -97,24 +117,23 @@ class ProcessSender:
             if not child.alive:
                 await child.kill()
                 child = None
+        if child is None:
+            child = await _Child.start()
+            if child is None:
+                return DeliveryOutcome.retry("the sending process did not start")
         request = {"url": url, "title": title, "body": body, "type": notify_type}
         try:
             with trio.move_on_after(self.timeout) as scope:
-                if child is None:
-                    child = await _Child.start()
                 answer = await child.ask(request)
         except BaseException:  # cancelled from outside: end the send for real, then go on
-            if child is not None:
-                await child.kill()
-                self.killed += 1
+            await child.kill()
+            self.killed += 1
             raise
         if scope.cancelled_caught:
-            if child is not None:
-                await child.kill()
-                self.killed += 1
+            await child.kill()
+            self.killed += 1
             return DeliveryOutcome.retry(f"no answer within {self.timeout:g} s; the send was "
                                          "ended (its process killed)")
-        assert child is not None
         if answer is None:
             await child.kill()
             return DeliveryOutcome.retry(f"the sending process ended unexpectedly (exit "
