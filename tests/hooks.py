@@ -25,6 +25,7 @@ class Answer:
     status: int = 200
     delay: float = 0.0  # seconds between reading the body and answering
     headers: dict[str, str] = field(default_factory=dict)
+    trickle: float = 0.0  # > 0: then a body of one byte per this many seconds, for ever
 
 
 class Webhook:
@@ -49,7 +50,15 @@ class Webhook:
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
+                if answer.trickle:
+                    self.send_header("Content-Length", "100000")
                 self.end_headers()
+                try:
+                    while answer.trickle and not hook.closing.wait(answer.trickle):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                except OSError:
+                    pass  # the client went away
 
             def log_message(self, *args: Any) -> None:
                 pass
