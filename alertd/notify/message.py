@@ -88,13 +88,25 @@ def compose(note: Notification, rule: s.Rule | None) -> tuple[str, str]:
              + (f" ({note.entity})" if fields["entity_name"] != note.entity else ""),
              f"severity: {note.severity}"]
     if note.field:
-        lines.append(f"{note.field}: {value_text(note.value)}")
+        lines.append(f"{note.field}: {value_text(note.value)}"
+                     + _change_text(rule.condition if rule is not None else None, note.state))
     lines.append(f"since: {fields['since']} ({fields['duration']})")
     if note.labels:
         lines.append("labels: " + ", ".join(f"{k}={v}" for k, v in sorted(note.labels.items())))
     if note.description:
         lines.append(note.description)
     return title, "\n".join(lines)
+
+
+def _change_text(condition: object, state: str) -> str:
+    """For a ``change`` rule: the change it watches for, beside the current value. (The
+    notice carries the newest value only; the value the change started from and its time
+    are the engine's, not yet in ``Notification``.)"""
+    if not isinstance(condition, s.Change) or state == "resolved":
+        return ""
+    verb, amount = ("fell", condition.drop) if condition.drop is not None else \
+        ("rose", condition.rise)
+    return f" (it {verb} by {value_text(amount)} or more within {duration_text(condition.within)})"
 
 
 def summary_line(note: Notification, rule: s.Rule | None) -> str:
