@@ -100,6 +100,7 @@ async def run(config: s.Config, store: Store, *, config_path: str | None = None,
         async with trio.open_nursery() as daemon:
             async with trio.open_nursery() as workers:
                 couriers = runtime.couriers = Couriers(workers, sender, runtime)
+                workers.start_soon(sender.warm)
                 with trio.CancelScope() as stop:
                     daemon.start_soon(_signals, stop, workers.cancel_scope, reload_send)
                     async with trio.open_nursery() as nursery:

@@ -366,9 +366,15 @@ def silent_server() -> Iterator[tuple[int, list[socket.socket]]]:
 async def test_a_server_that_never_answers_costs_the_timeout_and_no_more(
         silent_server: tuple[int, list[socket.socket]]) -> None:
     port, accepted = silent_server
+    sender = ProcessSender(timeout=2)
+    await sender.warm()  # the process start is not part of a send's time
     start = trio.current_time()
-    assert (await send(f"json://127.0.0.1:{port}/alerts", TITLE, BODY, timeout=2)).delivered is False
+    try:
+        outcome = await sender.send(f"json://127.0.0.1:{port}/alerts", TITLE, BODY)
+    finally:
+        await sender.aclose()
     elapsed = trio.current_time() - start
+    assert outcome.verdict is Verdict.RETRY and sender.killed == 1
     assert accepted, "the request never reached the silent server"
     # apprise gives up by itself after its 4 s read timeout (measured: 4.4 s); under 3.5 s
     # shows it is ProcessSender's own timeout that answered

@@ -144,6 +144,13 @@ class ProcessSender:
             await child.close()
         return DeliveryOutcome.from_json(answer)
 
+    async def warm(self) -> None:
+        """Start one process ahead of the first send (it costs about 0.6 s)."""
+        if not self._idle:
+            child = await _Child.start()
+            if child is not None:
+                self._idle.append(child)
+
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []
         for child in idle:
