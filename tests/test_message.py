@@ -68,8 +68,8 @@ def test_the_default_title_and_body_name_the_entity_and_the_value() -> None:
 
 def test_a_change_notice_says_the_change_it_caught() -> None:
     """issue 12.11: a `change` notice said the current value only."""
-    drain = s.Rule(LOC, "fuel", s.Change(LOC, "lls_level_1", 600.0, drop=40.0),  # type: ignore[arg-type]
-                   notify=("ops",))
+    change = s.Change(LOC, "lls_level_1", 600.0, drop=40.0)
+    drain = s.Rule(LOC, "fuel", change, notify=("ops",))
     _, body = compose(note(value=201.5), drain)
     assert "lls_level_1: 201.5 (it fell by 40 or more within 10m)" in body
     _, body = compose(note(value=201.5, state="resolved"), drain)

@@ -98,7 +98,9 @@ def secret_parts(url: str) -> list[str]:
     if "://" not in url:
         return []
     plugin = apprise.Apprise.instantiate(url)
-    shown = str(plugin.url(privacy=True)) if plugin is not None else ""  # type: ignore[no-untyped-call]
+    shown = ""
+    if plugin is not None:
+        shown = str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]
     parts = {part for part in re.split(r"[/:@?&=#,]+", url.split("://", 1)[1])
              if len(part) >= 3 and part not in shown}
     return sorted(parts, key=len, reverse=True)

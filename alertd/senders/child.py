@@ -1,6 +1,7 @@
 """The process that runs apprise for the daemon: ``python -m alertd.senders.child``.
 
-Once it has imported apprise it says ``{"ready": true}``; then it reads one request per line on stdin (JSON: url, title, body, type), sends it with
+Once it has imported apprise it says ``{"ready": true}``; then it reads one request per line
+on stdin (JSON: url, title, body, type), sends it with
 ``apprise_sender.send_blocking`` and answers one line on stdout (a ``DeliveryOutcome`` as
 JSON), until stdin ends. The daemon kills it when a send overruns its deadline: a thread
 stuck in a receiver that trickles one byte every few seconds cannot be stopped, a process
