@@ -11,9 +11,16 @@ inbox, in one transaction. The planner loop (``_deliver``) applies silences, qui
 and grouping, and writes its messages to the outbox; each channel has its own worker, so a
 slow or failing channel never delays evaluation or the other channels, and a restart
 resumes what was neither planned nor delivered. An optional HTTP task serves /metrics.
-SIGHUP loads the file again: an invalid file is logged and the old one kept; a valid one
-restarts sources, engine and planner, and alerts of rules that still exist resume from the
-store.
+SIGHUP loads the file again (a storm of them is one reload): an invalid file is logged and
+the old one kept; a valid one restarts sources, engine and planner, and alerts of rules that
+still exist resume from the store.
+
+The URL workers (``Couriers``) live outside the generations: a reload keeps every worker
+whose channel and URL survive it, so a send in flight is never cancelled (and never sent
+twice). Each send runs in a child process (``senders.pool``) that is killed when it
+overruns. SIGINT/SIGTERM stop the sources, engine and planner at once, then give the sends
+in flight up to ``STOP_GRACE`` seconds: those that complete are recorded, the rest are
+killed and stay in the outbox for the next start; a second signal ends them at once.
 """
 
 from __future__ import annotations
@@ -42,10 +49,12 @@ from alertd.notify.message import plural
 from alertd.notify.planner import Entry, Plan, Planner, Settled
 from alertd.notify.schedule import FIRST_RETRY, next_attempt
 from alertd.notify.silences import Silence, from_config
-from alertd.senders.apprise_sender import CONSOLE_URL, AppriseSender
+from alertd.senders.apprise_sender import CONSOLE_URL
+from alertd.senders.outcome import DeliveryOutcome, Verdict
+from alertd.senders.pool import ProcessSender
 from alertd.sources import element_client, navixy_client
 from alertd.sources.stats import SourceStats
-from alertd.store import Store, StoredAlert
+from alertd.store import Delivery, Store, StoredAlert
 
 log = logging.getLogger("alertd")
 BATCH_LIMIT = 512  # batches taken per wake-up: keeps one wake-up short under a flood
@@ -53,6 +62,9 @@ CHANNEL_QUEUE = 10_000  # notifications waiting for the planner (they are in the
 HISTORY_KEPT = 90 * 86400  # notifications and ended silences, pruned at start and reload
 CURSOR_WRITE = 1.0  # seconds a replay position may wait to be written with nothing else
 SILENCES_EVERY = 1.0  # how often the store's silences are read: `silence add` works in 2 s
+STOP_GRACE = 5.0  # seconds a stop waits for sends in flight before killing them
+RELOAD_QUIET = 0.3  # a SIGHUP waits for this much quiet (a storm of them is one reload) ...
+RELOAD_WAIT = 2.0  # ... but no longer than this
 
 
 @dataclass
@@ -70,41 +82,81 @@ class Runtime:
     engine: Engine | None = None  # the running generation's, for /metrics and /alerts
     latency: Histogram = field(default_factory=Histogram)
     http_port: int | None = None
+    stop_grace: float = STOP_GRACE
+    couriers: Couriers | None = None  # the URL workers, which outlive reloads
+    reloads: int = 0  # reloads done (a storm of SIGHUPs is one)
 
 
 async def run(config: s.Config, store: Store, *, config_path: str | None = None,
               redact: Redact | None = None, out: TextIO = sys.stdout,
               send_timeout: float = 30.0,
               task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED) -> None:
-    """Run until cancelled (SIGINT/SIGTERM end it cleanly; SIGHUP reloads ``config_path``)."""
+    """Run until SIGINT/SIGTERM (a clean stop within ``STOP_GRACE`` seconds and a little) or
+    cancelled from outside (sends in flight are killed); SIGHUP reloads ``config_path``."""
     runtime = Runtime(store, Clock(), out, send_timeout=send_timeout)
     if redact is not None:
         redact.update(secrets_of(config))
     reload_send, reload_receive = trio.open_memory_channel[None](1)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_signals, nursery.cancel_scope, reload_send)
-        if config.http is not None:  # kept across reloads: a new address needs a restart
-            try:
-                runtime.http_port = await nursery.start(http_server.serve, *config.http,
-                                                        _routes(runtime, config))
-            except OSError as error:
-                raise ResourceError(_bind_problem(*config.http, error)) from error
-        started = False
+    sender = ProcessSender(timeout=send_timeout)
+    try:
+        async with trio.open_nursery() as daemon:
+            async with trio.open_nursery() as workers:
+                couriers = runtime.couriers = Couriers(workers, sender, runtime)
+                workers.start_soon(sender.warm)
+                with trio.CancelScope() as stop:
+                    daemon.start_soon(_signals, stop, workers.cancel_scope, reload_send)
+                    async with trio.open_nursery() as nursery:
+                        if config.http is not None:  # kept across reloads: a new address
+                            try:  # needs a restart
+                                runtime.http_port = await nursery.start(
+                                    http_server.serve, *config.http, _routes(runtime, config))
+                            except OSError as error:
+                                raise ResourceError(_bind_problem(*config.http, error)) \
+                                    from error
+                        await _generations(config, config_path, redact, runtime, reload_receive,
+                                           task_status)
+                couriers.stop(runtime.stop_grace)
+            daemon.cancel_scope.cancel()  # the signal task
+    finally:
+        await sender.aclose()
+
+
+async def _generations(config: s.Config, config_path: str | None, redact: Redact | None,
+                       runtime: Runtime, reloads: trio.MemoryReceiveChannel[None],
+                       task_status: trio.TaskStatus[Runtime]) -> None:
+    """One generation (sources, engine, planner) per configuration; a reload starts the
+    next one. The URL workers are configured before each and survive it."""
+    assert runtime.couriers is not None
+    started = False
+    while True:
+        runtime.couriers.configure(config)
+        async with trio.open_nursery() as generation:
+            await generation.start(_generation, config, runtime)
+            if not started:
+                task_status.started(runtime)
+                started = True
+            log.info("watching %s with %s", plural(len(config.sources), "source"),
+                     plural(len(config.rules), "rule"))
+            while True:
+                await reloads.receive()
+                await _settle(reloads)
+                runtime.reloads += 1
+                new = _reload(config_path, config, redact)
+                if new is not None:
+                    config = new
+                    generation.cancel_scope.cancel()
+                    break
+
+
+async def _settle(reloads: trio.MemoryReceiveChannel[None]) -> None:
+    """A storm of SIGHUPs is one reload: wait until none came for ``RELOAD_QUIET`` seconds
+    (at most ``RELOAD_WAIT``)."""
+    with trio.move_on_after(RELOAD_WAIT):
         while True:
-            async with trio.open_nursery() as generation:
-                await generation.start(_generation, config, runtime)
-                if not started:
-                    task_status.started(runtime)
-                    started = True
-                log.info("watching %s with %s", plural(len(config.sources), "source"),
-                         plural(len(config.rules), "rule"))
-                while True:
-                    await reload_receive.receive()
-                    new = _reload(config_path, config, redact)
-                    if new is not None:
-                        config = new
-                        generation.cancel_scope.cancel()
-                        break
+            with trio.move_on_after(RELOAD_QUIET) as quiet:
+                await reloads.receive()
+            if quiet.cancelled_caught:
+                return
 
 
 def _bind_problem(host: str, port: int, error: OSError) -> str:
@@ -134,7 +186,8 @@ def _reload(path: str | None, old: s.Config, redact: Redact | None) -> s.Config 
     return new
 
 
-async def _signals(scope: trio.CancelScope, reload: trio.MemorySendChannel[None]) -> None:
+async def _signals(stop: trio.CancelScope, sends: trio.CancelScope,
+                   reload: trio.MemorySendChannel[None]) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         async for signum in signals:
             if signum == signal.SIGHUP:
@@ -142,9 +195,13 @@ async def _signals(scope: trio.CancelScope, reload: trio.MemorySendChannel[None]
                     reload.send_nowait(None)
                 except trio.WouldBlock:
                     pass  # a reload is already waiting
-            else:
+            elif not stop.cancel_called:
                 log.info("stopping (%s)", signal.Signals(signum).name)
-                scope.cancel()
+                stop.cancel()
+            else:
+                log.warning("stopping now (%s again): sends in flight are ended",
+                            signal.Signals(signum).name)
+                sends.cancel()
 
 
 async def _generation(config: s.Config, runtime: Runtime,
@@ -306,58 +363,49 @@ def _firing_at_start(store: Store) -> list[Notification]:
 async def _deliver(config: s.Config, entries: trio.MemoryReceiveChannel[Entry | Settled],
                    runtime: Runtime, left: list[Entry]) -> None:
     """Plan what each channel is told (silences, quiet hours, grouping), write the messages
-    to the outbox, then wake the channels' workers. ``console://`` prints at once.
-    Notifications left in the inbox by an earlier run are planned first."""
+    to the outbox, then wake the URLs' workers (``Couriers``, which outlive this planner).
+    ``console://`` prints at once. Notifications left in the inbox by an earlier run are
+    planned first."""
     store, clock = runtime.store, runtime.clock
     now = clock.now()
     planner = Planner(config.rules, config.channels, _silences(config, store, now))
     planner.seed(_firing_at_start(store))
-    sender = AppriseSender(timeout=runtime.send_timeout)
-    kicks: dict[tuple[str, str], trio.MemorySendChannel[None]] = {}
-    async with trio.open_nursery() as nursery:
-        for channel in config.channels.values():
-            for url in channel.urls:
-                if url != CONSOLE_URL:
-                    kick, woken = trio.open_memory_channel[None](1)
-                    kicks[(channel.name, url)] = kick
-                    nursery.start_soon(_url_worker, channel.name, url, woken, sender, runtime)
-        taken: list[Entry | Settled] = list(left)
-        if taken:
-            log.info("resuming %s left by the last run", plural(len(taken), "notification"))
-        silences_read = now
-        async with entries:
-            while True:
-                plan = Plan()
-                for entry in taken:
-                    if isinstance(entry, Settled):
-                        planner.settle(entry)
-                    else:
-                        planner.offer(entry, now, plan)
-                planner.on_timer(now, plan)
-                for decision in plan.decisions:
-                    log.info("notify: %s", decision)
-                _dispatch(config, plan, store, now, kicks, runtime)
-                due = planner.next_deadline()
-                wake = min(math.inf if due is None else due, silences_read + SILENCES_EVERY)
-                taken = []
-                with trio.move_on_at(clock.trio_time(wake)):
+    taken: list[Entry | Settled] = list(left)
+    if taken:
+        log.info("resuming %s left by the last run", plural(len(taken), "notification"))
+    silences_read = now
+    async with entries:
+        while True:
+            plan = Plan()
+            for entry in taken:
+                if isinstance(entry, Settled):
+                    planner.settle(entry)
+                else:
+                    planner.offer(entry, now, plan)
+            planner.on_timer(now, plan)
+            for decision in plan.decisions:
+                log.info("notify: %s", decision)
+            _dispatch(config, plan, store, now, runtime)
+            due = planner.next_deadline()
+            wake = min(math.inf if due is None else due, silences_read + SILENCES_EVERY)
+            taken = []
+            with trio.move_on_at(clock.trio_time(wake)):
+                try:
+                    taken.append(await entries.receive())
+                except trio.EndOfChannel:
+                    return
+                while True:
                     try:
-                        taken.append(await entries.receive())
-                    except trio.EndOfChannel:
-                        return
-                    while True:
-                        try:
-                            taken.append(entries.receive_nowait())
-                        except (trio.WouldBlock, trio.EndOfChannel):
-                            break
-                now = clock.now()
-                if now >= silences_read + SILENCES_EVERY:
-                    planner.set_silences(_silences(config, store, now))
-                    silences_read = now
+                        taken.append(entries.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+            now = clock.now()
+            if now >= silences_read + SILENCES_EVERY:
+                planner.set_silences(_silences(config, store, now))
+                silences_read = now
 
 
 def _dispatch(config: s.Config, plan: Plan, store: Store, now: float,
-              kicks: dict[tuple[str, str], trio.MemorySendChannel[None]],
               runtime: Runtime) -> None:
     queued = []
     for message in plan.messages:
@@ -366,47 +414,143 @@ def _dispatch(config: s.Config, plan: Plan, store: Store, now: float,
                 print_console(runtime.out, message.title, message.body, now)
                 runtime.delivered += 1
             else:
-                queued.append((message.channel, url, message.title, message.body))
+                queued.append((message.channel, url, message.title, message.body,
+                               str(message.notify_type)))
     if queued or plan.consumed:
         store.plan(queued, plan.consumed, now)
-    for channel, url, _title, _body in queued:
-        try:
-            kicks[(channel, url)].send_nowait(None)
-        except trio.WouldBlock:
-            pass  # already woken
+    if runtime.couriers is not None:
+        for channel, url, *_ in queued:
+            runtime.couriers.kick(channel, url)
 
 
-async def _url_worker(channel: str, url: str, woken: trio.MemoryReceiveChannel[None],
-                      sender: AppriseSender, runtime: Runtime) -> None:
-    """Deliver one URL's due outbox rows in order; a failure is retried with backoff (this
-    URL only) and given up after an hour. One worker per URL, so a hanging Slack does not
-    hold up the e-mail of the same channel. Rows left by an earlier run resume at start."""
+@dataclass(eq=False)
+class Courier:
+    """One URL's worker, as its peers see it: how to wake it, whether it is asked to end,
+    the cancel scope of its send in flight, and until when the URL is held (backoff or the
+    receiver's Retry-After apply to the URL, not only to one message)."""
+
+    channel: str
+    url: str
+    kick: trio.MemorySendChannel[None]
+    woken: trio.MemoryReceiveChannel[None]
+    stopping: bool = False
+    sending: trio.CancelScope | None = None
+    hold_until: float = 0.0
+
+
+class Couriers:
+    """The URL workers, one per (channel, URL), in the nursery ``run`` gives them. A reload
+    calls ``configure``: workers of URLs that survive go on untouched (a send in flight is
+    never cancelled), new ones start, removed ones finish what they are sending and end."""
+
+    def __init__(self, nursery: trio.Nursery, sender: ProcessSender, runtime: Runtime) -> None:
+        self.nursery = nursery
+        self.sender = sender
+        self.runtime = runtime
+        self.workers: dict[tuple[str, str], Courier] = {}
+
+    def configure(self, config: s.Config) -> None:
+        wanted = {(channel.name, url) for channel in config.channels.values()
+                  for url in channel.urls if url != CONSOLE_URL}
+        for key, courier in self.workers.items():
+            courier.stopping = key not in wanted  # a URL put back while it ends goes on
+            self.kick(*key)
+        for key in wanted - set(self.workers):
+            kick, woken = trio.open_memory_channel[None](1)
+            courier = self.workers[key] = Courier(*key, kick, woken)
+            self.nursery.start_soon(_url_worker, courier, self.sender, self.runtime)
+
+    def kick(self, channel: str, url: str) -> None:
+        courier = self.workers.get((channel, url))
+        if courier is not None:
+            try:
+                courier.kick.send_nowait(None)
+            except trio.WouldBlock:
+                pass  # already woken
+
+    def stop(self, grace: float) -> None:
+        """Every worker ends: idle ones at once, one sending once its send is over or
+        ``grace`` seconds from now, whichever comes first (then its process is killed)."""
+        deadline = trio.current_time() + grace
+        for courier in self.workers.values():
+            courier.stopping = True
+            if courier.sending is not None:
+                courier.sending.deadline = min(courier.sending.deadline, deadline)
+            self.kick(courier.channel, courier.url)
+
+    def ended(self, courier: Courier) -> None:
+        if self.workers.get((courier.channel, courier.url)) is courier:
+            del self.workers[(courier.channel, courier.url)]
+
+
+async def _url_worker(courier: Courier, sender: ProcessSender, runtime: Runtime) -> None:
+    """Deliver one URL's due outbox rows in order. A retryable failure holds the URL (this
+    URL only) with backoff, or as long as the receiver asked (Retry-After, capped), and is
+    given up after an hour; a permanent one is given up at once. One worker per URL, so a
+    hanging Slack does not hold up the e-mail of the same channel. Rows left by an earlier
+    run resume at start."""
     store, clock = runtime.store, runtime.clock
-    kind = url.split("://", 1)[0]
-    while True:
-        for delivery in store.pending(channel, url):
-            if delivery.due > clock.now():
-                break
-            if await sender.send(url, delivery.title, delivery.body):
-                store.delivered(delivery.id)
-                runtime.delivered += 1
-                continue
-            now = clock.now()
-            retry_at = next_attempt(delivery.created, delivery.attempts + 1, now,
-                                    first=runtime.retry_first)
-            if retry_at is None:
-                store.delivered(delivery.id)
-                runtime.failed += 1
-                log.error("channel '%s': gave up delivering '%s' (%s://) after %d attempts",
-                          channel, delivery.title, kind, delivery.attempts + 1)
-            else:
-                store.retry(delivery.id, retry_at)
-                log.warning("channel '%s': delivery failed (%s://); retrying in %.3g s",
-                            channel, kind, retry_at - now)
-        pending = store.pending(channel, url)
-        wake = clock.trio_time(pending[0].due) if pending else math.inf
-        with trio.move_on_at(wake):
-            await woken.receive()
+    try:
+        while not courier.stopping:
+            for delivery in store.pending(courier.channel, courier.url):
+                now = clock.now()
+                if courier.stopping or delivery.due > now or courier.hold_until > now:
+                    break
+                with trio.CancelScope() as scope:
+                    courier.sending = scope
+                    outcome = await sender.send(courier.url, delivery.title, delivery.body,
+                                                delivery.notify_type)
+                courier.sending = None
+                if scope.cancelled_caught:
+                    log.warning("channel '%s': stop: a send to %s:// was still running after "
+                                "%g s and was ended; it is sent again at the next start",
+                                courier.channel, _kind(courier.url), runtime.stop_grace)
+                    return
+                if not _record(courier, delivery, outcome, runtime):
+                    break
+            if courier.stopping:
+                return
+            pending = store.pending(courier.channel, courier.url)
+            due = max(pending[0].due, courier.hold_until) if pending else math.inf
+            with trio.move_on_at(clock.trio_time(due)):
+                await courier.woken.receive()
+    finally:
+        if runtime.couriers is not None:
+            runtime.couriers.ended(courier)
+
+
+def _kind(url: str) -> str:
+    return url.split("://", 1)[0]
+
+
+def _record(courier: Courier, delivery: Delivery, outcome: DeliveryOutcome,
+            runtime: Runtime) -> bool:
+    """Write down what a send came to; False when the URL is now held (try later)."""
+    store, now, kind = runtime.store, runtime.clock.now(), _kind(courier.url)
+    if outcome.delivered:
+        store.delivered(delivery.id)
+        runtime.delivered += 1
+        return True
+    if outcome.verdict is Verdict.PERMANENT:
+        store.delivered(delivery.id)
+        runtime.failed += 1
+        log.error("channel '%s': gave up delivering '%s' (%s://) at once, retrying cannot "
+                  "help: %s", courier.channel, delivery.title, kind, outcome.reason)
+        return True
+    retry_at = next_attempt(delivery.created, delivery.attempts + 1, now,
+                            first=runtime.retry_first, retry_after=outcome.retry_after)
+    if retry_at is None:
+        store.delivered(delivery.id)
+        runtime.failed += 1
+        log.error("channel '%s': gave up delivering '%s' (%s://) after %d attempts: %s",
+                  courier.channel, delivery.title, kind, delivery.attempts + 1, outcome.reason)
+        return True
+    store.retry(delivery.id, retry_at)
+    courier.hold_until = retry_at
+    asked = " as the receiver asked (Retry-After)" if outcome.retry_after is not None else ""
+    log.warning("channel '%s': delivery failed (%s://): %s; retrying in %.3g s%s",
+                courier.channel, kind, outcome.reason, retry_at - now, asked)
+    return False
 
 
 def print_console(out: TextIO, title: str, body: str, at: float) -> None:

@@ -276,7 +276,9 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
     from alertd.app import print_console
     from alertd.config import load_config
-    from alertd.senders.apprise_sender import CONSOLE_URL, AppriseSender, scheme_of
+    from alertd.senders.apprise_sender import CONSOLE_URL, scheme_of
+    from alertd.senders.outcome import DeliveryOutcome
+    from alertd.senders.pool import ProcessSender
 
     try:
         config = load_config(args.config)
@@ -291,19 +293,29 @@ def cmd_notify(args: argparse.Namespace) -> int:
               f"{suggest(args.channel, config.channels)}; channels: "
               + ", ".join(sorted(config.channels)), file=sys.stderr)
         return EXIT_FAILED
-    sender = AppriseSender(timeout=args.timeout)
-    failures = 0
-    for url in channel.urls:
-        if url == CONSOLE_URL:
-            from alertd.clock import wall_time
 
-            print_console(sys.stdout, args.title, args.body, wall_time())
-            ok = True
-        else:
-            ok = trio.run(sender.send, url, args.title, args.body)
-        failures += not ok
-        print(f"{args.channel}: {scheme_of(url) or url}:// "
-              f"{'delivered' if ok else 'NOT delivered'}")
+    async def send_all() -> int:
+        sender = ProcessSender(timeout=args.timeout, keep=1)
+        failures = 0
+        try:
+            for url in channel.urls:
+                if url == CONSOLE_URL:
+                    from alertd.clock import wall_time
+
+                    print_console(sys.stdout, args.title, args.body, wall_time())
+                    outcome = DeliveryOutcome.ok()
+                else:
+                    outcome = await sender.send(url, args.title, args.body)
+                failures += not outcome.delivered
+                # the reason comes masked: apprise's privacy rendering hides the URL's secrets
+                said = "delivered" if outcome.delivered else "NOT delivered" + (
+                    f": {outcome.reason}" if outcome.reason else "")
+                print(f"{args.channel}: {scheme_of(url) or url}:// {said}", flush=True)
+        finally:
+            await sender.aclose()
+        return failures
+
+    failures = trio.run(send_all)
     return EXIT_OK if failures == 0 else EXIT_FAILED
 
 

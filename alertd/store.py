@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS silences (
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, url TEXT NOT NULL,
     title TEXT NOT NULL, body TEXT NOT NULL, created REAL NOT NULL, due REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0);
+    attempts INTEGER NOT NULL DEFAULT 0, notify_type TEXT NOT NULL DEFAULT 'info');
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (channel, due);
 CREATE TABLE IF NOT EXISTS inbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, note TEXT NOT NULL,
@@ -86,6 +86,7 @@ class Delivery:
     created: float
     due: float
     attempts: int
+    notify_type: str = "info"  # apprise's: info, success, warning or failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,14 @@ class StoredSilence:
     ends: float
     comment: str
     created: float
+
+
+def _add_outbox_notify_type(db: sqlite3.Connection) -> None:
+    """Files written before the outbox kept apprise's notify type get the column (rows
+    already queued are sent as "info", as they would have been)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+    if "notify_type" not in columns:
+        db.execute("ALTER TABLE outbox ADD COLUMN notify_type TEXT NOT NULL DEFAULT 'info'")
 
 
 class Store:
@@ -115,6 +124,7 @@ class Store:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(SCHEMA)
+        _add_outbox_notify_type(db)
         return cls(db, path)
 
     def close(self) -> None:
@@ -177,20 +187,23 @@ class Store:
         rows = self.db.execute("SELECT id, channel, note FROM inbox ORDER BY id").fetchall()
         return [(row[0], row[1], note_from_json(row[2])) for row in rows]
 
-    def plan(self, deliveries: Iterable[tuple[str, str, str, str]], consumed: Iterable[int],
+    def plan(self, deliveries: Iterable[tuple[str, ...]], consumed: Iterable[int],
              now: float) -> None:
         """The planner's step in one transaction: messages into the outbox, and the inbox
-        rows they (or a silence) used up removed, so a crash in between loses nothing."""
+        rows they (or a silence) used up removed, so a crash in between loses nothing.
+        Each delivery is (channel, url, title, body[, notify type]); the type is "info"
+        when not given."""
         with self.transaction() as db:
-            db.executemany("INSERT INTO outbox (channel, url, title, body, created, due) "
-                           "VALUES (?, ?, ?, ?, ?, ?)",
-                           [(c, u, t, b, now, now) for c, u, t, b in deliveries])
+            db.executemany("INSERT INTO outbox (channel, url, title, body, created, due, "
+                           "notify_type) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [(*d[:4], now, now, d[4] if len(d) > 4 else "info")
+                            for d in deliveries])
             db.executemany("DELETE FROM inbox WHERE id = ?", [(i,) for i in consumed])
 
     def pending(self, channel: str, url: str | None = None) -> list[Delivery]:
         """The channel's deliveries (to one of its URLs, if given), soonest due first."""
-        query = "SELECT id, channel, url, title, body, created, due, attempts FROM outbox " \
-                "WHERE channel = ?"
+        query = "SELECT id, channel, url, title, body, created, due, attempts, notify_type " \
+                "FROM outbox WHERE channel = ?"
         args: tuple[str, ...] = (channel,)
         if url is not None:
             query, args = query + " AND url = ?", (channel, url)

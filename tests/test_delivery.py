@@ -29,7 +29,7 @@ class Hook(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         length = int(self.headers.get("Content-Length", 0))
         Hook.received.append(json.loads(self.rfile.read(length)))
-        self.send_response(200)
+        self.send_response(404 if self.path.startswith("/missing") else 200)
         self.end_headers()
 
     def log_message(self, *args: Any) -> None:
@@ -175,9 +175,12 @@ async def test_a_restart_resumes_deliveries_and_notices_left_behind(tmp_path: Pa
     store.close()
 
     async def scenario(element: FakeElement) -> None:
+        outbox = Store.open(tmp_path / "alertd-state.db")
         with trio.fail_after(15):  # well before group_wait would have passed again
-            while len(Hook.received) < 2:
+            # taken, and recorded so (a send cancelled before that is sent again)
+            while len(Hook.received) < 2 or outbox.pending("hook") or outbox.inbox():
                 await trio.sleep(0.05)
+        outbox.close()
 
     try:
         await run_daemon_until(path, scenario)
@@ -203,6 +206,7 @@ def test_notify_command_says_whether_each_url_took_the_message(tmp_path: Path) -
         channels:
           ops: [json://127.0.0.1:{server.server_port}/alerts, console://]
           dead: json://127.0.0.1:9/nobody-listens
+          gone: json://alertd:hunter2secret@127.0.0.1:{server.server_port}/missing
         rules:
           - {{name: a, silent: {{after: 5m}}, notify: [ops]}}
         """))
@@ -214,14 +218,22 @@ def test_notify_command_says_whether_each_url_took_the_message(tmp_path: Path) -
                               timeout=60)
         typo = subprocess.run([sys.executable, "-m", "alertd", "notify", "opz", "-c",
                                str(path)], capture_output=True, text=True, timeout=60)
+        gone = subprocess.run([sys.executable, "-m", "alertd", "notify", "gone", "-c",
+                               str(path)], capture_output=True, text=True, timeout=60)
     finally:
         server.shutdown()
     assert ok.returncode == 0, ok.stderr
     assert [line for line in ok.stdout.splitlines() if line.startswith("ops:")] == [
         "ops: json:// delivered", "ops: console:// delivered"]
     assert "hello" in ok.stdout  # the console:// URL printed the message itself
-    assert [m["title"] for m in Hook.received] == ["hello"]
-    assert dead.returncode == 1 and dead.stdout.strip() == "dead: json:// NOT delivered"
+    assert [m["title"] for m in Hook.received[:1]] == ["hello"]
+    # not delivered: apprise's reason, per URL, with the URL's secrets masked (issue 12.5)
+    assert dead.returncode == 1 and dead.stdout.strip() == (
+        "dead: json:// NOT delivered: A Connection error occurred sending JSON notification "
+        "to 127.0.0.1")
+    assert gone.returncode == 1 and gone.stdout.startswith(
+        "gone: json:// NOT delivered: HTTP 404 Not Found ("), gone.stdout
+    assert "hunter2secret" not in gone.stdout + gone.stderr
     assert typo.returncode == 1
     assert typo.stderr.strip() == (f"alertd: no channel 'opz' in {path} (did you mean 'ops'?); "
-                                   "channels: dead, ops")
+                                   "channels: dead, gone, ops")

@@ -64,3 +64,13 @@ def test_the_default_title_and_body_name_the_entity_and_the_value() -> None:
         "lls_level_1: 262.9138", "since: 2026-01-01 00:00:00 UTC (1m30s)"]
     title, _ = compose(note(repeat=True), rule())
     assert title == "[FIRING again] fuel: Truck 7"
+
+
+def test_a_change_notice_says_the_change_it_caught() -> None:
+    """issue 12.11: a `change` notice said the current value only."""
+    change = s.Change(LOC, "lls_level_1", 600.0, drop=40.0)
+    drain = s.Rule(LOC, "fuel", change, notify=("ops",))
+    _, body = compose(note(value=201.5), drain)
+    assert "lls_level_1: 201.5 (it fell by 40 or more within 10m)" in body
+    _, body = compose(note(value=201.5, state="resolved"), drain)
+    assert "lls_level_1: 201.5\n" in body

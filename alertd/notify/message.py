@@ -4,8 +4,9 @@ when, severity)."""
 
 from __future__ import annotations
 
+import enum
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,6 +22,30 @@ MARK = {"firing": "FIRING", "resolved": "RESOLVED", "flapping": "FLAPPING"}
 def plural(count: int, word: str) -> str:
     """``1 alert``, ``2 alerts``: the count with its noun."""
     return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+class NotifyType(enum.StrEnum):
+    """apprise's notify types (its values), from least to most severe: Slack, Telegram,
+    Teams and webhooks show them (a colour, an icon, the JSON ``type``)."""
+
+    SUCCESS = "success"
+    INFO = "info"
+    WARNING = "warning"
+    FAILURE = "failure"
+
+
+_BY_SEVERITY = {"critical": NotifyType.FAILURE, "warning": NotifyType.WARNING,
+                "info": NotifyType.INFO}
+_RANK = list(NotifyType)
+
+
+def notify_type(notes: Iterable[Notification]) -> NotifyType:
+    """What apprise is told a message is (SPEC 6): a resolved notice is a success; a firing
+    (or flapping) one says its severity (critical: failure, warning: warning, info: info); a
+    group or digest takes the most severe of what it holds."""
+    kinds = [NotifyType.SUCCESS if note.state == "resolved"
+             else _BY_SEVERITY.get(note.severity, NotifyType.WARNING) for note in notes]
+    return max(kinds, key=_RANK.index, default=NotifyType.INFO)
 
 
 def duration_text(seconds: float) -> str:
@@ -68,13 +93,25 @@ def compose(note: Notification, rule: s.Rule | None) -> tuple[str, str]:
              + (f" ({note.entity})" if fields["entity_name"] != note.entity else ""),
              f"severity: {note.severity}"]
     if note.field:
-        lines.append(f"{note.field}: {value_text(note.value)}")
+        lines.append(f"{note.field}: {value_text(note.value)}"
+                     + _change_text(rule.condition if rule is not None else None, note.state))
     lines.append(f"since: {fields['since']} ({fields['duration']})")
     if note.labels:
         lines.append("labels: " + ", ".join(f"{k}={v}" for k, v in sorted(note.labels.items())))
     if note.description:
         lines.append(note.description)
     return title, "\n".join(lines)
+
+
+def _change_text(condition: object, state: str) -> str:
+    """For a ``change`` rule: the change it watches for, beside the current value. (The
+    notice carries the newest value only; the value the change started from and its time
+    are the engine's, not yet in ``Notification``.)"""
+    if not isinstance(condition, s.Change) or state == "resolved":
+        return ""
+    verb, amount = ("fell", condition.drop) if condition.drop is not None else \
+        ("rose", condition.rise)
+    return f" (it {verb} by {value_text(amount)} or more within {duration_text(condition.within)})"
 
 
 def summary_line(note: Notification, rule: s.Rule | None) -> str:

@@ -28,7 +28,13 @@ from dataclasses import dataclass, field
 
 from alertd.config import schema as s
 from alertd.model import Notification
-from alertd.notify.message import compose_digest, compose_group, plural
+from alertd.notify.message import (
+    NotifyType,
+    compose_digest,
+    compose_group,
+    notify_type,
+    plural,
+)
 from alertd.notify.mute import local_text, muted_until
 from alertd.notify.silences import Silence, alert_values, covering
 
@@ -61,6 +67,11 @@ class Message:
     title: str
     body: str
     notes: tuple[Notification, ...]
+
+    @property
+    def notify_type(self) -> NotifyType:
+        """apprise's notify type: from the notices' states and severities."""
+        return notify_type(self.notes)
 
 
 @dataclass(slots=True)

@@ -1,7 +1,9 @@
 """The apprise edge: the only module of alertd that imports apprise.
 
-For now it validates channel URLs offline (``url_problem``) with apprise's own parser, the
-same code that will later send, so ``alertd check`` accepts exactly what apprise can use.
+It validates channel URLs offline (``url_problem``) with apprise's own parser, the same
+code that sends, so ``alertd check`` accepts exactly what apprise can use, and it sends
+(``send_blocking``): the daemon runs that in a child process (``alertd.senders.child``)
+that it can kill when a send overruns, because a thread cannot be stopped.
 apprise's own messages often repeat the URL, secrets included: only those that do not are
 passed on, with any part of the URL masked.
 """
@@ -9,12 +11,16 @@ passed on, with any part of the URL masked.
 from __future__ import annotations
 
 import difflib
-import functools
+import email.utils
+import http
 import logging
 import re
+import threading
+import time
 from functools import lru_cache
+from typing import Any
 
-import trio
+from alertd.senders.outcome import DeliveryOutcome
 
 CONSOLE_URL = "console://"
 
@@ -147,38 +153,118 @@ def url_secrets(url: str) -> list[str]:
     return sorted(found | pieces)
 
 
-class AppriseSender:
-    """Delivers to apprise URLs, one ``Apprise`` object per URL (apprise sleeps between sends
-    on one object, and a slow URL must not hold up the others), each ``notify()`` in a worker
-    thread so the event loop never blocks."""
+def secret_parts(url: str) -> list[str]:
+    """``url_secrets``, longest first (a longer secret is masked before a piece of it)."""
+    return sorted(url_secrets(url), key=len, reverse=True)
 
-    def __init__(self, timeout: float = 30.0) -> None:
-        self.timeout = timeout
-        self._clients: dict[str, object] = {}
 
-    def _client(self, url: str) -> object:
-        import apprise
+def mask(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
 
-        client = self._clients.get(url)
-        if client is None:
-            client = apprise.Apprise()
-            client.add(url)
-            self._clients[url] = client
-        return client
 
-    def send_blocking(self, url: str, title: str, body: str) -> bool:
-        """Send one message to one URL; True when apprise reports success."""
-        import apprise
+_answers: list[tuple[int, str | None]] = []  # (HTTP status, Retry-After) seen during a send
+_answers_lock = threading.Lock()
 
-        client = self._client(url)
+
+def _watch_http() -> None:
+    """Note the status and ``Retry-After`` of every HTTP answer apprise's plugins get
+    (through ``requests``): apprise logs a status code in words at most, never the header."""
+    import requests
+
+    if getattr(requests.Session.send, "_alertd_watch", False):
+        return
+    original = requests.Session.send
+
+    def send(self: Any, request: Any, **kwargs: Any) -> Any:
+        response = original(self, request, **kwargs)
+        with _answers_lock:
+            _answers.append((int(response.status_code), response.headers.get("Retry-After")))
+        return response
+
+    send._alertd_watch = True  # type: ignore[attr-defined]
+    setattr(requests.Session, "send", send)
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """``Retry-After`` as seconds from ``now``: delta-seconds or an HTTP date (RFC 9110)."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def classify(delivered: bool, timed_out: bool, answers: list[tuple[int, str | None]],
+             reasons: list[str], now: float) -> DeliveryOutcome:
+    """The outcome of one apprise call from what it returned, the HTTP answers its plugin
+    got, and its (masked) warnings. Pure, so the rules are tested as a table."""
+    if delivered:
+        return DeliveryOutcome.ok()
+    said = "; ".join(reasons)
+    if answers:
+        status, header = answers[-1]
+        words = f"HTTP {status} {_phrase(status)}".strip() + (f" ({said})" if said else "")
+        if status in (429, 503):
+            return DeliveryOutcome.retry(words, retry_after_seconds(header, now))
+        if 400 <= status < 500 and status != 408:
+            return DeliveryOutcome.permanent(words)
+        return DeliveryOutcome.retry(words)
+    if timed_out:
+        return DeliveryOutcome.retry(said or "apprise gave up waiting for the service")
+    return DeliveryOutcome.retry(said or "apprise reported a failure without a reason")
+
+
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+_clients: dict[str, Any] = {}
+
+
+def send_blocking(url: str, title: str, body: str, notify_type: str = "info") -> DeliveryOutcome:
+    """Send one message to one URL and say what came of it (blocking: alertd runs it in a
+    child process, ``alertd.senders.child``, that it can kill). One ``Apprise`` object per
+    URL (apprise paces the sends on one object). One send at a time per process: the HTTP
+    answers are noted process-wide."""
+    import apprise
+
+    client = _clients.get(url)
+    if client is None:
+        client = apprise.Apprise()
+        if not client.add(url):
+            return DeliveryOutcome.permanent(url_problem(url) or "apprise cannot use this URL")
+        _clients[url] = client
+    _watch_http()
+    with _answers_lock:
+        _answers.clear()
+    collect = _Collect()
+    logger = logging.getLogger("apprise")
+    logger.addHandler(collect)
+    propagate, logger.propagate = logger.propagate, False
+    try:
         # Our words are plain text: without TEXT, apprise reads them as HTML, and e-mail's
         # plain part loses every line break (and a "<" in a value would become markup).
-        result = client.notify(title=title, body=body or title,  # type: ignore[attr-defined]
+        result = client.notify(title=title, body=body or title, notify_type=notify_type,
                                body_format=apprise.NotifyFormat.TEXT)
-        return bool(result)
-
-    async def send(self, url: str, title: str, body: str) -> bool:
-        with trio.move_on_after(self.timeout):
-            return await trio.to_thread.run_sync(
-                functools.partial(self.send_blocking, url, title, body), abandon_on_cancel=True)
-        return False
+    finally:
+        logger.removeHandler(collect)
+        logger.propagate = propagate
+    with _answers_lock:
+        answers = list(_answers)
+    secrets = secret_parts(url)
+    reasons = [mask(message, secrets).strip().rstrip(".:").strip()
+               for message in collect.messages]
+    timed_out = getattr(result, "status", None) == apprise.AppriseResultStatus.TIMEOUT
+    return classify(bool(result), timed_out, answers, [r for r in reasons if r], time.time())

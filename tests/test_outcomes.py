@@ -1,0 +1,114 @@
+"""The pure rules of delivery outcomes, as tables: how an apprise call's result and HTTP
+answers become delivered / retry after / permanent, when to retry, and which apprise notify
+type a message gets. Also the outbox's notify type surviving an older state file."""
+
+from __future__ import annotations
+
+import sqlite3
+from email.utils import format_datetime
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from alertd.model import Notification
+from alertd.notify.message import NotifyType, notify_type
+from alertd.notify.schedule import GIVE_UP_AFTER, MAX_RETRY_AFTER, next_attempt
+from alertd.senders.apprise_sender import classify, retry_after_seconds
+from alertd.senders.outcome import DeliveryOutcome, Verdict
+
+NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+@pytest.mark.parametrize(("delivered", "timed_out", "answers", "verdict", "after"), [
+    (True, False, [(200, None)], Verdict.DELIVERED, None),
+    (False, False, [(429, "3")], Verdict.RETRY, 3.0),
+    (False, False, [(503, "120")], Verdict.RETRY, 120.0),
+    (False, False, [(429, None)], Verdict.RETRY, None),
+    (False, False, [(503, format_datetime(datetime.fromtimestamp(NOW + 90, timezone.utc),
+                                         usegmt=True))], Verdict.RETRY, 90.0),
+    (False, False, [(404, None)], Verdict.PERMANENT, None),
+    (False, False, [(401, None)], Verdict.PERMANENT, None),
+    (False, False, [(403, None)], Verdict.PERMANENT, None),
+    (False, False, [(408, None)], Verdict.RETRY, None),
+    (False, False, [(500, None)], Verdict.RETRY, None),
+    (False, False, [(302, None), (404, None)], Verdict.PERMANENT, None),  # the last answer
+    (False, True, [], Verdict.RETRY, None),
+    (False, False, [], Verdict.RETRY, None),  # no HTTP at all: SMTP, a refused connection
+])
+def test_classify(delivered: bool, timed_out: bool, answers: list[tuple[int, str | None]],
+                  verdict: Verdict, after: float | None) -> None:
+    outcome = classify(delivered, timed_out, answers, ["apprise said so"], NOW)
+    assert outcome.verdict is verdict
+    assert outcome.retry_after == after
+    if verdict is not Verdict.DELIVERED:
+        assert "apprise said so" in outcome.reason
+
+
+def test_a_reason_names_the_http_status() -> None:
+    assert classify(False, False, [(404, None)], [], NOW).reason == "HTTP 404 Not Found"
+
+
+@pytest.mark.parametrize(("header", "seconds"), [
+    ("7", 7.0), (" 0 ", 0.0), ("soon", None), ("", None), (None, None), ("-3", None),
+    ("Wed, 31 Dec 2025 23:59:00 GMT", 0.0),  # in the past: at once
+])
+def test_retry_after_seconds(header: str | None, seconds: float | None) -> None:
+    assert retry_after_seconds(header, NOW) == seconds
+
+
+def test_retry_after_replaces_the_backoff_and_is_capped() -> None:
+    assert next_attempt(NOW, 1, NOW, first=10.0, retry_after=3.0) == NOW + 3.0
+    assert next_attempt(NOW, 1, NOW, first=10.0, retry_after=86400.0) == NOW + MAX_RETRY_AFTER
+    assert next_attempt(NOW, 1, NOW, first=10.0) == NOW + 10.0
+    # the hour still ends it
+    late = NOW + GIVE_UP_AFTER - 100
+    assert next_attempt(NOW, 9, late, retry_after=300.0) is None
+
+
+def note(state: str, severity: str) -> Notification:
+    return Notification("r", "s/e", state, NOW, NOW, severity, "s")
+
+
+@pytest.mark.parametrize(("notes", "kind"), [
+    ([note("firing", "critical")], NotifyType.FAILURE),
+    ([note("firing", "warning")], NotifyType.WARNING),
+    ([note("firing", "info")], NotifyType.INFO),
+    ([note("resolved", "critical")], NotifyType.SUCCESS),
+    ([note("flapping", "critical")], NotifyType.FAILURE),
+    ([note("resolved", "critical"), note("firing", "info")], NotifyType.INFO),
+    ([note("firing", "warning"), note("firing", "critical"), note("resolved", "info")],
+     NotifyType.FAILURE),
+    ([], NotifyType.INFO),
+])
+def test_notify_type_is_the_most_severe_of_the_message(notes: list[Notification],
+                                                       kind: NotifyType) -> None:
+    assert notify_type(notes) is kind
+
+
+def test_outcome_crosses_the_process_boundary_unchanged() -> None:
+    for outcome in (DeliveryOutcome.ok(), DeliveryOutcome.retry("HTTP 429", 3.0),
+                    DeliveryOutcome.permanent("HTTP 404 Not Found")):
+        assert DeliveryOutcome.from_json(outcome.to_json()) == outcome
+
+
+def test_an_older_state_file_gets_the_outbox_notify_type(tmp_path: Path) -> None:
+    from alertd.store import Store
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, url TEXT NOT NULL,
+            title TEXT NOT NULL, body TEXT NOT NULL, created REAL NOT NULL,
+            due REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0);
+        INSERT INTO outbox (channel, url, title, body, created, due)
+            VALUES ('hook', 'json://h/x', 'left over', 'b', 1, 1);
+        """)
+    db.commit()
+    db.close()
+    store = Store.open(path)
+    store.plan([("hook", "json://h/x", "new", "b", "failure")], [], now=2.0)
+    assert [(d.title, d.notify_type) for d in store.pending("hook")] == [
+        ("left over", "info"), ("new", "failure")]
+    store.close()
