@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from alertd.config import schema as s
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_STORE = 74  # the state file failed under a running daemon (sysexits' EX_IOERR)
 
 
 def _plural(count: int, word: str) -> str:
@@ -83,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from alertd import app, logs
     from alertd.config import load_config
-    from alertd.store import Store
+    from alertd.store import Store, StoreError
 
     redact = logs.setup(args.debug, args.log_format)
     try:
@@ -92,15 +93,41 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_problems(error, args.config, "invalid, not started (")
         return EXIT_USAGE
     try:
-        store = Store.open(config.state)
-    except Exception as error:  # sqlite3.Error or OSError: one line, not a traceback
-        print(f"alertd: cannot open the state file {config.state}: {error}", file=sys.stderr)
+        store = Store.open_daemon(config.state)
+    except StoreError as error:  # missing folder, unwritable, not a database, in use
+        print(f"alertd: {error}", file=sys.stderr)
         return EXIT_FAILED
     try:
         trio.run(lambda: app.run(config, store, config_path=args.config, redact=redact))
+    except BaseExceptionGroup as group:
+        failure = _store_failure(group, str(config.state))
+        if failure is None:
+            raise
+        if args.debug:
+            traceback.print_exc()
+        print(f"alertd: {failure}", file=sys.stderr)
+        return EXIT_STORE
     finally:
         store.close()
     return EXIT_OK
+
+
+def _store_failure(group: BaseExceptionGroup[BaseException], path: str) -> str | None:
+    """The one line for a daemon stopped by its state file (corrupt, replaced, failing too
+    long, or an SQLite error where no write was expected to fail); None for anything else."""
+    import sqlite3
+
+    from alertd.store import StoreError, cause
+
+    found: BaseException | None = group.subgroup(
+        lambda error: isinstance(error, (StoreError, sqlite3.Error)))
+    while isinstance(found, BaseExceptionGroup):
+        found = found.exceptions[0]
+    if isinstance(found, StoreError):
+        return str(found)
+    if isinstance(found, sqlite3.Error):
+        return f"state file {path}: {cause(found)}; stopping"
+    return None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
