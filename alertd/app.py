@@ -263,7 +263,8 @@ async def _evaluate(engine: Engine, batches: trio.MemoryReceiveChannel[Batch], r
     try:
         async with batches, entries:
             while True:
-                deadline = min(engine.next_deadline() or math.inf, cursors_due, retry_at)
+                deadline = min(engine.next_deadline() or math.inf,
+                               cursors_due if retry_at == math.inf else retry_at)
                 taken: list[Batch] = []
                 with trio.move_on_at(clock.trio_time(deadline)):
                     try:

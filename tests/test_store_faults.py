@@ -129,8 +129,10 @@ async def test_a_locked_state_file_delays_the_alert_but_loses_nothing(tmp_path: 
             try:
                 reading = element.add_reading("room1", {"t": 9})
                 await run.wait_for(lambda: "cannot write" in run.err)
+                busy = cpu_seconds(run.process.pid)
                 await trio.sleep(8)  # longer than any busy wait alertd had
                 assert run.process.returncode is None, run.err
+                assert cpu_seconds(run.process.pid) - busy < 1.0  # waits, never spins
                 assert "[FIRING] warm" not in run.out  # not handed on before its commit
             finally:
                 blocker.execute("ROLLBACK")
@@ -149,6 +151,11 @@ async def test_a_locked_state_file_delays_the_alert_but_loses_nothing(tmp_path: 
             element.add_reading("room1", {"t": 5})
             await again.wait_for(lambda: "[RESOLVED] warm: room1" in again.out)
             assert "[FIRING]" not in again.out
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _mount_small_tmpfs(where: Path) -> bool:
