@@ -371,7 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run", parents=[common], help="run the daemon",
         description="Connect to the sources of FILE, evaluate its rules on every event and "
                     "send notifications, until SIGINT or SIGTERM. SIGHUP reloads FILE. "
-                    "Exit 0 on a clean stop, 2 when FILE is invalid.")
+                    "Exit 0 on a clean stop, 1 when the state file cannot be used (another "
+                    "daemon has it, unwritable, not a database), 2 when FILE is invalid, 74 "
+                    "when the state file fails while running.")
     run.add_argument("-c", "--config", required=True, metavar="FILE", help="the rule file")
     run.add_argument("--state", metavar="PATH", help="the SQLite state file (overrides state:)")
     run.set_defaults(handler=cmd_run)
