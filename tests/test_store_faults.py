@@ -263,6 +263,7 @@ async def test_one_daemon_per_state_file(tmp_path: Path) -> None:
             assert alertd("alerts", "--state", str(state)).returncode == 0
             assert alertd("silence", "expire", silence_id, "--state",
                           str(state)).returncode == 0
+            assert not Path(f"{state}-shm").exists()  # no memory-mapped index: no SIGBUS
             first.process.send_signal(signal.SIGKILL)
             assert await first.exit_code() == -signal.SIGKILL
         async with alertd_run(config, state) as third:
