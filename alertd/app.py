@@ -54,7 +54,7 @@ from alertd.senders.outcome import DeliveryOutcome, Verdict
 from alertd.senders.pool import ProcessSender
 from alertd.sources import element_client, navixy_client
 from alertd.sources.stats import SourceStats
-from alertd.store import Delivery, Store, StoredAlert
+from alertd.store import Delivery, Store, StoredAlert, StoreFailed, StoreUnavailable
 
 log = logging.getLogger("alertd")
 BATCH_LIMIT = 512  # batches taken per wake-up: keeps one wake-up short under a flood
@@ -65,6 +65,9 @@ SILENCES_EVERY = 1.0  # how often the store's silences are read: `silence add` w
 STOP_GRACE = 5.0  # seconds a stop waits for sends in flight before killing them
 RELOAD_QUIET = 0.3  # a SIGHUP waits for this much quiet (a storm of them is one reload) ...
 RELOAD_WAIT = 2.0  # ... but no longer than this
+STORE_RETRY = (0.25, 5.0)  # a failed state write is tried again after 0.25 s, doubling to 5 s
+STORE_PATIENCE = 300.0  # seconds the state file may keep failing before the daemon stops
+STORE_CHECK = 2.0  # how often the state file's identity is checked and held writes retried
 
 
 @dataclass
@@ -102,7 +105,9 @@ async def run(config: s.Config, store: Store, *, config_path: str | None = None,
         async with trio.open_nursery() as daemon:
             async with trio.open_nursery() as workers:
                 couriers = runtime.couriers = Couriers(workers, sender, runtime)
-                workers.start_soon(sender.warm)
+                if any(url != CONSOLE_URL for channel in config.channels.values()
+                       for url in channel.urls):
+                    workers.start_soon(sender.warm)  # apprise is needed: have one ready
                 with trio.CancelScope() as stop:
                     daemon.start_soon(_signals, stop, workers.cancel_scope, reload_send)
                     async with trio.open_nursery() as nursery:
@@ -207,10 +212,13 @@ async def _signals(stop: trio.CancelScope, sends: trio.CancelScope,
 async def _generation(config: s.Config, runtime: Runtime,
                       task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     now = runtime.clock.now()
-    pruned = runtime.store.prune(now - HISTORY_KEPT)
-    if pruned:
-        log.info("forgot %s older than %d days", plural(pruned, "notification"),
-                 HISTORY_KEPT // 86400)
+    try:
+        pruned = runtime.store.prune(now - HISTORY_KEPT)
+        if pruned:
+            log.info("forgot %s older than %d days", plural(pruned, "notification"),
+                     HISTORY_KEPT // 86400)
+    except StoreUnavailable:
+        pass  # housekeeping waits for the next start; the store logged why
     previous, engine = runtime.engine, Engine(config.rules, config.sources, now,
                                               connected=False)
     if previous is not None:  # a reload: histories carry over, alerts come from the store
@@ -224,8 +232,11 @@ async def _generation(config: s.Config, runtime: Runtime,
         log.info("resumed %s from %s", plural(resumed, "alert"), runtime.store.path)
     batches_send, batches_receive = trio.open_memory_channel[Batch](1024)
     notes_send, notes_receive = trio.open_memory_channel[Entry | Settled](CHANNEL_QUEUE)
-    dropped = runtime.store.orphans({name: channel.urls
-                                     for name, channel in config.channels.items()})
+    try:
+        dropped = runtime.store.orphans({name: channel.urls
+                                         for name, channel in config.channels.items()})
+    except StoreUnavailable:
+        dropped = 0  # the workers of channels no longer configured are gone anyway
     if dropped:
         log.warning("dropped %d queued %s for channels or URLs no longer configured",
                     dropped, "delivery" if dropped == 1 else "deliveries")
@@ -234,16 +245,78 @@ async def _generation(config: s.Config, runtime: Runtime,
         async with batches_send:
             for source in config.sources.values():
                 if isinstance(source, s.ElementSource):
-                    cursors = {path: runtime.store.load_cursor(source.name, path)
+                    cursors = {path: _cursor(runtime.store, source.name, path, now)
                                for path in source.subscribe}
                     nursery.start_soon(element_client.run_source, source, batches_send.clone(),
-                                       cursors, runtime.stats)
+                                       cursors, runtime.stats, runtime.clock.now)
                 else:
                     nursery.start_soon(navixy_client.run_source, source, batches_send.clone(),
                                        runtime.stats, runtime.store.load_cursors(source.name))
         nursery.start_soon(_evaluate, engine, batches_receive, runtime, notes_send)
         nursery.start_soon(_deliver, config, notes_receive, runtime, left)
+        nursery.start_soon(_watch_store, runtime)
         task_status.started()
+
+
+def _cursor(store: Store, source: str, path: str, now: float) -> str | None:
+    """A socket's saved replay position, unless it lies in the future (a device or server
+    clock far ahead once): that one would hide every reading for good."""
+    saved = store.load_cursor(source, path)
+    after = element_client.cursor_time(saved)
+    if after is not None and after > now + element_client.FUTURE_CURSOR:
+        log.warning("source '%s' socket %s: ignoring the saved replay position %s: it is "
+                    "in the future", source, path, element_client.cursor_text(saved))
+        return None
+    return saved
+
+
+async def _watch_store(runtime: Runtime) -> None:
+    """Every ``STORE_CHECK`` seconds: stop when the state file was deleted or replaced
+    under the daemon (its writes would go nowhere and ``alertd silence`` would talk to
+    another file); write what the delivery side holds; stop when writes have failed for
+    ``STORE_PATIENCE`` seconds."""
+    store, clock = runtime.store, runtime.clock
+    troubled_since: float | None = None
+    while True:
+        await trio.sleep(STORE_CHECK)
+        now = clock.now()
+        gone = store.replaced()
+        if gone is not None:
+            raise StoreFailed(f"state file {store.path}: {gone} while alertd ran; stopping "
+                              "(start alertd again to use the file now at that path)")
+        if store.held:
+            store.flush()
+        if store.trouble is None:
+            troubled_since = None
+        elif troubled_since is None:
+            troubled_since = now
+        elif now - troubled_since >= STORE_PATIENCE:
+            raise StoreFailed(f"state file {store.path}: cannot write for "
+                              f"{STORE_PATIENCE / 60:g} minutes: {store.trouble}; stopping")
+
+
+@dataclass
+class _Unwritten:
+    """What the engine loop has yet to write: held in memory while the store fails, in the
+    order it happened, written in one transaction when the store is back."""
+
+    alerts: dict[tuple[str, str], StoredAlert] = field(default_factory=dict)
+    changed: list[StoredAlert] = field(default_factory=list)
+    cursors: dict[tuple[str, str], str] = field(default_factory=dict)
+    made: list[Notification] = field(default_factory=list)
+    offered: list[tuple[str, Notification]] = field(default_factory=list)
+
+    def add(self, changed: list[StoredAlert], made: list[Notification],
+            offered: list[tuple[str, Notification]]) -> None:
+        for alert in changed:
+            self.alerts[(alert.rule, alert.entity)] = alert
+        self.changed += changed
+        self.made += made
+        self.offered += offered
+
+    @property
+    def alerting(self) -> bool:
+        return bool(self.changed or self.made)
 
 
 async def _evaluate(engine: Engine, batches: trio.MemoryReceiveChannel[Batch], runtime: Runtime,
@@ -251,15 +324,23 @@ async def _evaluate(engine: Engine, batches: trio.MemoryReceiveChannel[Batch], r
     """The engine loop. Replay positions that come with no alert change are written at most
     every ``CURSOR_WRITE`` seconds (and when the loop ends), not once per frame: re-reading
     a second of readings that changed nothing after a crash costs nothing, while a
-    transaction per frame was the largest cost per message."""
+    transaction per frame was the largest cost per message. The first position of each
+    socket is written at once, so that a kill in the first second still finds one.
+
+    A failed write keeps everything in memory (``_Unwritten``) and is tried again with
+    backoff while the engine goes on; notifications reach the planner only once written,
+    and a replay position is only ever written with the alert changes it covers."""
     clock, store = runtime.clock, runtime.store
     notify = {rule.name: rule.notify for rule in engine.rules}
-    cursors: dict[tuple[str, str], str] = {}
-    cursors_due = math.inf
+    work = _Unwritten()
+    cursors_due = retry_at = math.inf
+    delay = STORE_RETRY[0]
+    positioned: set[tuple[str, str]] = set()  # sockets with a position written
     try:
         async with batches, entries:
             while True:
-                deadline = min(engine.next_deadline() or math.inf, cursors_due)
+                deadline = min(engine.next_deadline() or math.inf,
+                               cursors_due if retry_at == math.inf else retry_at)
                 taken: list[Batch] = []
                 with trio.move_on_at(clock.trio_time(deadline)):
                     try:
@@ -277,32 +358,53 @@ async def _evaluate(engine: Engine, batches: trio.MemoryReceiveChannel[Batch], r
                     for event in batch.events:
                         made.extend(engine.receive(event, now))
                     if batch.cursor:
-                        cursors[(batch.source, batch.socket)] = batch.cursor
+                        work.cursors[(batch.source, batch.socket)] = batch.cursor
+                        if (batch.source, batch.socket) not in positioned:
+                            cursors_due = min(cursors_due, now)
                     for key, position in batch.positions:
-                        cursors[(batch.source, key)] = position
+                        work.cursors[(batch.source, key)] = position
+                        if (batch.source, key) not in positioned:
+                            cursors_due = min(cursors_due, now)
                 made.extend(engine.on_timer(now))
                 changed = [StoredAlert(*item) for item in engine.take_changed()]
-                if changed or made or (cursors and now >= cursors_due):
-                    offered = [(channel, note) for note in made
-                               for channel in notify[note.rule]]
-                    ids = store.commit(changed, cursors,
-                                       [(n.at, n.rule, n.entity, n.state) for n in made], now,
-                                       offered)
-                    cursors, cursors_due = {}, math.inf
-                    await _hand_on(made, changed, ids, offered, entries)
-                elif cursors and cursors_due == math.inf:
+                work.add(changed, made, [(channel, note) for note in made
+                                         for channel in notify[note.rule]])
+                if now >= retry_at or (retry_at == math.inf and (
+                        work.alerting or (work.cursors and now >= cursors_due))):
+                    try:
+                        ids = _write(store, work, now)
+                    except StoreUnavailable:
+                        retry_at, delay = now + delay, min(delay * 2, STORE_RETRY[1])
+                    else:
+                        positioned.update(work.cursors)
+                        cursors_due = retry_at = math.inf
+                        delay = STORE_RETRY[0]
+                        done, work = work, _Unwritten()
+                        await _hand_on(done.made, done.changed, ids, done.offered, entries)
+                elif work.cursors and cursors_due == math.inf:
                     cursors_due = now + CURSOR_WRITE
-                done = clock.monotonic()
+                done_at = clock.monotonic()
                 for batch in taken:
                     if batch.received is not None:
-                        runtime.latency.observe(max(0.0, done - batch.received))
+                        runtime.latency.observe(max(0.0, done_at - batch.received))
                 following = engine.next_deadline()
                 if following is not None and following <= now and not taken and not made:
                     log.error("engine: a timer did not advance at %.3f; pausing 1 s", following)
                     await trio.sleep(1)  # never spin a core, even on a bug
     finally:
-        if cursors:  # a stop or a reload: keep the replay positions reached
-            store.commit([], cursors, [], clock.now())
+        if work.alerting or work.cursors:  # a stop or a reload: keep what was reached
+            try:
+                _write(store, work, clock.now())
+            except StoreUnavailable:
+                log.error("state file %s: %d alert changes and the replay positions after "
+                          "them could not be written; they are evaluated again from the "
+                          "last saved position", store.path, len(work.alerts))
+
+
+def _write(store: Store, work: _Unwritten, now: float) -> list[int]:
+    return store.commit(work.alerts.values(), work.cursors,
+                        [(n.at, n.rule, n.entity, n.state) for n in work.made], now,
+                        work.offered)
 
 
 async def _hand_on(made: list[Notification], changed: list[StoredAlert], ids: list[int],

@@ -8,8 +8,9 @@ Every error reaches the operator as one clear line on stderr; a traceback only w
         silence
     2   invalid input: the rule file or a case file is invalid, a command-line argument is
         wrong (argparse's own usage errors are 2 too)
-    3   the environment stops alertd: the HTTP port is in use, the state file is missing or
-        cannot be opened (``ResourceError``)
+    3   the environment stops alertd: the HTTP port is in use, the state file cannot be
+        used (missing folder, unwritable, not a database, in use by another daemon), or it
+        failed under a running daemon (corrupt, replaced, failing for 5 minutes)
     70  a bug in alertd (EX_SOFTWARE): one line, the traceback with ``--debug``
 """
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_RESOURCE, EXIT_BUG = 0, 1, 2, 3, 70
 EXIT_INVALID = EXIT_USAGE  # an invalid rule or case file: the same status for every command
+EXIT_STORE = EXIT_RESOURCE  # the state file failed under a running daemon: the environment
 
 
 def _plural(count: int, word: str) -> str:
@@ -97,7 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from alertd import app, logs
     from alertd.config import load_config
-    from alertd.store import Store
+    from alertd.store import Store, StoreError
 
     redact = logs.setup(args.debug, args.log_format)
     try:
@@ -106,15 +108,41 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_problems(error, args.config, "invalid, not started (")
         return EXIT_INVALID
     try:
-        store = Store.open(config.state)
-    except Exception as error:  # sqlite3.Error or OSError: one line, not a traceback
-        print(f"alertd: cannot open the state file {config.state}: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        store = Store.open_daemon(config.state)
+    except StoreError as error:  # missing folder, unwritable, not a database, in use
+        print(f"alertd: {error}", file=sys.stderr)
+        return EXIT_RESOURCE
     try:
         trio.run(lambda: app.run(config, store, config_path=args.config, redact=redact))
+    except BaseExceptionGroup as group:
+        failure = _store_failure(group, str(config.state))
+        if failure is None:
+            raise
+        if args.debug:
+            traceback.print_exc()
+        print(f"alertd: {failure}", file=sys.stderr)
+        return EXIT_STORE
     finally:
         store.close()
     return EXIT_OK
+
+
+def _store_failure(group: BaseExceptionGroup[BaseException], path: str) -> str | None:
+    """The one line for a daemon stopped by its state file (corrupt, replaced, failing too
+    long, or an SQLite error where no write was expected to fail); None for anything else."""
+    import sqlite3
+
+    from alertd.store import StoreError, cause
+
+    found: BaseException | None = group.subgroup(
+        lambda error: isinstance(error, (StoreError, sqlite3.Error)))
+    while isinstance(found, BaseExceptionGroup):
+        found = found.exceptions[0]
+    if isinstance(found, StoreError):
+        return str(found)
+    if isinstance(found, sqlite3.Error):
+        return f"state file {path}: {cause(found)}; stopping"
+    return None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -284,7 +312,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as error:
         _print_problems(error, args.config, "")
-        return EXIT_FAILED
+        return EXIT_INVALID
     channel = config.channels.get(args.channel)
     if channel is None:
         from alertd.config.fields import suggest
@@ -292,7 +320,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
         print(f"alertd: no channel '{args.channel}' in {args.config}"
               f"{suggest(args.channel, config.channels)}; channels: "
               + ", ".join(sorted(config.channels)), file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_USAGE
 
     async def send_all() -> int:
         sender = ProcessSender(timeout=args.timeout, keep=1)
@@ -451,7 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run", parents=[common], help="run the daemon",
         description="Connect to the sources of FILE, evaluate its rules on every event and "
                     "send notifications, until SIGINT or SIGTERM. SIGHUP reloads FILE. "
-                    "Exit 0 on a clean stop, 2 when FILE is invalid.")
+                    "Exit 0 on a clean stop, 1 when the state file cannot be used (another "
+                    "daemon has it, unwritable, not a database), 2 when FILE is invalid, 74 "
+                    "when the state file fails while running.")
     run.add_argument("-c", "--config", required=True, metavar="FILE", help="the rule file")
     run.add_argument("--state", metavar="PATH", help="the SQLite state file (overrides state:)")
     run.set_defaults(handler=cmd_run)

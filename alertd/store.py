@@ -5,8 +5,20 @@ second notification and pending ones keep their start), each ELEMENT socket's re
 (``after=``), the planner's inbox (notices waiting for their group or for the end of quiet
 hours), the outbox (messages not yet delivered), runtime silences and the alert history.
 The daemon writes from its one event loop thread; ``alertd alerts`` and ``alertd silence``
-open the same file from another process, so the database runs in WAL mode with a busy
-timeout.
+open the same file from other processes (``Store.open``, with a busy timeout: they may
+wait). The daemon opens it with ``Store.open_daemon``: a lock file next to it
+(``PATH.lock``, holding the daemon's pid) keeps a second daemon out, the journal is a
+rollback journal (``TRUNCATE``), not WAL, because WAL's ``-shm`` index is memory-mapped and
+a file truncated or made unwritable under the process ends it with SIGBUS, and the busy
+timeout is short, so that a lock held elsewhere never blocks the event loop for long.
+
+A write that fails for a reason that may pass (the file is locked, the disk is full, an I/O
+error, read-only) raises ``StoreUnavailable`` (``commit``), or is held in memory and
+written with the next write that succeeds (the delivery side: ``plan``, ``delivered``,
+``retry``; the outbox as ``pending`` reads it already shows the held changes). The first
+such failure logs one line, the first success after it one more (``trouble`` is the cause
+meanwhile). A corrupt file, or one that is no longer a database, raises ``StoreFailed``:
+the daemon stops.
 
 Writes are batched per wake-up of the loop: one transaction (``commit``) takes every alert
 that changed, the replay positions and the notices made, so a million messages do not mean
@@ -16,16 +28,67 @@ transaction, so a crash in between loses nothing.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
+import os
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from alertd.errors import AlertdError
 from alertd.model import Notification
+
+log = logging.getLogger("alertd.store")
+DAEMON_BUSY_TIMEOUT = 0.05  # seconds the daemon's event loop may wait for another's lock
+CLI_BUSY_TIMEOUT = 5.0  # alertd alerts / silence: a person waits, the daemon's writes are short
+FATAL = ("SQLITE_CORRUPT", "SQLITE_NOTADB")  # the file is not a usable state file any more
+
+
+class StoreError(AlertdError):
+    """The state file cannot be used as it is; the message names the file and the cause."""
+
+
+class StateFileLocked(StoreError):
+    """Another ``alertd run`` has the state file (one daemon per state file)."""
+
+
+class StoreUnavailable(StoreError):
+    """A write failed for a reason that may pass (locked, disk full, I/O error, read-only);
+    what was to be written is still in the caller's hands."""
+
+
+class StoreFailed(StoreError):
+    """The state file is unusable while the daemon runs (corrupt, replaced, or failing for
+    longer than the daemon waits): the daemon stops."""
+
+
+def cause(error: sqlite3.Error | OSError) -> str:
+    """Why SQLite (or the OS) refused, in words an operator can act on."""
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    name = getattr(error, "sqlite_errorname", "") or ""
+    if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED"):
+        return "it is locked by another process (a long transaction elsewhere?)"
+    if name.startswith("SQLITE_FULL"):
+        return "the disk is full"
+    if name == "SQLITE_READONLY_DBMOVED":
+        return "the file was deleted or replaced"
+    if name.startswith("SQLITE_READONLY"):
+        return "it is read-only (check its permissions, its folder's and the file system's)"
+    if name.startswith("SQLITE_NOTADB"):
+        return "it is not a SQLite database (not an alertd state file)"
+    if name.startswith("SQLITE_CORRUPT"):
+        return "it is corrupt (restore a backup, or move it away to start clean)"
+    if name.startswith("SQLITE_CANTOPEN"):
+        return "it cannot be opened (a missing folder, or no permission)"
+    if name.startswith("SQLITE_IOERR"):
+        return f"an I/O error ({error})"
+    return str(error)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -49,6 +112,27 @@ CREATE TABLE IF NOT EXISTS history (
     at REAL NOT NULL, rule TEXT NOT NULL, entity TEXT NOT NULL, state TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS history_at ON history (at);
 """
+
+
+def _lock(path: Path) -> int:
+    """Take ``PATH.lock`` (an OS lock: released when the process ends, even by kill -9) and
+    write our pid in it; raise ``StateFileLocked`` naming the other daemon's pid."""
+    name = f"{path}.lock"
+    try:
+        fd = os.open(name, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise StoreError(f"state file {path}: cannot create the lock file {name}: "
+                         f"{cause(error)}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise StateFileLocked(f"state file {path} is in use by another alertd run "
+                              f"(pid {other}); one daemon per state file") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
 
 
 def note_json(note: Notification) -> str:
@@ -108,37 +192,176 @@ def _add_outbox_notify_type(db: sqlite3.Connection) -> None:
 
 
 class Store:
-    """The SQLite state file. Open with ``Store.open(path)``; close with ``close()``."""
+    """The SQLite state file. Open with ``Store.open(path)`` (commands) or
+    ``Store.open_daemon(path)`` (``alertd run``); close with ``close()``."""
 
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self.db = connection
         self.path = path
+        self.trouble: str | None = None  # why writes fail, while they do
+        self.identity: tuple[int, int] | None = None  # (device, inode) of the file opened
+        self._lock: int | None = None  # the daemon's lock file descriptor
+        self._held: list[tuple[str, list[tuple[Any, ...]]]] = []  # writes not yet written
+        self._gone: set[int] = set()  # outbox rows delivered, their delete held
+        self._due: dict[int, tuple[float, int]] = {}  # retries held: (due, attempts added)
+        self._read: dict[object, Any] = {}  # the last answer of a read, for when one fails
 
     @classmethod
-    def open(cls, path: str | Path) -> Store:
+    def open(cls, path: str | Path, busy_timeout: float = CLI_BUSY_TIMEOUT) -> Store:
         path = Path(path)
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(str(path), timeout=5.0, isolation_level=None,
+        db = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None,
                              check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(SCHEMA)
         _add_outbox_notify_type(db)
         return cls(db, path)
 
+    @classmethod
+    def open_daemon(cls, path: str | Path) -> Store:
+        """The daemon's store: locked against a second daemon, a rollback journal, a short
+        busy timeout, and a write tried at once. Raises ``StoreError`` (one line naming the
+        file and the cause) when it cannot be used."""
+        path = Path(path)
+        if path.is_dir():
+            raise StoreError(f"state file {path}: it is a folder")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"state file {path}: cannot create its folder {path.parent}: "
+                             f"{cause(error)}") from None
+        lock = _lock(path)
+        try:
+            db = sqlite3.connect(str(path), timeout=DAEMON_BUSY_TIMEOUT,
+                                 isolation_level=None, check_same_thread=False)
+            store = cls(db, path)
+            store._lock = lock
+        except sqlite3.Error as error:
+            os.close(lock)
+            raise StoreError(f"state file {path}: {cause(error)}") from None
+        try:
+            store._prepare()
+        except sqlite3.Error as error:
+            store.close()
+            raise StoreError(f"state file {path}: {cause(error)}") from None
+        return store
+
+    def _prepare(self) -> None:
+        for attempt in range(40):  # a command may have the file open for a moment
+            try:
+                self.db.execute("PRAGMA journal_mode=TRUNCATE").fetchone()
+                break
+            except sqlite3.OperationalError as error:
+                if attempt == 39 or not cause(error).startswith("it is locked"):
+                    raise
+                import time
+
+                time.sleep(0.05)
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA mmap_size=0")
+        self.db.executescript(SCHEMA)
+        with self.transaction() as db:  # a state file the daemon cannot write fails now
+            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('daemon_pid', ?)",
+                       (str(os.getpid()),))
+        status = os.stat(self.path)
+        self.identity = (status.st_dev, status.st_ino)
+
     def close(self) -> None:
         self.db.close()
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def replaced(self) -> str | None:
+        """Why the path no longer leads to the file the daemon has open (deleted, replaced),
+        or None while it does."""
+        if self.identity is None:
+            return None
+        try:
+            status = os.stat(self.path)
+        except FileNotFoundError:
+            return "the file was deleted"
+        except OSError as error:
+            return f"the file cannot be checked: {cause(error)}"
+        if (status.st_dev, status.st_ino) != self.identity:
+            return "the file was replaced by another one"
+        return None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # a failed COMMIT may have rolled back already
+                try:
+                    self.db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the error being raised says more
             raise
-        self.db.execute("COMMIT")
+
+    # ---- failures ----------------------------------------------------------------------
+
+    def _failed(self, error: sqlite3.Error) -> StoreError:
+        """The exception to raise for a failed write, after logging its first line."""
+        name = getattr(error, "sqlite_errorname", "") or ""
+        if name.startswith(FATAL):
+            return StoreFailed(f"state file {self.path}: {cause(error)}")
+        if self.trouble is None:
+            self.trouble = cause(error)
+            log.error("state file %s: cannot write: %s; keeping the work in memory and "
+                      "retrying", self.path, self.trouble)
+        return StoreUnavailable(f"state file {self.path}: {cause(error)}")
+
+    def _written(self) -> None:
+        if self.trouble is not None:
+            log.warning("state file %s: writing again (%s no longer)", self.path,
+                        "locked" if self.trouble.startswith("it is locked") else "failing")
+            self.trouble = None
+        self._held.clear()
+        self._gone.clear()
+        self._due.clear()
+
+    def _write(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        """Write now, with whatever is held; if that fails for a reason that may pass, hold
+        it all for the next write (``flush``). Raises ``StoreFailed`` for a corrupt file."""
+        self._held.extend(statements)
+        self.flush()
+
+    def flush(self) -> bool:
+        """Write what is held; True when nothing is held any more."""
+        if not self._held:
+            return True
+        try:
+            with self.transaction() as db:
+                for sql, rows in self._held:
+                    db.executemany(sql, rows)
+        except sqlite3.Error as error:
+            failure = self._failed(error)
+            if isinstance(failure, StoreFailed):
+                raise failure from None
+            return False
+        self._written()
+        return True
+
+    @property
+    def held(self) -> bool:
+        return bool(self._held)
+
+    def _reading(self, key: object, query: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        """Rows of a read; when the file is locked for reading (an exclusive lock elsewhere)
+        or failing, the last rows read for the same question, so the daemon goes on."""
+        try:
+            rows = self.db.execute(query, args).fetchall()
+        except sqlite3.OperationalError as error:
+            if key not in self._read:
+                raise self._failed(error) from None
+            rows = self._read[key]
+        else:
+            self._read[key] = rows
+        return list(rows)
 
     # ---- alerts ------------------------------------------------------------------------
 
@@ -149,42 +372,58 @@ class Store:
         removed), the replay positions of the frames evaluated, the notifications made, and
         each (channel, notification) for the planner's inbox. Returns the inbox ids."""
         ids: list[int] = []
-        with self.transaction() as db:
-            for channel, note in inbox:
-                done = db.execute("INSERT INTO inbox (channel, note, created) VALUES (?, ?, ?)",
-                                  (channel, note_json(note), now))
-                ids.append(int(done.lastrowid or 0))
-            for alert in alerts:
-                if alert.state == "inactive":
-                    db.execute("DELETE FROM alerts WHERE rule = ? AND entity = ?",
-                               (alert.rule, alert.entity))
-                else:
-                    db.execute("INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?)",
-                               (alert.rule, alert.entity, alert.state, alert.since,
-                                json.dumps(alert.data), now))
-            db.executemany("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?)",
-                           [(source, socket, after) for (source, socket), after
-                            in cursors.items()])
-            db.executemany("INSERT INTO history VALUES (?, ?, ?, ?)", history)
+        try:
+            with self.transaction() as db:
+                for sql, rows in self._held:
+                    db.executemany(sql, rows)
+                self._commit(db, ids, alerts, cursors, history, now, inbox)
+        except sqlite3.Error as error:
+            raise self._failed(error) from None
+        self._written()
         return ids
+
+    @staticmethod
+    def _commit(db: sqlite3.Connection, ids: list[int], alerts: Iterable[StoredAlert],
+                cursors: dict[tuple[str, str], str],
+                history: Iterable[tuple[float, str, str, str]], now: float,
+                inbox: Iterable[tuple[str, Notification]]) -> None:
+        for channel, note in inbox:
+            done = db.execute("INSERT INTO inbox (channel, note, created) VALUES (?, ?, ?)",
+                              (channel, note_json(note), now))
+            ids.append(int(done.lastrowid or 0))
+        for alert in alerts:
+            if alert.state == "inactive":
+                db.execute("DELETE FROM alerts WHERE rule = ? AND entity = ?",
+                           (alert.rule, alert.entity))
+            else:
+                db.execute("INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?)",
+                           (alert.rule, alert.entity, alert.state, alert.since,
+                            json.dumps(alert.data), now))
+        db.executemany("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?)",
+                       [(source, socket, after) for (source, socket), after
+                        in cursors.items()])
+        db.executemany("INSERT INTO history VALUES (?, ?, ?, ?)", history)
 
     def prune(self, before: float) -> int:
         """Forget notifications, and silences that ended, before ``before``; how many
         notifications went."""
-        with self.transaction() as db:
-            db.execute("DELETE FROM silences WHERE ends < ?", (before,))
-            return db.execute("DELETE FROM history WHERE at < ?", (before,)).rowcount
+        try:
+            with self.transaction() as db:
+                db.execute("DELETE FROM silences WHERE ends < ?", (before,))
+                return db.execute("DELETE FROM history WHERE at < ?", (before,)).rowcount
+        except sqlite3.Error as error:
+            raise self._failed(error) from None
 
     def load_alerts(self) -> list[StoredAlert]:
-        rows = self.db.execute("SELECT rule, entity, state, since, data FROM alerts "
-                               "ORDER BY rule, entity").fetchall()
+        rows = self._reading("alerts", "SELECT rule, entity, state, since, data FROM alerts "
+                             "ORDER BY rule, entity")
         return [StoredAlert(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
 
     # ---- the planner's inbox and the outbox -----------------------------------------------
 
     def inbox(self) -> list[tuple[int, str, Notification]]:
         """Notifications offered to the planner and not yet sent or dropped, oldest first."""
-        rows = self.db.execute("SELECT id, channel, note FROM inbox ORDER BY id").fetchall()
+        rows = self._reading("inbox", "SELECT id, channel, note FROM inbox ORDER BY id")
         return [(row[0], row[1], note_from_json(row[2])) for row in rows]
 
     def plan(self, deliveries: Iterable[tuple[str, ...]], consumed: Iterable[int],
@@ -193,12 +432,11 @@ class Store:
         rows they (or a silence) used up removed, so a crash in between loses nothing.
         Each delivery is (channel, url, title, body[, notify type]); the type is "info"
         when not given."""
-        with self.transaction() as db:
-            db.executemany("INSERT INTO outbox (channel, url, title, body, created, due, "
-                           "notify_type) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           [(*d[:4], now, now, d[4] if len(d) > 4 else "info")
-                            for d in deliveries])
-            db.executemany("DELETE FROM inbox WHERE id = ?", [(i,) for i in consumed])
+        self._write([("INSERT INTO outbox (channel, url, title, body, created, due, "
+                      "notify_type) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      [(*d[:4], now, now, d[4] if len(d) > 4 else "info")
+                       for d in deliveries]),
+                     ("DELETE FROM inbox WHERE id = ?", [(i,) for i in consumed])])
 
     def pending(self, channel: str, url: str | None = None) -> list[Delivery]:
         """The channel's deliveries (to one of its URLs, if given), soonest due first."""
@@ -207,20 +445,38 @@ class Store:
         args: tuple[str, ...] = (channel,)
         if url is not None:
             query, args = query + " AND url = ?", (channel, url)
-        rows = self.db.execute(query + " ORDER BY due, id", args).fetchall()
-        return [Delivery(*row) for row in rows]
+        rows = self._reading(("pending", channel, url), query + " ORDER BY due, id", args)
+        found = [Delivery(*row) for row in rows if row[0] not in self._gone]
+        if self._due:  # retries held in memory: their new due times
+            found = sorted((replace(d, due=self._due[d.id][0],
+                                    attempts=d.attempts + self._due[d.id][1])
+                            if d.id in self._due else d for d in found),
+                           key=lambda d: (d.due, d.id))
+        return found
 
     def queued(self) -> dict[str, int]:
         """How many messages wait in the outbox, per channel."""
-        rows = self.db.execute("SELECT channel, COUNT(*) FROM outbox GROUP BY channel")
-        return {channel: count for channel, count in rows.fetchall()}
+        rows = self._reading("queued", "SELECT channel, COUNT(*) FROM outbox GROUP BY channel")
+        return {channel: count for channel, count in rows}
 
     def delivered(self, delivery_id: int) -> None:
-        self.db.execute("DELETE FROM outbox WHERE id = ?", (delivery_id,))
+        self._forget_read(delivery_id)
+        self._gone.add(delivery_id)
+        self._write([("DELETE FROM outbox WHERE id = ?", [(delivery_id,)])])
 
     def retry(self, delivery_id: int, due: float) -> None:
-        self.db.execute("UPDATE outbox SET due = ?, attempts = attempts + 1 WHERE id = ?",
-                        (due, delivery_id))
+        self._forget_read(delivery_id)
+        self._write([("UPDATE outbox SET due = ?, attempts = attempts + 1 WHERE id = ?",
+                      [(due, delivery_id)])])
+        if self._held:
+            self._due[delivery_id] = (due, self._due.get(delivery_id, (0.0, 0))[1] + 1)
+
+    def _forget_read(self, delivery_id: int) -> None:
+        """An outbox row that changed is dropped from the answers kept for a failed read, so
+        that a locked file never makes a delivered message look pending again."""
+        for key, rows in self._read.items():
+            if isinstance(key, tuple) and key[0] == "pending":
+                self._read[key] = [row for row in rows if row[0] != delivery_id]
 
     def orphans(self, channels: Mapping[str, Iterable[str]]) -> int:
         """Drop what waits for a channel (or a channel's URL) no longer configured; how many
@@ -228,10 +484,14 @@ class Store:
         names = list(channels)
         pairs = {(name, url) for name, urls in channels.items() for url in urls}
         marks = ",".join("?" * len(names)) or "''"
-        self.db.execute(f"DELETE FROM inbox WHERE channel NOT IN ({marks})", names)
-        gone = [(row[0],) for row in self.db.execute("SELECT id, channel, url FROM outbox")
-                if (row[1], row[2]) not in pairs]
-        self.db.executemany("DELETE FROM outbox WHERE id = ?", gone)
+        try:
+            with self.transaction() as db:
+                db.execute(f"DELETE FROM inbox WHERE channel NOT IN ({marks})", names)
+                gone = [(row[0],) for row in db.execute("SELECT id, channel, url FROM outbox")
+                        if (row[1], row[2]) not in pairs]
+                db.executemany("DELETE FROM outbox WHERE id = ?", gone)
+        except sqlite3.Error as error:
+            raise self._failed(error) from None
         return len(gone)
 
     # ---- replay positions --------------------------------------------------------------
@@ -267,7 +527,8 @@ class Store:
         if now is not None:
             query += " WHERE ends > ?"
             args = (now,)
-        rows = self.db.execute(query + " ORDER BY starts, id", args).fetchall()
+        rows = self._reading("silences" if now is None else "silences-active",
+                             query + " ORDER BY starts, id", args)
         return [StoredSilence(r[0], json.loads(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
 
     def expire_silence(self, silence_id: str, now: float) -> bool:

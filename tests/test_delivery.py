@@ -234,6 +234,6 @@ def test_notify_command_says_whether_each_url_took_the_message(tmp_path: Path) -
     assert gone.returncode == 1 and gone.stdout.startswith(
         "gone: json:// NOT delivered: HTTP 404 Not Found ("), gone.stdout
     assert "hunter2secret" not in gone.stdout + gone.stderr
-    assert typo.returncode == 1
+    assert typo.returncode == 2  # a channel the file does not have: a usage error
     assert typo.stderr.strip() == (f"alertd: no channel 'opz' in {path} (did you mean 'ops'?); "
                                    "channels: dead, gone, ops")

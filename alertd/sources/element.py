@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from alertd.model import Event, Message
@@ -52,6 +53,7 @@ class ElementDecoder:
         self.source = source
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._boundary: set[str] = set()  # ids inserted at exactly newest_inserted_at
+        self.latest: Callable[[], float] | None = None  # no replay position beyond this time
         if after and after.startswith("{"):
             try:
                 saved = json.loads(after)
@@ -135,7 +137,8 @@ class ElementDecoder:
             self._seen[item_id] = None
             if len(self._seen) > SEEN_IDS:
                 self._seen.popitem(last=False)
-        if inserted is not None and (self._newest is None or inserted >= self._newest):
+        if inserted is not None and (self._newest is None or inserted >= self._newest) \
+                and (self.latest is None or inserted <= self.latest()):
             if self._newest is None or inserted > self._newest:
                 self._boundary = set()
             self._newest = inserted

@@ -9,6 +9,7 @@ is 2 intervals late, then reconnect with backoff. Frames are decoded by the pure
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ import trio_websocket
 from alertd.config import schema as s
 from alertd.errors import CredentialsRejected
 from alertd.model import Batch, Message
+from alertd.sources.common import parse_time
 from alertd.sources.element import ElementDecoder
 from alertd.sources.reconnect import (
     CONNECT_TIMEOUT,
@@ -70,6 +72,23 @@ def rejected(path: str, status: int | None) -> str:
         "the API key was rejected"
 
 
+FUTURE_CURSOR = 300.0  # an inserted_at further ahead of its receipt is not a replay position
+
+
+def cursor_text(cursor: str | None) -> str | None:
+    """The ``after=`` time of a saved replay position (a JSON cursor or a bare time)."""
+    if cursor and cursor.startswith("{"):
+        try:
+            return str(json.loads(cursor)["after"])
+        except (ValueError, KeyError, TypeError):
+            return None
+    return cursor
+
+
+def cursor_time(cursor: str | None) -> float | None:
+    return parse_time(cursor_text(cursor))
+
+
 def socket_url(source: s.ElementSource, path: str, after: str | None) -> str:
     """``{url}/{path}/socket?auth=KEY`` plus ``preload=`` and ``after=``, URL-encoded."""
     query = f"auth={quote(source.api_key, safe='')}"
@@ -83,18 +102,23 @@ def socket_url(source: s.ElementSource, path: str, after: str | None) -> str:
 
 
 async def run_source(source: s.ElementSource, send: trio.MemorySendChannel[Batch],
-                     cursors: dict[str, str | None], stats: SourceStats) -> None:
-    """Every socket of one ELEMENT source, each reconnecting on its own."""
+                     cursors: dict[str, str | None], stats: SourceStats,
+                     now: Callable[[], float] | None = None) -> None:
+    """Every socket of one ELEMENT source, each reconnecting on its own. ``now`` (the
+    daemon's clock) bounds the replay positions adopted to ``FUTURE_CURSOR`` ahead."""
     connectivity = Connectivity(source.name)
     async with trio.open_nursery() as nursery:
         for path in source.subscribe:
             nursery.start_soon(run_socket, source, path, send, cursors.get(path),
-                               connectivity, stats)
+                               connectivity, stats, now)
 
 
 async def run_socket(source: s.ElementSource, path: str, send: trio.MemorySendChannel[Batch],
-                     after: str | None, connectivity: Connectivity, stats: SourceStats) -> None:
+                     after: str | None, connectivity: Connectivity, stats: SourceStats,
+                     now: Callable[[], float] | None = None) -> None:
     decoder = ElementDecoder(source.name, after=after)
+    if now is not None:
+        decoder.latest = lambda: now() + FUTURE_CURSOR
     label = f"source '{source.name}' socket {path}"
 
     async def session(opened: Callable[[], None]) -> None:
