@@ -352,3 +352,18 @@ def test_a_firing_notice_its_resolved_notice_and_the_alert_list_show_one_since()
     assert [since for *_, since, _ in engine.take_changed()] == [fired.since]
     (resolved,) = engine.receive(Message("fleet", "1", 150.0, {"v": 0}), 150.9)  # more lag now
     assert resolved.since == fired.since
+
+
+@pytest.mark.parametrize("package", ["alertd.engine", "alertd.notify", "alertd.config"])
+def test_the_pure_packages_load_no_io_library_at_run_time(package: str) -> None:
+    """Imported in a fresh interpreter: nothing of trio, yaml, sqlite3 or apprise comes
+    along, however indirectly (the AST check above sees direct imports only)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, " + package + "; print(' '.join(sorted(m for m in sys.modules if "
+            "m.split('.')[0] in ('trio', 'trio_websocket', 'yaml', 'sqlite3', '_sqlite3', "
+            "'apprise', 'requests'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=PACKAGE.parent)
+    assert done.stdout.strip() == ""
