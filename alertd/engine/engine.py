@@ -25,6 +25,7 @@ from typing import Any
 
 from alertd.config import schema as s
 from alertd.engine.alerts import EPS, FIRING, INACTIVE, PENDING, Alert
+from alertd.engine.compiled import FieldThresholds, compilable
 from alertd.engine.conditions import VIRTUAL_FIELDS, Result, evaluate
 from alertd.engine.history import FieldHistory, normalise
 from alertd.engine.late import restart_periods
@@ -77,17 +78,18 @@ class _Index:
     the condition each applies (a rule's ``overrides`` give some entities their own)."""
 
     rules: tuple[tuple[int, s.Rule], ...]
-    by_field: dict[str, tuple[int, ...]]
+    by_field: dict[str, tuple[int, ...]]  # rules a field's value reaches (not compiled)
     every_message: tuple[int, ...]
     timed: tuple[int, ...]  # rules that time alone can change: silent, change, _age
     conditions: dict[int, s.Condition]
+    compiled: dict[str, FieldThresholds]  # plain thresholds, reached only when they hold
 
 
 class Entity:
     """The state of one device or tracker, as conditions see it (``EntityView``)."""
 
     __slots__ = ("source", "id", "key", "name", "status", "last_msg_time", "last_srv_time",
-                 "last_receipt", "created", "fields", "alerts", "index", "scheduled")
+                 "last_receipt", "created", "fields", "alerts", "live", "index", "scheduled")
 
     def __init__(self, source: str, entity_id: str, index: _Index, now: float) -> None:
         self.source = source
@@ -101,6 +103,7 @@ class Entity:
         self.created = now
         self.fields: dict[str, FieldHistory] = {}
         self.alerts: dict[int, Alert] = {}  # rule number -> alert, created when first needed
+        self.live: set[int] = set()  # rules whose alert every message must see (``_live``)
         self.index = index
         self.scheduled: float | None = None
 
@@ -131,10 +134,13 @@ class _Source:
 
 class Engine:
     def __init__(self, rules: Iterable[s.Rule], sources: dict[str, s.Source],
-                 now: float, *, connected: bool = True) -> None:
+                 now: float, *, connected: bool = True, compiled: bool = True) -> None:
         """``connected``: whether the sources start up (rule tests) or not yet connected (the
-        daemon, whose sources report ``SourceUp`` once their sockets are open)."""
+        daemon, whose sources report ``SourceUp`` once their sockets are open). ``compiled``
+        False evaluates every rule a message reaches, as the reference the compiled
+        thresholds are tested against."""
         self.rules = tuple(rules)
+        self._compile = compiled
         self._sources: dict[str, _Source] = {}
         self._entities: dict[str, Entity] = {}
         self._source_alerts: dict[tuple[int, str], Alert] = {}
@@ -196,8 +202,12 @@ class Engine:
         by_field: dict[str, list[int]] = {}
         every: list[int] = []
         timed: list[int] = []
+        plain: dict[str, list[tuple[int, s.Threshold]]] = {}
         for number, rule in rules:
             condition = conditions.get(number, rule.condition)
+            if self._compile and isinstance(condition, s.Threshold) and compilable(condition):
+                plain.setdefault(condition.field, []).append((number, condition))
+                continue
             fields = s.condition_fields(condition)
             if isinstance(condition, s.Silent) or fields & set(VIRTUAL_FIELDS) \
                     or _has_missing(condition):
@@ -209,7 +219,8 @@ class Engine:
             if _is_timed(condition):
                 timed.append(number)
         index = _Index(rules, {f: tuple(n) for f, n in by_field.items()}, tuple(every),
-                       tuple(timed), conditions)
+                       tuple(timed), conditions,
+                       {f: FieldThresholds(found) for f, found in plain.items()})
         if not conditions:
             self._indexes[key] = index
         return index
@@ -284,12 +295,18 @@ class Engine:
             entity.name = message.entity_name
         if message.history_only:  # evaluated by an earlier run: it only rebuilds the history
             return []
-        by_field = entity.index.by_field
-        numbers = set(entity.index.every_message)
+        index = entity.index
+        by_field, compiled = index.by_field, index.compiled
+        numbers = set(index.every_message)
         for field in fields:
             reached = by_field.get(field)
             if reached:
                 numbers.update(reached)
+            thresholds = compiled.get(field)
+            if thresholds is not None:  # only those that now hold can start an alert
+                newest = histories[field].newest()
+                if newest.__class__ is float:
+                    numbers.update(thresholds.starting(newest))
         reached_rules = self._with_live(entity, numbers)
         if late:  # measured before messages already seen: it may break a pending period
             for alert in restart_periods(entity, entity.alerts, entity.index.conditions,
@@ -298,11 +315,8 @@ class Engine:
         return self._evaluate(entity, reached_rules, now)
 
     def _with_live(self, entity: Entity, numbers: Iterable[int]) -> list[int]:
-        numbers = set(numbers)
-        for number, alert in entity.alerts.items():
-            if alert.state != INACTIVE:
-                numbers.add(number)
-        return sorted(numbers)
+        """The rules to evaluate: those reached, and every live alert's (``Entity.live``)."""
+        return sorted(entity.live.union(numbers))
 
     def _silent_rules(self, entity: Entity) -> list[int]:
         conditions = entity.index.conditions
@@ -391,6 +405,7 @@ class Engine:
                 out.append(self._notification(alert, kind, entity, now))
             if alert.fingerprint() != before:
                 self._changed[id(alert)] = alert
+                _track(entity, number, alert)
             deadline = alert.deadline()
             if deadline is not None:
                 wakes.append(deadline + entity.offset)
@@ -493,6 +508,7 @@ class Engine:
                 if all(n != number for n, _ in entity.index.rules):
                     continue
                 entity.alerts[number] = alert
+                _track(entity, number, alert)
                 self._schedule(entity, now)
             else:
                 self._source_alerts[(number, source)] = alert
@@ -517,6 +533,20 @@ class Engine:
             found.extend(entity.alerts.values())
         return sorted((a.rule.name, a.entity, a.state, a.since + a.shift) for a in found
                       if a.state != INACTIVE)
+
+
+def _live(alert: Alert) -> bool:
+    """Whether every message of its entity must be evaluated for the alert: pending or
+    firing (a message may end it), or flapping (stability ends it). A resolved or inactive
+    one is started again only by a condition that holds, which the index finds."""
+    return alert.state == PENDING or alert.state == FIRING or alert.flapping
+
+
+def _track(entity: Entity, number: int, alert: Alert) -> None:
+    if _live(alert):
+        entity.live.add(number)
+    else:
+        entity.live.discard(number)
 
 
 def _after(wakes: list[float], now: float) -> float | None:

@@ -1,0 +1,52 @@
+"""Thresholds per field compiled into sorted bounds: which rules a value can start.
+
+Most readings change no alert. A rule without a live alert matters to a reading only if
+its condition now holds; for a plain ``threshold`` (``above`` and/or ``below`` given as
+numbers) that is a range test, so the rules of one field are kept as two sorted lists of
+bounds and a value finds the ones it passes with a binary search, instead of an evaluation
+per rule. Live alerts (pending, firing, flapping) are always evaluated by the engine, so
+hysteresis (``clear_*``) never needs to be compiled: it applies only once firing.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+
+from alertd.config import schema as s
+
+VIRTUAL = ("_lag", "_age")
+
+
+def compilable(condition: s.Condition) -> bool:
+    """A threshold whose start depends on one number: ``above``/``below`` as numbers."""
+    return isinstance(condition, s.Threshold) and condition.field not in VIRTUAL \
+        and condition.equals is None and condition.in_ is None \
+        and (condition.above is not None or condition.below is not None) \
+        and not isinstance(condition.above, s.FieldBound) \
+        and not isinstance(condition.below, s.FieldBound)
+
+
+class FieldThresholds:
+    """The compiled thresholds of one field: ``starting(value)`` lists the rules (by number)
+    whose condition holds for that value. A band rule (both bounds) is in both lists."""
+
+    __slots__ = ("_above", "_above_rules", "_below", "_below_rules")
+
+    def __init__(self, rules: Iterable[tuple[int, s.Threshold]]) -> None:
+        listed = list(rules)
+        above = sorted((float(c.above), n) for n, c in listed
+                       if isinstance(c.above, float | int))
+        below = sorted((float(c.below), n) for n, c in listed
+                       if isinstance(c.below, float | int))
+        self._above = [bound for bound, _ in above]
+        self._above_rules = [number for _, number in above]
+        self._below = [bound for bound, _ in below]
+        self._below_rules = [number for _, number in below]
+
+    def starting(self, value: float) -> list[int]:
+        """Rules with ``above`` < value, and rules with ``below`` > value."""
+        found = self._above_rules[:bisect.bisect_left(self._above, value)]
+        if self._below:
+            found += self._below_rules[bisect.bisect_right(self._below, value):]
+        return found
