@@ -89,9 +89,11 @@ class Entity:
     """The state of one device or tracker, as conditions see it (``EntityView``)."""
 
     __slots__ = ("source", "id", "key", "name", "status", "last_msg_time", "last_srv_time",
-                 "last_receipt", "created", "fields", "alerts", "live", "index", "scheduled")
+                 "last_receipt", "created", "fields", "alerts", "live", "layers",
+                 "conditions", "scheduled")
 
-    def __init__(self, source: str, entity_id: str, index: _Index, now: float) -> None:
+    def __init__(self, source: str, entity_id: str, layers: tuple[_Index, ...],
+                 now: float) -> None:
         self.source = source
         self.id = entity_id
         self.key = f"{source}/{entity_id}"
@@ -104,8 +106,25 @@ class Entity:
         self.fields: dict[str, FieldHistory] = {}
         self.alerts: dict[int, Alert] = {}  # rule number -> alert, created when first needed
         self.live: set[int] = set()  # rules whose alert every message must see (``_live``)
-        self.index = index
+        # the indexes of the rules that reach it: the source's shared one, and one of the
+        # rules that name it (disjoint), so that 5,000 named entities share the first
+        self.layers = layers
+        self.conditions: dict[int, s.Condition] = {n: c for index in layers
+                                                   for n, c in index.conditions.items()}
         self.scheduled: float | None = None
+
+    def reached(self, key: str) -> set[int]:
+        """The rules (not compiled) that a value of field ``key`` reaches."""
+        found: set[int] = set()
+        for index in self.layers:
+            found.update(index.by_field.get(key, ()))
+        return found
+
+    def timed(self) -> set[int]:
+        return {n for index in self.layers for n in index.timed}
+
+    def rules(self) -> list[tuple[int, s.Rule]]:
+        return [pair for index in self.layers for pair in index.rules]
 
     @property
     def offset(self) -> float:
@@ -123,9 +142,11 @@ class _Source:
     name: str
     fields: dict[str, float]  # fields any rule reads -> change-window horizon (0: none)
     null_fields: frozenset[str]  # fields read by `missing`: an absent one records a null
-    default_index: _Index  # for entities that no rule's `entities` names
+    default_index: _Index  # the rules without `entities`: every entity gets these
     rules: tuple[tuple[int, s.Rule], ...]
     named: frozenset[str]  # entity ids and keys that some rule's `entities` names
+    naming: dict[str, tuple[tuple[int, s.Rule], ...]]  # id or key -> the rules naming it
+    overridden: frozenset[str]  # ids and keys with overrides of rules without `entities`
     down_rules: tuple[tuple[int, s.Rule], ...]
     up: bool = True
     changed_at: float = 0.0
@@ -185,9 +206,15 @@ class Engine:
         rules = tuple(entity_rules)
         open_rules = tuple((n, r) for n, r in rules if r.entities is None)
         named = frozenset(e for _, r in rules for e in (*(r.entities or ()), *r.overrides))
+        naming: dict[str, list[tuple[int, s.Rule]]] = {}
+        for number, rule in rules:
+            for entity in rule.entities or ():
+                naming.setdefault(entity, []).append((number, rule))
+        overridden = frozenset(e for _, r in open_rules for e in r.overrides)
         self._sources[name] = _Source(name, fields, frozenset(null_fields),
                                       self._build_index(name, open_rules), rules, named,
-                                      tuple(down_rules), True, now)
+                                      {e: tuple(found) for e, found in naming.items()},
+                                      overridden, tuple(down_rules), True, now)
 
     def _build_index(self, source: str, rules: tuple[tuple[int, s.Rule], ...],
                      entity_id: str | None = None) -> _Index:
@@ -230,13 +257,18 @@ class Engine:
         entity = self._entities.get(key)
         if entity is None:
             src = self._sources[source]
+            layers: tuple[_Index, ...] = (src.default_index,)
             if entity_id in src.named or key in src.named:
-                rules = tuple((n, r) for n, r in src.rules if r.entities is None
-                              or entity_id in r.entities or key in r.entities)
-                index = self._build_index(source, rules, entity_id)
-            else:
-                index = src.default_index
-            entity = Entity(source, entity_id, index, now)
+                found = {n: r for n, r in (*src.naming.get(entity_id, ()),
+                                           *src.naming.get(key, ()))}
+                own = tuple(sorted(found.items()))
+                if entity_id in src.overridden or key in src.overridden:  # rare: its own
+                    rules = tuple(sorted((*src.default_index.rules, *own),  # whole index
+                                         key=lambda pair: pair[0]))
+                    layers = (self._build_index(source, rules, entity_id),)
+                elif own:
+                    layers = (src.default_index, self._build_index(source, own, entity_id))
+            entity = Entity(source, entity_id, layers, now)
             self._entities[key] = entity
         return entity
 
@@ -251,7 +283,7 @@ class Engine:
         if isinstance(event, StatusChanged):
             entity = self._entity(event.source, event.entity, now)
             entity.status = event.status
-            numbers = entity.index.by_field.get(_STATUS, ())
+            numbers = entity.reached(_STATUS)
             return self._evaluate(entity, self._with_live(entity, numbers), now)
         src = self._sources[event.source]
         if src.up == isinstance(event, SourceUp):
@@ -295,21 +327,22 @@ class Engine:
             entity.name = message.entity_name
         if message.history_only:  # evaluated by an earlier run: it only rebuilds the history
             return []
-        index = entity.index
-        by_field, compiled = index.by_field, index.compiled
-        numbers = set(index.every_message)
-        for field in fields:
-            reached = by_field.get(field)
-            if reached:
-                numbers.update(reached)
-            thresholds = compiled.get(field)
-            if thresholds is not None:  # only those that now hold can start an alert
-                newest = histories[field].newest()
-                if newest.__class__ is float:
-                    numbers.update(thresholds.starting(newest))
+        numbers: set[int] = set()
+        for index in entity.layers:
+            by_field, compiled = index.by_field, index.compiled
+            numbers.update(index.every_message)
+            for field in fields:
+                reached = by_field.get(field)
+                if reached:
+                    numbers.update(reached)
+                thresholds = compiled.get(field)
+                if thresholds is not None:  # only those that now hold can start an alert
+                    newest = histories[field].newest()
+                    if newest.__class__ is float:
+                        numbers.update(thresholds.starting(newest))
         reached_rules = self._with_live(entity, numbers)
         if late:  # measured before messages already seen: it may break a pending period
-            for alert in restart_periods(entity, entity.alerts, entity.index.conditions,
+            for alert in restart_periods(entity, entity.alerts, entity.conditions,
                                          reached_rules, msg_time, fields):
                 self._changed[id(alert)] = alert
         return self._evaluate(entity, reached_rules, now)
@@ -319,8 +352,8 @@ class Engine:
         return sorted(entity.live.union(numbers))
 
     def _silent_rules(self, entity: Entity) -> list[int]:
-        conditions = entity.index.conditions
-        return [n for n, rule in entity.index.rules
+        conditions = entity.conditions
+        return [n for n, rule in entity.rules()
                 if isinstance(conditions.get(n, rule.condition), s.Silent)]
 
     # ---- timers ------------------------------------------------------------------------
@@ -347,7 +380,7 @@ class Engine:
             if key in self._entities:
                 entity = self._entities[key]
                 entity.scheduled = None
-                out.extend(self._evaluate(entity, self._with_live(entity, entity.index.timed),
+                out.extend(self._evaluate(entity, self._with_live(entity, entity.timed()),
                                           now))
             else:
                 src = self._sources[key]
@@ -371,7 +404,7 @@ class Engine:
         wakes: list[float] = []
         for number in numbers:
             rule = self.rules[number]
-            condition = entity.index.conditions.get(number, rule.condition)
+            condition = entity.conditions.get(number, rule.condition)
             alert = entity.alerts.get(number)
             firing = alert is not None and alert.state == FIRING
             if isinstance(condition, s.Silent):
@@ -505,7 +538,9 @@ class Engine:
                 continue
             if entity_id:
                 entity = self._entity(source, entity_id, now)
-                if all(n != number for n, _ in entity.index.rules):
+                if not (rule.sources is None or source in rule.sources) or not (
+                        rule.entities is None or entity_id in rule.entities
+                        or entity_key in rule.entities):
                     continue
                 entity.alerts[number] = alert
                 _track(entity, number, alert)
