@@ -95,7 +95,9 @@ async def run(config: s.Config, store: Store, *, config_path: str | None = None,
                          len(config.rules))
                 while True:
                     await reload_receive.receive()
-                    new = _reload(config_path, config, redact)
+                    # off the event loop: a slow or hostile file never stalls the daemon
+                    new = await trio.to_thread.run_sync(_reload, config_path, config, redact,
+                                                        abandon_on_cancel=True)
                     if new is not None:
                         config = new
                         generation.cancel_scope.cancel()

@@ -30,11 +30,17 @@ rules:
 """
 
 
+def process_env(**extra: str) -> dict[str, str]:
+    """A clean environment that runs this checkout's alertd (or PYTHONPATH's, if given)."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONPATH": os.environ.get("PYTHONPATH", str(ROOT)), **extra}
+
+
 def check(path: Path, env: dict[str, str] | None = None) -> tuple[int, str, float]:
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "alertd", "check", "-c", str(path)],
-                          capture_output=True, text=True, timeout=30, cwd=ROOT,
-                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(env or {})})
+                          capture_output=True, text=True, timeout=30, cwd=path.parent,
+                          env=process_env(**(env or {})))
     return done.returncode, done.stderr, time.monotonic() - started
 
 
@@ -156,3 +162,63 @@ def test_check_prints_no_secret(tmp_path: Path) -> None:
     assert (code, err.splitlines()) == (1, [
         f"{path}:10: http must be HOST:PORT such as 127.0.0.1:9464, not '${{SMTP_PASSWORD}}'",
         f"{path}: 1 error"])
+
+
+async def test_sighup_with_an_include_of_a_fifo_does_not_freeze_the_daemon(
+        tmp_path: Path) -> None:
+    import signal
+
+    import trio
+
+    from alertd.simulator.element import FakeElement
+    from tests.test_http import get
+
+    key = "hup-test-k3y-s3cr3t"
+    element = FakeElement(api_keys={key})
+    os.mkfifo(tmp_path / "fifo.yaml")
+    config = tmp_path / "rules.yaml"
+    text = textwrap.dedent(f"""\
+        http: 127.0.0.1:0
+        sources:
+          cold: {{type: element, url: "URL", api_key: "{key}",
+                 subscribe: [readings]}}
+        channels: {{out: console://}}
+        rules:
+          - {{name: warm, source: cold, threshold: {{field: t, above: 8}}, notify: [out],
+              group_wait: 0s}}
+        """)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(element.serve)
+        config.write_text(text.replace("URL", element.url))
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "alertd", "run", "-c", str(config), "--state",
+             str(tmp_path / "state.db")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=tmp_path, env=process_env())
+        assert process.stdout is not None and process.stderr is not None
+        err = b""
+        try:
+            with trio.fail_after(30):
+                while b"serving /metrics" not in err:
+                    err += await process.stderr.receive_some() or b""
+                while not element.connections:
+                    await trio.sleep(0.05)
+                port = int(err.split(b"http://127.0.0.1:", 1)[1].split()[0])
+                config.write_text(config.read_text() + "include: [fifo.yaml]\n")
+                process.send_signal(signal.SIGHUP)
+                while b"reload: the new file is invalid" not in err:
+                    err += await process.stderr.receive_some() or b""
+            with trio.fail_after(5):  # the daemon still answers, and still evaluates
+                status, _ = await get(port, "/healthz")
+                element.add_reading("room1", {"t": 9})
+                out = b""
+                while b"[FIRING] warm: room1" not in out:
+                    out += await process.stdout.receive_some()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            with trio.fail_after(15):
+                await process.wait()
+                while chunk := await process.stderr.receive_some():
+                    err += chunk
+            nursery.cancel_scope.cancel()
+    assert status == 200
+    assert f"reload: {tmp_path / 'fifo.yaml'}:1: not a regular file (a FIFO)".encode() in err
