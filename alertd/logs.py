@@ -14,6 +14,9 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 
 from alertd.config import schema as s
+from alertd.escape import cut, escape, safe
+
+MESSAGE_LIMIT = 2000  # characters of one log message, after escaping
 
 
 class Redact(logging.Filter):
@@ -33,6 +36,26 @@ class Redact(logging.Filter):
                 message = message.replace(secret, "***")
             record.msg, record.args = message, None
         return True
+
+
+class Escape(logging.Filter):
+    """One line per record, whatever a device or server wrote: every control character is
+    escaped (a newline cannot forge a second line, ESC cannot reach the terminal), each
+    text argument is cut to 200 characters and the whole message to ``MESSAGE_LIMIT``.
+    Runs after ``Redact``, so a secret is masked before any cut could split it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple):
+            record.args = tuple(_bounded(arg) for arg in args)
+        elif isinstance(args, dict):
+            record.args = {key: _bounded(value) for key, value in args.items()}
+        record.msg, record.args = cut(escape(record.getMessage()), MESSAGE_LIMIT), None
+        return True
+
+
+def _bounded(arg: object) -> object:
+    return arg if isinstance(arg, (int, float)) else safe(str(arg))
 
 
 def secrets_of(config: s.Config) -> list[str]:
@@ -62,6 +85,7 @@ def setup(debug: bool, fmt: str) -> Redact:
         "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"))
     redact = Redact()
     handler.addFilter(redact)
+    handler.addFilter(Escape())  # after Redact: see Escape
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)

@@ -33,7 +33,8 @@ rules:
 def process_env(**extra: str) -> dict[str, str]:
     """A clean environment that runs this checkout's alertd (or PYTHONPATH's, if given)."""
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "PYTHONPATH": os.environ.get("PYTHONPATH", str(ROOT)), **extra}
+            "PYTHONPATH": os.pathsep.join(os.path.abspath(entry) for entry in os.environ.get(
+                "PYTHONPATH", str(ROOT)).split(os.pathsep)), **extra}
 
 
 def check(path: Path, env: dict[str, str] | None = None) -> tuple[int, str, float]:
