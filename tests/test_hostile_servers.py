@@ -47,3 +47,61 @@ async def test_a_one_millisecond_heartbeat_does_not_make_a_reconnect_loop(
     # the backoff was reset by every session and alertd reconnected 8 to 16 times here.
     assert 2 <= handshakes <= 5, (handshakes, delays)
     assert len(delays) >= 2 and all(b > a for a, b in zip(delays, delays[1:])), delays
+
+
+async def test_alertd_sends_heartbeats_at_most_once_a_second(tmp_path: Path) -> None:
+    """A server that asks for 1 ms heartbeats, sends its own every 1 ms and never closes:
+    alertd sends about one ``X`` a second, not a thousand."""
+    import trio_websocket
+
+    received: list[float] = []
+
+    async def handler(request: trio_websocket.WebSocketRequest) -> None:
+        ws = await request.accept()
+        await ws.send_message("0f2c6b1e-1234-4abc-9def-0123456789ab|1|X|")
+
+        async def beat() -> None:
+            while True:
+                await ws.send_message("X")
+                await trio.sleep(0.001)
+
+        async with trio.open_nursery() as beats:
+            beats.start_soon(beat)
+            try:
+                while True:
+                    if await ws.get_message() == "X":
+                        received.append(trio.current_time())
+            except trio_websocket.ConnectionClosed:
+                beats.cancel_scope.cancel()
+
+    element = FakeElement(api_keys={"unused"})
+    async with trio.open_nursery() as nursery:
+        await nursery.start(element.serve)
+        server = await nursery.start(trio_websocket.serve_websocket, handler, "127.0.0.1", 0,
+                                     None)
+        url = f"ws://127.0.0.1:{server.port}/v2/event/subscription"
+        path = config_file(tmp_path, element.url, url, [21080], """\
+            - name: blocked
+              source: fleet
+              status: {in: [blocked]}
+            """)
+        async with daemon(path):
+            await trio.sleep(3.5)
+            sent = len(received)
+        nursery.cancel_scope.cancel()
+    assert 2 <= sent <= 5, sent  # before the fix: 55 here (one per ms the loop ran)
+
+
+def test_a_socket_dying_under_two_tasks_at_once_is_transient_not_a_crash() -> None:
+    """The heartbeat task and the reader both see the close: an exception group of two
+    ConnectionClosed must be a reconnect, not end the daemon (found with the 1 ms server)."""
+    import trio_websocket
+    from wsproto.frame_protocol import CloseReason
+
+    from alertd.sources.reconnect import TRANSIENT, _leaf
+
+    closed = [trio_websocket.ConnectionClosed(CloseReason(1000, None)) for _ in range(2)]
+    leaf = _leaf(BaseExceptionGroup("session", [ExceptionGroup("inner", closed)]))
+    assert isinstance(leaf, TRANSIENT)
+    mixed = BaseExceptionGroup("session", [closed[0], ValueError("a bug")])
+    assert _leaf(mixed) is mixed  # a bug next to a close still crashes loudly

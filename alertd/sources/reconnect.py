@@ -142,7 +142,12 @@ async def run_forever(label: str, session: Callable[[Callable[[], None]], Awaita
 def _leaf(error: BaseException) -> BaseException:
     """The error that ended a session, looking inside nurseries' exception groups."""
     while isinstance(error, BaseExceptionGroup):
-        inner = [e for e in error.exceptions if not isinstance(e, trio.Cancelled)]
+        inner = [_leaf(e) for e in error.exceptions if not isinstance(e, trio.Cancelled)]
+        rejected = [e for e in inner if isinstance(e, CredentialsRejected)]
+        if rejected:
+            return rejected[0]
+        if len(inner) > 1 and all(isinstance(e, TRANSIENT) for e in inner):
+            return inner[0]  # the socket died under two tasks at once (heartbeat and read)
         if len(inner) != 1:
             return error
         error = inner[0]
