@@ -96,7 +96,8 @@ def test_titles_are_one_line_and_messages_bounded() -> None:
     from alertd.config import schema as s
     from alertd.errors import Loc
 
-    rule = s.Rule(Loc("f", 1), "warm", s.Threshold(Loc("f", 1), "t", above=8),  # type: ignore[arg-type]
+    condition = s.Threshold(Loc("f", 1), "t", above=8)  # type: ignore[arg-type]
+    rule = s.Rule(Loc("f", 1), "warm", condition,
                   notify=("out",), title="{entity_name}\n{value}",
                   body="name: {entity_name}\nvalue: {value}\nlabel: {labels[site]}")
     for title, body in (compose(note(), None), compose(note(labels={"site": "a\nb"}), rule),
