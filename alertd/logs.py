@@ -41,21 +41,34 @@ class Redact(logging.Filter):
 class Escape(logging.Filter):
     """One line per record, whatever a device or server wrote: every control character is
     escaped (a newline cannot forge a second line, ESC cannot reach the terminal), each
-    text argument is cut to 200 characters and the whole message to ``MESSAGE_LIMIT``.
-    Runs after ``Redact``, so a secret is masked before any cut could split it."""
+    argument is cut to 200 characters and the whole message to ``MESSAGE_LIMIT``.
+
+    ``mask`` is the secret filter (``Redact``): each argument, and the message, pass it
+    before being cut, so a cut can never split a secret and leave half of it unmasked."""
+
+    def __init__(self, mask: logging.Filter | None = None) -> None:
+        super().__init__()
+        self.mask = mask
+
+    def masked(self, text: str) -> str:
+        if self.mask is None:
+            return text
+        record = logging.LogRecord("", logging.INFO, "", 0, text, None, None)
+        self.mask.filter(record)
+        return record.getMessage()
+
+    def bounded(self, arg: object) -> object:
+        return arg if isinstance(arg, (int, float)) else safe(self.masked(str(arg)))
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple):
-            record.args = tuple(_bounded(arg) for arg in args)
+            record.args = tuple(self.bounded(arg) for arg in args)
         elif isinstance(args, dict):
-            record.args = {key: _bounded(value) for key, value in args.items()}
-        record.msg, record.args = cut(escape(record.getMessage()), MESSAGE_LIMIT), None
+            record.args = {key: self.bounded(value) for key, value in args.items()}
+        message = escape(self.masked(record.getMessage()))
+        record.msg, record.args = cut(message, MESSAGE_LIMIT), None
         return True
-
-
-def _bounded(arg: object) -> object:
-    return arg if isinstance(arg, (int, float)) else safe(str(arg))
 
 
 def secrets_of(config: s.Config) -> list[str]:
@@ -84,8 +97,8 @@ def setup(debug: bool, fmt: str) -> Redact:
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(
         "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"))
     redact = Redact()
+    handler.addFilter(Escape(mask=redact))  # masks each value with redact, then cuts it
     handler.addFilter(redact)
-    handler.addFilter(Escape())  # after Redact: see Escape
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)

@@ -112,23 +112,28 @@ def test_titles_are_one_line_and_messages_bounded() -> None:
 
 
 def test_json_and_text_log_lines_are_escaped_and_bounded() -> None:
-    for formatter in (JsonFormatter(), logging.Formatter("%(levelname)s %(message)s")):
+    for formatter in (JsonFormatter(), logging.Formatter("%(message)s")):
         stream = io.StringIO()
         handler = logging.StreamHandler(stream)
         handler.setFormatter(formatter)
-        handler.addFilter(Redact([KEY]))
-        handler.addFilter(Escape())
+        redact = Redact([KEY])
+        handler.addFilter(Escape(mask=redact))
+        handler.addFilter(redact)
         logger = logging.getLogger("alertd.test.escape")
         logger.handlers[:], logger.propagate = [handler], False
         logger.warning("device %s sent %s", FORGED_ID, HUGE_NAME)
         logger.warning("key %s in " + "\x1b[31m" * 3000, KEY)
+        logger.warning("url %s; name %s", "x" * 190 + KEY, HUGE_NAME)
         lines = stream.getvalue().splitlines()
-        assert len(lines) == 2
+        assert len(lines) == 3
         messages = [json.loads(line)["message"] for line in lines] \
             if isinstance(formatter, JsonFormatter) else lines
         assert all(len(message) < 2100 for message in messages)
         assert "\x1b" not in stream.getvalue() and "\u2028" not in stream.getvalue()
         assert KEY not in stream.getvalue() and "key *** in \\x1b[31m" in messages[1]
+        # a secret is masked before its value is cut (a cut would leave half of it)
+        assert messages[2] == f"url {'x' * 190}***; name {safe(HUGE_NAME)}"
+        assert len(messages[0]) < 500  # each value cut to 200, with secrets configured too
         if isinstance(formatter, JsonFormatter):
             assert messages[0].startswith("device r1\\x1b[31m\\n2026")
 
