@@ -23,14 +23,18 @@ Route = Callable[[], tuple[str, str]]  # () -> (content type, body)
 
 
 async def serve(host: str, port: int, routes: dict[str, Route],
-                task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve ``routes`` until cancelled; reports the port it listens on (for port 0)."""
+                task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED, *,
+                gate: Gate | None = None,
+                cache: Cache[tuple[int, str, bytes]] | None = None) -> None:
+    """Serve ``routes`` until cancelled; reports the port it listens on (for port 0).
+    ``gate`` and ``cache`` default to the limits of ``http_limits``."""
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()[1]
     log.info("serving /metrics, /healthz and /alerts on http://%s:%d", host, bound)
     task_status.started(bound)
-    await trio.serve_listeners(partial(_answer, routes=routes, gate=Gate(),
-                                       cache=Cache[tuple[int, str, bytes]]()), listeners)
+    await trio.serve_listeners(partial(_answer, routes=routes, gate=gate or Gate(),
+                                       cache=cache or Cache[tuple[int, str, bytes]]()),
+                               listeners)
 
 
 async def _answer(stream: trio.SocketStream, routes: dict[str, Route], gate: Gate,
@@ -51,7 +55,7 @@ async def _answer(stream: trio.SocketStream, routes: dict[str, Route], gate: Gat
             gate.answering(token)
             path = request.target.decode("ascii", "replace").split("?", 1)[0]
             status, kind, body = cache.get(path, partial(_route, request, routes)) \
-                if request.method == b"GET" else _route(request, routes)
+                if request.method == b"GET" and path in routes else _route(request, routes)
             headers = [("Content-Type", kind), ("Content-Length", str(len(body))),
                        ("Connection", "close")]
             data = connection.send(h11.Response(status_code=status, headers=headers))

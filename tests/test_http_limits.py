@@ -138,3 +138,21 @@ async def test_many_alerts_clients_cost_one_render_and_never_stall_the_loop() ->
     assert codes.count(200) >= 64 and set(codes) <= {200, 503}
     assert max(lags) < 0.5, max(lags)
 
+
+
+async def test_only_known_paths_are_cached() -> None:
+    """A client asking for a million different paths must not grow the cache."""
+    from functools import partial
+
+    from alertd.http_limits import Cache
+
+    cache: Cache[tuple[int, str, bytes]] = Cache()
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(partial(
+            http_server.serve, "127.0.0.1", 0, {"/healthz": lambda: ("application/json", "{}")},
+            cache=cache))
+        for n in range(50):
+            assert (await get(port, f"/nothing{n}"))[0] == 404
+        assert (await get(port, "/healthz"))[0] == 200
+        nursery.cancel_scope.cancel()
+    assert list(cache.entries) == ["/healthz"]
