@@ -17,6 +17,7 @@ sources and the deliveries, which matter more. So:
 
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
 import os
@@ -44,8 +45,10 @@ def free_descriptors() -> int | None:
         return None
     try:
         used = len(os.listdir("/proc/self/fd"))
-    except OSError:  # no /proc (not Linux): the connection cap still bounds us
-        return None
+    except OSError as error:
+        if error.errno in (errno.EMFILE, errno.ENFILE):
+            return 0  # reading the table needs a descriptor itself: there is none
+        return None  # no /proc (not Linux): the connection cap still bounds us
     return soft - used
 
 

@@ -5,6 +5,7 @@ its evaluation."""
 from __future__ import annotations
 
 import json
+import os
 
 import resource
 import signal
@@ -156,3 +157,20 @@ async def test_only_known_paths_are_cached() -> None:
         assert (await get(port, "/healthz"))[0] == 200
         nursery.cancel_scope.cancel()
     assert list(cache.entries) == ["/healthz"]
+
+
+def test_free_descriptors_counts_against_the_limit() -> None:
+    from alertd.http_limits import free_descriptors
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    free = free_descriptors()
+    assert free is not None and 0 < free < soft
+    opened = [open(os.devnull) for _ in range(10)]  # noqa: SIM115
+    try:
+        assert free_descriptors() == free - 10
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft - free + 10, hard))
+        assert free_descriptors() == 0  # every descriptor taken: none left to look
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        for file in opened:
+            file.close()
