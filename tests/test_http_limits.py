@@ -174,3 +174,91 @@ def test_free_descriptors_counts_against_the_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         for file in opened:
             file.close()
+
+
+async def test_a_flood_of_alerts_clients_neither_delays_evaluation_nor_healthz(
+        tmp_path: Path) -> None:
+    """A real daemon with 3,000 firing alerts and 300 clients fetching /alerts in a loop:
+    a reading is still notified at once and /healthz answers. Measured before the fix:
+    4.2 s from the reading to its notification, 6.2 s for /healthz; after: 16 ms, 0.3 s."""
+    import socket
+    import time
+
+    element = FakeElement(api_keys={KEY})
+    config = tmp_path / "rules.yaml"
+    ids = ", ".join(f"d{i}" for i in range(3000))
+    config.write_text(textwrap.dedent(f"""\
+        http: 127.0.0.1:0
+        sources:
+          cold: {{type: element, url: "URL", api_key: "{KEY}", subscribe: [readings]}}
+        channels: {{out: console://}}
+        rules:
+          - {{name: quiet, source: cold, entities: [{ids}], silent: {{after: 1s}}, notify: []}}
+          - {{name: warm, source: cold, threshold: {{field: t, above: 8}}, notify: [out],
+             group_wait: 0s}}
+        """))
+
+    def healthz(port: int) -> tuple[bytes, float]:  # in a thread: the test's loop is busy
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+            client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            return client.recv(12), time.monotonic() - started
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(element.serve)
+        config.write_text(config.read_text().replace("URL", element.url))
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "alertd", "run", "-c", str(config), "--state",
+             str(tmp_path / "state.db")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=tmp_path, env=process_env())
+        assert process.stdout is not None and process.stderr is not None
+        err = b""
+        with trio.fail_after(30):
+            while b"serving /metrics" not in err:
+                err += await process.stderr.receive_some() or b""
+        port = int(err.split(b"http://127.0.0.1:", 1)[1].split()[0])
+
+        async def drain() -> None:  # 3,000 log lines must not fill the pipe
+            assert process.stderr is not None
+            while await process.stderr.receive_some():
+                pass
+
+        nursery.start_soon(drain)
+        with trio.fail_after(30):
+            while True:  # 3,000 alerts firing
+                status, body = await get(port, "/alerts")
+                if status == 200 and len(json.loads(body)) == 3000:
+                    break
+                await trio.sleep(0.2)
+
+        async def hammer() -> None:
+            while True:
+                try:
+                    stream = await trio.open_tcp_stream("127.0.0.1", port)
+                    async with stream:
+                        await stream.send_all(b"GET /alerts HTTP/1.1\r\nHost: x\r\n\r\n")
+                        while await stream.receive_some(1 << 20):
+                            pass
+                except (OSError, trio.BrokenResourceError):
+                    await trio.sleep(0.01)
+
+        try:
+            async with trio.open_nursery() as clients:
+                for _ in range(300):
+                    clients.start_soon(hammer)
+                await trio.sleep(1)
+                started, out = trio.current_time(), b""
+                element.add_reading("room1", {"t": 9})
+                with trio.fail_after(30):
+                    while b"[FIRING] warm: room1" not in out:
+                        out += await process.stdout.receive_some()
+                latency = trio.current_time() - started
+                head, waited = await trio.to_thread.run_sync(healthz, port)
+                clients.cancel_scope.cancel()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            with trio.fail_after(15):
+                await process.wait()
+            nursery.cancel_scope.cancel()
+    assert latency < 1.5, latency
+    assert head == b"HTTP/1.1 200" and waited < 2, (head, waited)
