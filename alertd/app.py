@@ -146,7 +146,9 @@ async def _generations(config: s.Config, config_path: str | None, redact: Redact
                 await reloads.receive()
                 await _settle(reloads)
                 runtime.reloads += 1
-                new = _reload(config_path, config, redact)
+                # off the event loop: a slow or hostile file never stalls the daemon
+                new = await trio.to_thread.run_sync(_reload, config_path, config, redact,
+                                                    abandon_on_cancel=True)
                 if new is not None:
                     config = new
                     generation.cancel_scope.cancel()

@@ -185,6 +185,10 @@ def _no_state_file(path: str) -> bool:
 
 
 def _print_table(rows: Sequence[Sequence[str]]) -> None:
+    from alertd.escape import safe
+
+    # cells hold what devices and servers wrote: one line each, no terminal controls
+    rows = [[safe(cell) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

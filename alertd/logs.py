@@ -14,6 +14,9 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 
 from alertd.config import schema as s
+from alertd.escape import cut, escape, safe
+
+MESSAGE_LIMIT = 2000  # characters of one log message, after escaping
 
 
 class Redact(logging.Filter):
@@ -32,6 +35,39 @@ class Redact(logging.Filter):
             for secret in self.secrets:
                 message = message.replace(secret, "***")
             record.msg, record.args = message, None
+        return True
+
+
+class Escape(logging.Filter):
+    """One line per record, whatever a device or server wrote: every control character is
+    escaped (a newline cannot forge a second line, ESC cannot reach the terminal), each
+    argument is cut to 200 characters and the whole message to ``MESSAGE_LIMIT``.
+
+    ``mask`` is the secret filter (``Redact``): each argument, and the message, pass it
+    before being cut, so a cut can never split a secret and leave half of it unmasked."""
+
+    def __init__(self, mask: logging.Filter | None = None) -> None:
+        super().__init__()
+        self.mask = mask
+
+    def masked(self, text: str) -> str:
+        if self.mask is None:
+            return text
+        record = logging.LogRecord("", logging.INFO, "", 0, text, None, None)
+        self.mask.filter(record)
+        return record.getMessage()
+
+    def bounded(self, arg: object) -> object:
+        return arg if isinstance(arg, (int, float)) else safe(self.masked(str(arg)))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple):
+            record.args = tuple(self.bounded(arg) for arg in args)
+        elif isinstance(args, dict):
+            record.args = {key: self.bounded(value) for key, value in args.items()}
+        message = escape(self.masked(record.getMessage()))
+        record.msg, record.args = cut(message, MESSAGE_LIMIT), None
         return True
 
 
@@ -65,6 +101,7 @@ def setup(debug: bool, fmt: str) -> Redact:
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(
         "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"))
     redact = Redact()
+    handler.addFilter(Escape(mask=redact))  # masks each value with redact, then cuts it
     handler.addFilter(redact)
     root = logging.getLogger()
     root.handlers[:] = [handler]

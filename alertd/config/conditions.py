@@ -17,13 +17,21 @@ CONDITION_KINDS = ("threshold", "missing", "silent", "status", "source_down", "c
 COMBINABLE = ("threshold", "missing", "change", "status", "all", "any")
 NOT_NORMAL = ("blocked", "unknown", "disallowed")
 TIME_FIELDS = ("_lag", "_age")  # virtual fields, in seconds (SPEC section 3)
+MAX_NESTING = 16  # all/any inside all/any: deeper is a generated or hostile file
 
 
-def parse_condition(reader: Reader, kind: str, node: Node, what: str) -> s.Condition | None:
-    """Parse the condition ``kind`` written as ``node``; ``what`` names its place for messages."""
+def parse_condition(reader: Reader, kind: str, node: Node, what: str,
+                    depth: int = 0) -> s.Condition | None:
+    """Parse the condition ``kind`` written as ``node``; ``what`` names its place for messages;
+    ``depth`` counts the ``all``/``any`` around it."""
     where = f"{what}: {kind}"
     if kind in ("all", "any"):
-        return _combination(reader, kind, node, where)
+        if depth >= MAX_NESTING:
+            rule = what.split(": ", 1)[0]  # the path would be 16 levels long
+            reader.error(node.loc, f"{rule}: all/any nested more than {MAX_NESTING} deep; "
+                                   "write the condition flatter")
+            return None
+        return _combination(reader, kind, node, where, depth + 1)
     parsers = {"threshold": _threshold, "missing": _missing, "silent": _silent,
                "status": _status, "source_down": _source_down, "change": _change}
     return parsers[kind](reader, node, where)
@@ -219,7 +227,8 @@ def _change(reader: Reader, node: Node, what: str) -> s.Change | None:
                     amount if direction == "rise" else None)
 
 
-def _combination(reader: Reader, kind: str, node: Node, what: str) -> s.Condition | None:
+def _combination(reader: Reader, kind: str, node: Node, what: str,
+                 depth: int) -> s.Condition | None:
     items = reader.sequence(node, what)
     if items is None:
         return None
@@ -247,7 +256,7 @@ def _combination(reader: Reader, kind: str, node: Node, what: str) -> s.Conditio
             reader.error(m.keys[sub_kind], f"{where}: {reason}")
             ok = False
             continue
-        condition = parse_condition(reader, sub_kind, sub_node, where)
+        condition = parse_condition(reader, sub_kind, sub_node, where, depth)
         if condition is None:
             ok = False
         else:

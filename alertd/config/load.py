@@ -6,14 +6,16 @@ holding every problem found, each at its FILE:LINE.
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
+import stat
 from collections.abc import Mapping as AbcMapping
 from pathlib import Path
 
 from alertd.config import schema as s
 from alertd.config.fields import Reader
-from alertd.config.nodes import Mapping, Node, Scalar, parse_yaml
+from alertd.config.nodes import Mapping, Node, Scalar, parse_yaml, scrub
 from alertd.config.rules import SETTINGS, Context, parse_rule, parse_settings, parse_silence
 from alertd.config.sections import ELEMENT_KEYS, NAVIXY_KEYS, parse_channel, parse_source
 from alertd.errors import ConfigError, Loc, Problem
@@ -22,20 +24,52 @@ TOP_KEYS = ("state", "sources", "channels", "defaults", "rules", "silences", "in
 INCLUDED_KEYS = ("sources", "channels", "rules", "silences")
 DEFAULT_STATE = "alertd-state.db"
 SOURCE_KEYS = frozenset(ELEMENT_KEYS + NAVIXY_KEYS)
+MAX_FILE_BYTES = 1024 * 1024  # per file: a rule file of 10,000 rules is a tenth of it
 
 
 def read_file(path: str, env: AbcMapping[str, str], problems: list[Problem],
-              strict: bool = True) -> Node | None:
+              strict: bool = True, used: dict[str, str] | None = None) -> Node | None:
+    """Parse one rule (or case) file. Only a regular file of at most ``MAX_FILE_BYTES`` is
+    read: a FIFO would block for ever and /dev/zero never ends. The file is opened without
+    blocking and checked on the open descriptor, so a swap after a check cannot slip by."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = _read_regular(path)
     except FileNotFoundError:
         problems.append(Problem(Loc(path, 1), "no such file"))
+        return None
+    except _NotRegular as refused:
+        problems.append(Problem(Loc(path, 1), str(refused)))
         return None
     except (OSError, UnicodeDecodeError) as error:
         reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
         problems.append(Problem(Loc(path, 1), f"cannot read the file: {reason}"))
         return None
-    return parse_yaml(text, path, env, problems, strict)
+    return parse_yaml(text, path, env, problems, strict, used)
+
+
+class _NotRegular(Exception):
+    """A path that is not a regular file of a sane size: the message says why."""
+
+
+def _read_regular(path: str) -> str:
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) \
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) \
+                else "a socket or other special file"
+            raise _NotRegular(f"not a regular file ({kind}); alertd reads only regular files")
+        with os.fdopen(os.dup(descriptor), "rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+    finally:
+        os.close(descriptor)
+    if len(data) > MAX_FILE_BYTES:
+        raise _NotRegular(f"the file is larger than {MAX_FILE_BYTES // 1024} KiB, the most "
+                          "alertd reads")
+    return data.decode("utf-8")
 
 
 class _Sections:
@@ -93,19 +127,20 @@ def load_config(path: str | os.PathLike[str], env: AbcMapping[str, str] | None =
     main = os.fspath(path)
     env = os.environ if env is None else env
     problems: list[Problem] = []
+    used: dict[str, str] = {}  # environment values substituted -> ${VAR}, scrubbed from errors
     reader = Reader(problems)
-    root_node = read_file(main, env, problems, strict)
+    root_node = read_file(main, env, problems, strict, used)
     if root_node is None and not problems:
         problems.append(Problem(Loc(main, 1), "the file is empty: it needs sources and rules"))
     root = reader.mapping(root_node, "the top level", TOP_KEYS) if root_node else None
     if root is None:
-        raise ConfigError(problems)
+        raise ConfigError(scrub(problems, used))
     sections = _Sections()
     sections.add(reader, root)
     files = [Path(main)]
     if "include" in root.items:
         for included in _includes(reader, root, main):
-            node = read_file(included, env, problems, strict)
+            node = read_file(included, env, problems, strict, used)
             files.append(Path(included))
             if node is None:
                 continue
@@ -137,7 +172,7 @@ def load_config(path: str | os.PathLike[str], env: AbcMapping[str, str] | None =
         name_node = node.items.get("name") if isinstance(node, Mapping) else None
         if isinstance(name_node, Scalar) and name_node.value is not None:
             if name_node.text in names:
-                reader.error(name_node.loc, f"duplicate rule name '{name_node.text}' "
+                reader.error(name_node.loc, f"duplicate rule name '{name_node.shown}' "
                                             f"(first at {names[name_node.text]})")
                 continue
             names[name_node.text] = name_node.loc
@@ -151,7 +186,7 @@ def load_config(path: str | os.PathLike[str], env: AbcMapping[str, str] | None =
     state_path = state if state is not None else _state(reader, root)
     http = _http(reader, root.items["http"]) if "http" in root.items else None
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(scrub(problems, used))
     base = Path(main).parent
     return s.Config(
         path=Path(main), state=base / (state_path or DEFAULT_STATE) if state is None
@@ -196,6 +231,7 @@ def _http(reader: Reader, node: Node) -> tuple[str, int] | None:
         return None
     host, _, port = text.rpartition(":")
     if not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port (logged)
-        reader.error(node.loc, f"http must be HOST:PORT such as 127.0.0.1:9464, not '{text}'")
+        shown = node.shown if isinstance(node, Scalar) else text
+        reader.error(node.loc, f"http must be HOST:PORT such as 127.0.0.1:9464, not '{shown}'")
         return None
     return (host.strip("[]") or "127.0.0.1", int(port))

@@ -31,6 +31,8 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}\n]*))?\}")
 _TOKEN = re.compile(r"_alertdvar(\d+)_")
 _BAD_VAR = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\})[^}]*\}?")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+MAX_EXPANSION = 100_000  # values that aliases may add in one file (a billion laughs adds 10^9)
+MAX_DEPTH = 64  # nested lists and mappings (a rule file needs fewer than 12)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +83,11 @@ def kind_of(node: Node) -> str:
 
 
 def substitute(text: str, loc: Loc, env: AbcMapping[str, str], problems: list[Problem],
-               strict: bool = True) -> str:
+               strict: bool = True, used: dict[str, str] | None = None) -> str:
     """Replace ``${VAR}`` and ``${VAR:-default}``; an unset variable without default is an
-    error, or (``strict=False``, for rule tests that connect nowhere) an empty string."""
+    error, or (``strict=False``, for rule tests that connect nowhere) an empty string.
+    ``used`` collects each value taken from the environment -> ``${VAR}`` as written, so
+    that error messages can be scrubbed of it (``scrub``)."""
     for bad in _BAD_VAR.finditer(text):
         problems.append(Problem(loc, f"malformed variable reference '{bad.group(0)}': "
                                      "write ${NAME} or ${NAME:-default}"))
@@ -92,6 +96,8 @@ def substitute(text: str, loc: Loc, env: AbcMapping[str, str], problems: list[Pr
         name, default = match.group(1), match.group(2)
         value = env.get(name)
         if value:
+            if used is not None:
+                used.setdefault(value, f"${{{name}}}")
             return value
         if default is not None:
             return default
@@ -105,6 +111,23 @@ def substitute(text: str, loc: Loc, env: AbcMapping[str, str], problems: list[Pr
         return ""
 
     return _VAR.sub(replace, text)
+
+
+def scrub(problems: list[Problem], used: AbcMapping[str, str]) -> list[Problem]:
+    """Problems with every value taken from the environment replaced by the ``${VAR}`` it was
+    written as: whatever error path quotes a value, it quotes the file, never a secret.
+    Values shorter than 4 characters are left alone (they would garble line numbers and
+    cannot be secrets worth the name)."""
+    values = sorted((v for v in used if len(v) >= 4), key=len, reverse=True)
+    if not values:
+        return problems
+    cleaned = []
+    for problem in problems:
+        message = problem.message
+        for value in values:
+            message = message.replace(value, used[value])
+        cleaned.append(Problem(problem.loc, message))
+    return cleaned
 
 
 def _protect(text: str) -> tuple[str, list[str]]:
@@ -121,37 +144,73 @@ def _protect(text: str) -> tuple[str, list[str]]:
 
 class _Builder:
     def __init__(self, file: str, env: AbcMapping[str, str], problems: list[Problem],
-                 strict: bool = True, protected: list[str] | None = None) -> None:
+                 strict: bool = True, protected: list[str] | None = None,
+                 used: dict[str, str] | None = None) -> None:
         self.file = file
+        self.used = used
         self.strict = strict
         self.protected = protected or []
         self.env = env
         self.problems = problems
         self.resolver = _BaseLoader("")  # resolves plain scalars to YAML 1.1 types
         self.done: dict[int, Node] = {}
+        # Aliases share the anchored node, so building stays linear; what they would add if
+        # expanded (every later reader walks the tree) is counted and bounded instead.
+        self.sizes: dict[int, int] = {}
+        self.building: set[int] = set()
+        self.expanded = 0
+        self.refused = False
 
     def loc(self, node: yaml.Node) -> Loc:
         return Loc(self.file, node.start_mark.line + 1)
 
-    def build(self, node: yaml.Node) -> Node:
+    def refuse(self, node: yaml.Node, message: str) -> Scalar:
+        if not self.refused:  # one line for a bomb, not one per alias
+            self.refused = True
+            self.problems.append(Problem(self.loc(node), message))
+        return Scalar(self.loc(node), None, "", "", False, False, broken=True)
+
+    def build(self, node: yaml.Node, depth: int = 0) -> Node:
+        if id(node) in self.building:
+            return self.refuse(node, "an alias refers to the list or mapping that contains it "
+                                     "(a recursive alias); write the values out")
         if id(node) in self.done:  # an alias: the anchored node again
+            self.expanded += self.sizes[id(node)]
+            if self.expanded > MAX_EXPANSION:
+                return self.refuse(node, f"too many aliases: they expand to more than "
+                                         f"{MAX_EXPANSION} values")
             return self.done[id(node)]
+        if depth > MAX_DEPTH:
+            return self.refuse(node, f"lists and mappings nested more than {MAX_DEPTH} deep")
+        self.building.add(id(node))
         built: Node
         if isinstance(node, yaml.MappingNode):
-            built = self.mapping(node)
+            built = self.mapping(node, depth)
         elif isinstance(node, yaml.SequenceNode):
-            built = Sequence(self.loc(node), tuple(self.build(item) for item in node.value))
+            built = Sequence(self.loc(node), tuple(self.build(item, depth + 1)
+                                                   for item in node.value))
         else:
             assert isinstance(node, yaml.ScalarNode)
             built = self.scalar(node)
+        self.building.discard(id(node))
         self.done[id(node)] = built
+        self.sizes[id(node)] = self.size(node)
         return built
+
+    def size(self, node: yaml.Node) -> int:
+        """Values in ``node`` counted as if every alias in it were expanded."""
+        if isinstance(node, yaml.SequenceNode):
+            return 1 + sum(self.sizes.get(id(item), 1) for item in node.value)
+        if isinstance(node, yaml.MappingNode):
+            return 1 + sum(1 + self.sizes.get(id(value), 1) for _key, value in node.value)
+        return 1
 
     def scalar(self, node: yaml.ScalarNode) -> Scalar:
         loc = self.loc(node)
         raw = self.restore(node.value)
         before = len(self.problems)
-        text = substitute(raw, loc, self.env, self.problems, self.strict) if "${" in raw else raw
+        text = substitute(raw, loc, self.env, self.problems, self.strict, self.used) \
+            if "${" in raw else raw
         broken = len(self.problems) > before
         quoted = node.style in ("'", '"', "|", ">")
         if quoted or not self.strict and self.unset(raw):
@@ -181,7 +240,7 @@ class _Builder:
         return _TOKEN.sub(lambda m: self.protected[int(m.group(1))]
                           if int(m.group(1)) < len(self.protected) else m.group(0), text)
 
-    def mapping(self, node: yaml.MappingNode) -> Mapping:
+    def mapping(self, node: yaml.MappingNode, depth: int) -> Mapping:
         items: dict[str, Node] = {}
         keys: dict[str, Loc] = {}
         merged: dict[str, Node] = {}
@@ -190,7 +249,7 @@ class _Builder:
                 sources = value_node.value if isinstance(value_node, yaml.SequenceNode) \
                     else [value_node]
                 for source in sources:
-                    built = self.build(source)
+                    built = self.build(source, depth + 1)
                     if isinstance(built, Mapping):
                         for name, value in built.items.items():
                             merged.setdefault(name, value)
@@ -209,7 +268,7 @@ class _Builder:
                     f"duplicate key '{name}' (first written on line {keys[name].line})"))
                 continue
             keys[name] = self.loc(key_node)
-            value = self.build(value_node)
+            value = self.build(value_node, depth + 1)
             if not isinstance(value, Scalar) and value.loc != keys[name]:
                 # a block mapping or list is named by its key: "needs X" points there
                 value = replace(value, loc=keys[name])
@@ -222,11 +281,17 @@ class _Builder:
 
 
 def parse_yaml(text: str, file: str, env: AbcMapping[str, str],
-               problems: list[Problem], strict: bool = True) -> Node | None:
-    """Parse one YAML document into located nodes; syntax errors become problems."""
+               problems: list[Problem], strict: bool = True,
+               used: dict[str, str] | None = None) -> Node | None:
+    """Parse one YAML document into located nodes; syntax errors become problems. ``used``
+    collects the environment values substituted (see ``substitute``)."""
     text, protected = _protect(text)
     try:
         root = yaml.compose(text, Loader=_BaseLoader)
+    except RecursionError:
+        problems.append(Problem(Loc(file, 1), f"lists and mappings nested more than "
+                                              f"{MAX_DEPTH} deep"))
+        return None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else 1
@@ -244,4 +309,6 @@ def parse_yaml(text: str, file: str, env: AbcMapping[str, str],
         return None
     if root is None:
         return None
-    return _Builder(file, env, problems, strict, protected).build(root)
+    builder = _Builder(file, env, problems, strict, protected, used)
+    built = builder.build(root)
+    return None if builder.refused else built  # the one line said it: nothing more to check

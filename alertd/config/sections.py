@@ -205,7 +205,8 @@ def _timezone(reader: Reader, node: Node, what: str) -> str | None:
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        reader.error(node.loc, f"{what}: unknown time zone '{name}'{suggest(name, _zones())} "
+        shown = node.shown if isinstance(node, Scalar) else name
+        reader.error(node.loc, f"{what}: unknown time zone '{shown}'{suggest(name, _zones())} "
                                "(use an IANA name such as Europe/Berlin)")
         return None
     return name

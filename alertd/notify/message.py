@@ -4,6 +4,7 @@ when, severity)."""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -11,8 +12,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from alertd.config import schema as s
+from alertd.escape import cut, escape, safe
 from alertd.model import Notification
 from alertd.notify.templates import render
+
+TITLE_LIMIT = 250  # characters: a lock screen shows far fewer, a subject line no more
+BODY_LIMIT = 4000  # characters: below Telegram's 4096 and Slack's section limit
 
 DEFAULT_TITLE = "[{STATE}] {rule}: {entity_name}"
 LISTED = 20  # alerts listed in one message: a phone screen, not a report
@@ -70,6 +75,24 @@ def value_text(value: Any) -> str:
     return str(value)
 
 
+def outside_made_safe(note: Notification) -> Notification:
+    """``note`` with every value that came from outside escaped and cut (``safe``)."""
+    value = note.value
+    if isinstance(value, str) or not isinstance(value, (int, float, type(None))):
+        value = safe(str(value))
+    return dataclasses.replace(
+        note, rule=safe(note.rule), entity=safe(note.entity), source=safe(note.source),
+        entity_name=safe(note.entity_name), field=safe(note.field), value=value,
+        labels={safe(key): safe(str(text)) for key, text in note.labels.items()},
+        description=escape(note.description))
+
+
+def one_line(title: str) -> str:
+    """A title as it is sent: one line (a template's own line breaks become spaces), no
+    control characters, at most ``TITLE_LIMIT`` characters."""
+    return cut(escape(" ".join(title.splitlines())), TITLE_LIMIT)
+
+
 def values(note: Notification) -> dict[str, Any]:
     """What templates may use (SPEC section 5's placeholders)."""
     since = datetime.fromtimestamp(note.since, timezone.utc)
@@ -83,12 +106,14 @@ def values(note: Notification) -> dict[str, Any]:
 
 def compose(note: Notification, rule: s.Rule | None) -> tuple[str, str]:
     """(title, body) of one notification."""
+    note = outside_made_safe(note)
     fields = values(note)
     state = MARK.get(note.state, note.state.upper()) + (" again" if note.repeat else "")
     title = render(rule.title, fields) if rule is not None and rule.title else \
         DEFAULT_TITLE.replace("{STATE}", state).format(**fields)
+    title = one_line(title)
     if rule is not None and rule.body:
-        return title, render(rule.body, fields)
+        return title, cut(render(rule.body, fields), BODY_LIMIT)
     lines = [f"{fields['rule']} is {state.lower()} for {fields['entity_name']}"
              + (f" ({note.entity})" if fields["entity_name"] != note.entity else ""),
              f"severity: {note.severity}"]
@@ -100,7 +125,7 @@ def compose(note: Notification, rule: s.Rule | None) -> tuple[str, str]:
         lines.append("labels: " + ", ".join(f"{k}={v}" for k, v in sorted(note.labels.items())))
     if note.description:
         lines.append(note.description)
-    return title, "\n".join(lines)
+    return title, cut("\n".join(lines), BODY_LIMIT)
 
 
 def _change_text(condition: object, state: str) -> str:
@@ -116,10 +141,11 @@ def _change_text(condition: object, state: str) -> str:
 
 def summary_line(note: Notification, rule: s.Rule | None) -> str:
     """One alert in a grouped message or a digest: the rule's title when it has one."""
+    note = outside_made_safe(note)
     fields = values(note)
     state = MARK.get(note.state, note.state.upper()) + (" again" if note.repeat else "")
     if rule is not None and rule.title:
-        return f"{state}: {render(rule.title, fields)}"
+        return f"{state}: {one_line(render(rule.title, fields))}"
     name = fields["entity_name"]
     text = f"{state}: {name}" + (f" ({note.entity})" if name != note.entity else "")
     if note.field:
@@ -159,7 +185,7 @@ def compose_group(notes: Sequence[Notification],
     named = ", ".join(names[:3]) + (f" and {len(names) - 3} more rules" if len(names) > 3
                                      else "")
     title = "[" + ", ".join(f"{state} {n}" for state, n in counts.items()) + "] " + named
-    return title, "\n".join(_by_rule(notes, rules))
+    return one_line(title), cut("\n".join(_by_rule(notes, rules)), BODY_LIMIT)
 
 
 def compose_digest(firing: Sequence[Notification], settled: int, quiet_from: float,
@@ -173,4 +199,4 @@ def compose_digest(firing: Sequence[Notification], settled: int, quiet_from: flo
     if settled:
         lines += ["", f"{settled} more alert{'s' if settled != 1 else ''} fired and resolved "
                   "during quiet hours."]
-    return title, "\n".join(lines)
+    return title, cut("\n".join(lines), BODY_LIMIT)

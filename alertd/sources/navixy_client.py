@@ -40,6 +40,7 @@ from alertd.sources.reconnect import (
     CONNECT_TIMEOUT,
     Connectivity,
     Session,
+    clamp_heartbeat,
     run_forever,
 )
 from alertd.sources.stats import SourceStats
@@ -135,7 +136,7 @@ async def _handshake(ws: trio_websocket.WebSocketConnection, decoder: NavixyDeco
         decoded = decoder.decode(frame)
         for notice in decoded.notices:
             if isinstance(notice, Handshake) and notice.interval_ms > 0:
-                return notice.interval_ms / 1000
+                return clamp_heartbeat(notice.interval_ms / 1000)
         await _handle(decoded, decoder, source, send, stats)  # not a handshake: use it
     log.info("source '%s': no Atmosphere handshake; sending heartbeats every %.0f s",
              source.name, DEFAULT_HEARTBEAT)

@@ -23,10 +23,19 @@ from alertd.sources.stats import SourceStats
 INITIAL_DELAY = 1.0
 MAX_DELAY = 60.0
 AUTH_RETRY = 300.0  # a rejected key or hash is not retried faster than every 5 minutes
+STABLE_SESSION = 30.0  # a session that lasted this long resets the backoff; a shorter one not
+HEARTBEAT_RANGE = (1.0, 300.0)  # seconds: what a server may ask of alertd's heartbeats
 
 # What a reconnect loop may catch: transient by nature, never a bug of ours.
 TRANSIENT = (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError,
              trio.TooSlowError, HttpProtocolError, wsproto.utilities.ProtocolError)
+
+
+def clamp_heartbeat(seconds: float) -> float:
+    """A server's advertised heartbeat interval, held to ``HEARTBEAT_RANGE``: 1 ms would be a
+    thousand frames a second and a socket declared dead after 3 ms of quiet."""
+    low, high = HEARTBEAT_RANGE
+    return min(max(seconds, low), high)
 
 
 class Backoff:
@@ -93,17 +102,21 @@ async def run_forever(label: str, session: Callable[[Callable[[], None]], Awaita
     """Run ``session`` again and again. ``session(opened)`` opens one socket, calls
     ``opened()`` once connected and returns or raises when the socket ends. Transient errors
     back off (1 s doubling to 60 s, with jitter); rejected credentials are reported once and
-    retried every 5 minutes."""
+    retried every 5 minutes. The backoff starts again from 1 s only after a session that
+    lasted ``STABLE_SESSION``: a server that accepts and soon drops every socket gets ever
+    slower attempts, not one a second."""
     backoff = backoff or Backoff()
     state = {"auth_reported": False}
+    opened_at: list[float] = []  # when this session's socket was confirmed, if it was
 
     def opened() -> None:
         if backoff.failures or state["auth_reported"]:
             log.info("%s: connected", label)
-        backoff.reset()
+        opened_at.append(trio.current_time())
         state["auth_reported"] = False
 
     while True:
+        opened_at.clear()
         try:
             await session(opened)
             reason = "closed by the server"
@@ -119,6 +132,8 @@ async def run_forever(label: str, session: Callable[[Callable[[], None]], Awaita
             if not isinstance(leaf, TRANSIENT):
                 raise  # a bug, or a cancellation: not ours to swallow
             reason = describe(leaf)
+        if opened_at and trio.current_time() - opened_at[0] >= STABLE_SESSION:
+            backoff.reset()
         delay = backoff.next()
         log.warning("%s: %s; reconnecting in %.1f s", label, reason, delay)
         await trio.sleep(delay)
