@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
+
+import orjson
 
 from alertd.model import Event
 
@@ -29,6 +32,13 @@ def parse_time(value: Any) -> float | None:
     """Epoch seconds of an ISO 8601 time (``2017-08-02T09:11:04.910127Z``); None if not one."""
     if not isinstance(value, str) or not value:
         return None
+    return _parse_time(value)
+
+
+@lru_cache(maxsize=8192)
+def _parse_time(value: str) -> float | None:
+    """Cached: a Navixy window repeats each message time once per attribute and once per
+    resend, so most times are parsed once instead of dozens of times."""
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -57,7 +67,15 @@ def excerpt(item: Any) -> str:
 def load_json(text: str) -> tuple[Any, str | None]:
     """The parsed frame, or the reason it is none: not JSON, or nested beyond the
     interpreter's recursion limit (``json.loads`` raises RecursionError there, which no
-    caller expects from bad input)."""
+    caller expects from bad input).
+
+    orjson parses a frame 2-3 times faster than the standard library (it is most of a
+    Navixy event's cost); what it refuses (NaN literals, integers beyond 64 bits, deep
+    nesting) goes to ``json`` so that both accept and reject exactly what they did."""
+    try:
+        return orjson.loads(text), None
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(text), None
     except ValueError:
