@@ -9,12 +9,16 @@ reaches, and compares every notification.
 
 from __future__ import annotations
 
+import bisect
+from typing import Any
+
 from hypothesis import given, settings, target
 from hypothesis import strategies as st
 
 from alertd.config import schema as s
 from alertd.engine import Engine
 from alertd.engine.compiled import FieldThresholds
+from alertd.engine.history import DEPTH, FieldHistory
 from alertd.errors import Loc
 from alertd.model import Message, Notification
 
@@ -107,3 +111,86 @@ def test_compiled_thresholds_notify_as_evaluating_every_rule(
     reference = notices(Engine(rules, SOURCES, 0.0, compiled=False), events)
     target(float(len(reference)))  # steer towards streams that notify a lot
     assert fast == reference
+
+
+# ---- compact histories against the deques they replaced ------------------------------------
+
+
+class DequeHistory:
+    """The two 12-deep deques and the window deque of alertd before compact histories,
+    as the reference: same merging, same order, same pruning."""
+
+    def __init__(self, horizon: float) -> None:
+        from collections import deque
+
+        self.all: deque[tuple[float, object]] = deque(maxlen=DEPTH)
+        self.nonnull: deque[tuple[float, object]] = deque(maxlen=DEPTH)
+        self.horizon = horizon
+        self.window: deque[tuple[float, float]] | None = deque() if horizon > 0 else None
+
+    @staticmethod
+    def _insert(queue: Any, item: tuple[float, Any], depth: int) -> None:
+        if not queue or item[0] > queue[-1][0]:
+            queue.append(item)
+        elif item[0] == queue[-1][0]:
+            old = queue[-1]
+            queue[-1] = old if item[1] is None and old[1] is not None else item
+        else:
+            items = list(queue)
+            index = bisect.bisect_left(items, item[0], key=lambda entry: entry[0])
+            if index < len(items) and items[index][0] == item[0]:
+                old = items[index]
+                items[index] = old if item[1] is None and old[1] is not None else item
+            else:
+                items.insert(index, item)
+            queue.clear()
+            queue.extend(items[-depth:])
+
+    def record(self, t: float, value: Any) -> None:
+        self._insert(self.all, (t, value), DEPTH)
+        if value is not None:
+            self._insert(self.nonnull, (t, value), DEPTH)
+            if self.window is not None and isinstance(value, float):
+                self._insert(self.window, (t, value), 10**6)
+                self.prune(self.window[-1][0])
+            elif self.window is not None:  # the one intended difference: text measured at
+                kept = [e for e in self.window if e[0] != t]  # the same time as a number
+                self.window.clear()  # replaces it in the window too (the deques kept both)
+                self.window.extend(kept)
+
+    def prune(self, newest: float) -> None:
+        if self.window is None:
+            return
+        self.newest = max(getattr(self, "newest", newest), newest)  # a window never goes
+        while self.window and self.window[0][0] < self.newest - self.horizon:  # back
+            self.window.popleft()
+
+
+HISTORY_VALUES = st.one_of(st.floats(-5, 5, allow_nan=False), st.none(), st.just("err"),
+                           st.just(True))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([0.0, 30.0]),
+       st.lists(st.tuples(st.sampled_from(["record", "record", "record", "prune"]),
+                          st.integers(0, 60), HISTORY_VALUES), max_size=80))
+def test_compact_histories_keep_what_the_deques_kept(horizon: float,
+                                                     steps: list[tuple[str, int, Any]]) -> None:
+    compact, reference = FieldHistory(horizon), DequeHistory(horizon)
+    newest = -1e9
+    for action, time, value in steps:
+        t = float(time)
+        if action == "record":
+            compact.record(t, value)
+            reference.record(t, value)
+        else:
+            newest = max(newest, t)
+            compact.prune(newest)
+            reference.prune(newest)
+        assert compact.all == list(reference.all)
+        assert compact.nonnull == list(reference.nonnull)
+        assert compact.newest() == (reference.nonnull[-1][1] if reference.nonnull else None)
+        assert [compact.nulls(k) for k in (1, 3, 12)] == [
+            sum(1 for _, v in list(reference.all)[-k:] if v is None) for k in (1, 3, 12)]
+        if horizon:
+            assert compact.window == list(reference.window or ())

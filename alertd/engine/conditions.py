@@ -153,17 +153,18 @@ def _missing(c: s.Missing, entity: EntityView) -> Result:
     history = entity.history(c.field)
     if history is None:
         return Result(False, c.field, None, known=False)
-    queue = history.all
-    if not queue or queue[-1][1] is not None:  # the field has a value again: resolved
-        return Result(False, c.field, queue[-1][1] if queue else None)
+    last = history.last()
+    if last is None or last[1] is not None:  # the field has a value again: resolved
+        return Result(False, c.field, last[1] if last else None)
+    size = history.count()
     if c.of is None:
-        holds = len(queue) >= c.nulls and history.nulls(c.nulls) == c.nulls
+        holds = size >= c.nulls and history.nulls(c.nulls) == c.nulls
         # too few messages to say (after a restart): only nulls so far, not yet N of them
-        undecided = not holds and history.nulls(len(queue)) == len(queue)
+        undecided = not holds and history.nulls(size) == size
     else:
         holds = history.nulls(c.of) >= c.nulls
-        undecided = not holds and len(queue) < c.of and \
-            history.nulls(len(queue)) + c.of - len(queue) >= c.nulls
+        undecided = not holds and size < c.of and \
+            history.nulls(size) + c.of - size >= c.nulls
     return Result(holds, c.field, None, known=not undecided)
 
 
@@ -171,24 +172,11 @@ def _change(c: s.Change, entity: EntityView, now: float) -> Result:
     history = entity.history(c.field)
     if history is None:
         return Result(False, c.field, None, known=False)
-    window = history.window
-    if not window:  # values were seen, and have all slid out: no change is left
-        return Result(False, c.field, history.newest())
     start = (now - entity.offset) - c.within  # the window, on the entity's event clock
-    extreme: float | None = None  # highest (drop) or lowest (rise) value seen so far
-    best = 0.0
-    oldest_used: float | None = None
-    for msg_time, value in window:
-        if msg_time < start:
-            continue
-        if oldest_used is None:
-            oldest_used = msg_time
-        if extreme is not None:
-            best = max(best, extreme - value if c.drop is not None else value - extreme)
-        if extreme is None or (value > extreme if c.drop is not None else value < extreme):
-            extreme = value
+    best, oldest_used, newest = history.largest_change(start, c.drop is not None)
+    if newest is None:  # values were seen, and have all slid out: no change is left
+        newest = history.newest()
     amount = c.drop if c.drop is not None else c.rise
-    newest = window[-1][1]
     if amount is None or best < amount or oldest_used is None:
         return Result(False, c.field, newest)
     return Result(True, c.field, newest, oldest_used + c.within + entity.offset + 1e-6)

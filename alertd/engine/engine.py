@@ -32,6 +32,7 @@ from alertd.engine.late import restart_periods
 from alertd.model import Event, Message, Notification, SourceUp, StatusChanged
 
 _STATUS = "\x00status"  # index key of rules that read a tracker's status
+_NO_OVERRIDES: dict[int, s.Condition] = {}  # shared, never written
 
 
 def _reads_status(condition: s.Condition) -> bool:
@@ -105,12 +106,14 @@ class Entity:
         self.created = now
         self.fields: dict[str, FieldHistory] = {}
         self.alerts: dict[int, Alert] = {}  # rule number -> alert, created when first needed
-        self.live: set[int] = set()  # rules whose alert every message must see (``_live``)
+        self.live: set[int] | None = None  # rules whose alert every message must see
+        # (``_live``); None while there is none: most entities never have one
         # the indexes of the rules that reach it: the source's shared one, and one of the
         # rules that name it (disjoint), so that 5,000 named entities share the first
         self.layers = layers
-        self.conditions: dict[int, s.Condition] = {n: c for index in layers
-                                                   for n, c in index.conditions.items()}
+        self.conditions: dict[int, s.Condition] = _NO_OVERRIDES if len(layers) == 1 \
+            and not layers[0].conditions else {n: c for index in layers
+                                               for n, c in index.conditions.items()}
         self.scheduled: float | None = None
 
     def reached(self, key: str) -> set[int]:
@@ -349,7 +352,8 @@ class Engine:
 
     def _with_live(self, entity: Entity, numbers: Iterable[int]) -> list[int]:
         """The rules to evaluate: those reached, and every live alert's (``Entity.live``)."""
-        return sorted(entity.live.union(numbers))
+        live = entity.live
+        return sorted(live.union(numbers) if live else numbers)
 
     def _silent_rules(self, entity: Entity) -> list[int]:
         conditions = entity.conditions
@@ -579,9 +583,13 @@ def _live(alert: Alert) -> bool:
 
 def _track(entity: Entity, number: int, alert: Alert) -> None:
     if _live(alert):
+        if entity.live is None:
+            entity.live = set()
         entity.live.add(number)
-    else:
+    elif entity.live:
         entity.live.discard(number)
+        if not entity.live:
+            entity.live = None
 
 
 def _after(wakes: list[float], now: float) -> float | None:

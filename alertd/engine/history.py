@@ -8,16 +8,27 @@ only a minute of a fast stream.
 
 Values are normalised once on the way in: numeric strings ("262.9138") become floats, so
 every comparison later is a number comparison.
+
+Compact storage (a fleet of 100,000 entities keeps 500,000 of these): both queues and the
+window are one array of doubles, ``[t0, v0, t1, v1, ...]`` oldest first, holding every entry
+that is among the 12 newest (the queue with gaps), among the 12 newest with a value (the
+queue without), or a number within the horizon (the window); ``all`` is its last 12
+entries, ``nonnull`` its last 12 with a value, ``window`` its numbers since the horizon's
+start. A null is NaN; a value that is not a finite number (text, true/false) is kept aside
+in ``_other`` and marked -inf. Arrays of doubles are not tracked by the garbage collector,
+and hold no object per value.
 """
 
 from __future__ import annotations
 
-import bisect
-from collections import deque
+import math
+from array import array
 from typing import Any
 
 DEPTH = 12
 WINDOW_CAP = 4096  # bounds memory for a chatty device; at 1 message/s that is over an hour
+NULL = math.nan
+OTHER = -math.inf  # the value is in ``_other``
 
 
 def normalise(value: Any) -> Any:
@@ -39,77 +50,227 @@ def is_number(value: Any) -> bool:
     return isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool))
 
 
-def _insert(queue: deque[tuple[float, Any]], item: tuple[float, Any], depth: int) -> None:
-    """Insert in msg_time order, keeping only the newest ``depth`` entries. An entry with
-    the same msg_time is the same message seen again (a resend, a replay): it is merged,
-    never counted twice."""
-    if not queue or item[0] > queue[-1][0]:
-        queue.append(item)
-    elif item[0] == queue[-1][0]:
-        queue[-1] = _merge(queue[-1], item)
-    else:  # out of order: rare, so a linear rebuild is fine
-        items = list(queue)
-        index = bisect.bisect_left(items, item[0], key=lambda entry: entry[0])
-        if index < len(items) and items[index][0] == item[0]:
-            items[index] = _merge(items[index], item)
-        else:
-            items.insert(index, item)
-        queue.clear()
-        queue.extend(items[-depth:])
-
-
-def _merge(old: tuple[float, Any], new: tuple[float, Any]) -> tuple[float, Any]:
-    """Two entries at one msg_time: the same message again, or two readings of one packet
-    (ELEMENT runs several parsers). A null never hides a value measured at that time."""
-    return old if new[1] is None and old[1] is not None else new
-
-
 class FieldHistory:
     """The two 12-deep queues of one field of one entity, plus an optional time window."""
 
-    __slots__ = ("all", "nonnull", "window", "horizon")
+    __slots__ = ("_entries", "_start", "horizon", "_other")
 
     def __init__(self, horizon: float = 0.0) -> None:
-        self.all: deque[tuple[float, Any]] = deque(maxlen=DEPTH)
-        self.nonnull: deque[tuple[float, Any]] = deque(maxlen=DEPTH)
+        self._entries = array("d")
         self.horizon = horizon  # seconds of numeric values kept for change rules; 0: none
-        self.window: deque[tuple[float, float]] | None = deque(maxlen=WINDOW_CAP) \
-            if horizon > 0 else None
+        self._start = -math.inf  # where the window begins: newest msg_time minus horizon
+        self._other: dict[float, Any] | None = None
+
+    # ---- writing -------------------------------------------------------------------------
 
     def record(self, msg_time: float, value: Any) -> None:
-        _insert(self.all, (msg_time, value), DEPTH)
-        if value is not None:
-            _insert(self.nonnull, (msg_time, value), DEPTH)
-            if self.window is not None and is_number(value):
-                _insert(self.window, (msg_time, value), WINDOW_CAP)
-                self.prune(self.window[-1][0])
+        """Add one message's value (None: null) in ``msg_time`` order. An entry with the same
+        ``msg_time`` is the same message seen again (a resend, a replay) or another reading
+        of it: merged, never counted twice, and a null never hides a value."""
+        entries = self._entries
+        code = self._code(msg_time, value)
+        size = len(entries)
+        if size == 0 or msg_time > entries[size - 2]:
+            entries.append(msg_time)
+            entries.append(code)
+        else:
+            index = size - 2
+            while index >= 0 and entries[index] > msg_time:
+                index -= 2
+            if index >= 0 and entries[index] == msg_time:
+                old = entries[index + 1]
+                if code == code or old != old:  # a value, or a null over a null
+                    if old == OTHER and code != OTHER and self._other:
+                        self._other.pop(msg_time, None)
+                    entries[index + 1] = code
+            else:  # out of order: rare
+                entries[index + 2:index + 2] = array("d", (msg_time, code))
+        if self.horizon > 0 and code == code and code != OTHER:
+            self._start = max(self._start, msg_time - self.horizon)
+        if len(entries) > 2 * DEPTH and (entries[0] < self._start or self.horizon <= 0
+                                         or len(entries) > 2 * (WINDOW_CAP + DEPTH)):
+            self._trim()
+
+    def _code(self, msg_time: float, value: Any) -> float:
+        if value is None:
+            return NULL
+        if value.__class__ is float and math.isfinite(value):
+            return float(value)
+        if self._other is None:
+            self._other = {}
+        self._other[msg_time] = value
+        return OTHER
+
+    def _trim(self) -> None:
+        """Drop the entries that are in neither queue nor the window: older than the 12
+        newest and the 12 newest with a value, and (for a field with a horizon) older than
+        the window's start. An old null or text value inside the window stays until it
+        leaves the window (the window skips them). Costs what it drops, plus 12."""
+        entries = self._entries
+        size = len(entries)
+        keep_from = size - 2 * DEPTH  # the 12 newest
+        if keep_from <= 0:
+            return
+        seen, index = 0, size - 1
+        while index > 0:  # where the 12 newest with a value begin
+            if entries[index] == entries[index]:
+                seen += 1
+                if seen == DEPTH:
+                    break
+            index -= 2
+        keep_from = min(keep_from, max(index - 1, 0))
+        if self.horizon > 0:
+            start, first = self._start, 0
+            while first < keep_from and entries[first] < start:
+                first += 2
+            keep_from = max(min(keep_from, first), size - 2 * (WINDOW_CAP + DEPTH))
+        if keep_from > 0:
+            self._drop(entries[:keep_from])
+            del entries[:keep_from]
+
+    def _drop(self, gone: array[float]) -> None:
+        """Forget the text values of entries no longer kept."""
+        other = self._other
+        if other:
+            for time in gone[0::2]:
+                other.pop(time, None)
+
+    def prune(self, newest: float) -> None:
+        """Forget window values older than the horizon (they can no longer matter)."""
+        if self.horizon <= 0:
+            return
+        start = newest - self.horizon
+        if start > self._start:
+            self._start = start
+            entries = self._entries
+            if len(entries) > 2 * DEPTH and entries[0] < start:
+                self._trim()
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def _value(self, msg_time: float, code: float) -> Any:
+        if code != code:
+            return None
+        if code == OTHER and self._other is not None:
+            return self._other.get(msg_time)
+        return code
+
+    def newest(self) -> Any:
+        """The newest non-null value, or None."""
+        entries = self._entries
+        index = len(entries) - 1
+        while index > 0:
+            code = entries[index]
+            if code == code:
+                return code if code != OTHER else self._value(entries[index - 1], code)
+            index -= 2
+        return None
+
+    def count(self) -> int:
+        """How many entries the queue with gaps holds (at most 12)."""
+        return min(DEPTH, len(self._entries) // 2)
+
+    def last(self) -> tuple[float, Any] | None:
+        """The newest entry of the queue with gaps: (msg_time, value or None)."""
+        entries = self._entries
+        if not entries:
+            return None
+        return entries[-2], self._value(entries[-2], entries[-1])
+
+    def nulls(self, count: int) -> int:
+        """How many of the ``count`` newest entries of the queue with gaps are null."""
+        entries = self._entries
+        start = max(len(entries) - 2 * min(count, DEPTH), 0)
+        return sum(1 for i in range(start + 1, len(entries), 2) if entries[i] != entries[i])
+
+    @property
+    def all(self) -> list[tuple[float, Any]]:
+        """The queue with gaps: the 12 newest entries, oldest first."""
+        entries = self._entries
+        start = max(len(entries) - 2 * DEPTH, 0)
+        return [(entries[i], self._value(entries[i], entries[i + 1]))
+                for i in range(start, len(entries), 2)]
+
+    @property
+    def nonnull(self) -> list[tuple[float, Any]]:
+        """The queue without gaps: the 12 newest entries with a value, oldest first."""
+        entries = self._entries
+        found = [(entries[i], self._value(entries[i], entries[i + 1]))
+                 for i in range(0, len(entries), 2) if entries[i + 1] == entries[i + 1]]
+        return found[-DEPTH:]
+
+    @property
+    def window(self) -> list[tuple[float, float]] | None:
+        """The numeric values within the horizon (None without a horizon), oldest first."""
+        if self.horizon <= 0:
+            return None
+        entries, start = self._entries, self._start
+        return [(entries[i], entries[i + 1]) for i in range(0, len(entries), 2)
+                if entries[i] >= start and entries[i + 1] == entries[i + 1]
+                and entries[i + 1] != OTHER]
+
+    def largest_change(self, since: float, falling: bool
+                       ) -> tuple[float, float | None, float | None]:
+        """Over the window's numbers measured at ``since`` or later: the largest fall (or
+        rise) from an earlier value to a later one, and the time of the oldest number used;
+        and the newest number in the whole window (None if it has none). One pass over the
+        array, no tuple per value."""
+        entries, window_start = self._entries, self._start
+        best = 0.0
+        extreme = oldest = newest = None
+        for index in range(0, len(entries), 2):
+            time = entries[index]
+            value = entries[index + 1]
+            if time < window_start or value != value or value == OTHER:
+                continue
+            newest = value
+            if time < since:
+                continue
+            if oldest is None:
+                oldest = time
+            if extreme is None:
+                extreme = value
+            elif falling:
+                if extreme - value > best:
+                    best = extreme - value
+                if value > extreme:
+                    extreme = value
+            else:
+                if value - extreme > best:
+                    best = value - extreme
+                if value < extreme:
+                    extreme = value
+        return best, oldest, newest
+
+    def times(self) -> set[float]:
+        """Every message time either queue remembers."""
+        return set(self._entries[0::2])
+
+    # ---- copies --------------------------------------------------------------------------
+
+    def cut(self, at: float) -> FieldHistory:
+        """The history as it was at ``at``: entries measured later left out."""
+        copy = FieldHistory(self.horizon)
+        entries = self._entries
+        end = len(entries)
+        while end > 0 and entries[end - 2] > at:
+            end -= 2
+        copy._entries = entries[:end]
+        copy._start = min(self._start, at - self.horizon)
+        if self._other:
+            copy._other = dict(self._other)
+        return copy
 
     def rehorizoned(self, horizon: float) -> FieldHistory:
         """A copy keeping another window horizon (a reload changed a `change` rule's
         `within`): the queues as they are, the window as far as it reaches."""
         copy = FieldHistory(horizon)
-        copy.all.extend(self.all)
-        copy.nonnull.extend(self.nonnull)
-        if copy.window is not None and self.window:
-            copy.window.extend(self.window)
-            copy.prune(self.window[-1][0])
+        copy._entries = array("d", self._entries)
+        copy._other = dict(self._other) if self._other else None
+        if horizon > 0 and self._entries:
+            copy._start = self._entries[-2] - horizon
+            if self.horizon > 0:  # values before the old horizon are gone already
+                copy._start = max(copy._start, self._start)
+            if len(copy._entries) > 2 * DEPTH:
+                copy._trim()
         return copy
-
-    def prune(self, newest: float) -> None:
-        """Forget window values older than the horizon (they can no longer matter)."""
-        window = self.window
-        if window is None:
-            return
-        limit = newest - self.horizon
-        while window and window[0][0] < limit:
-            window.popleft()
-
-    def newest(self) -> Any:
-        """The newest non-null value, or None."""
-        return self.nonnull[-1][1] if self.nonnull else None
-
-    def nulls(self, count: int) -> int:
-        """How many of the ``count`` newest entries of the queue with gaps are null."""
-        queue = self.all
-        start = max(0, len(queue) - count)
-        return sum(1 for index in range(start, len(queue)) if queue[index][1] is None)

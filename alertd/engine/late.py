@@ -55,13 +55,7 @@ class _AsOf:
         own = self._own is not None and field in self._own
         if found is None and not own:
             return None
-        cut = FieldHistory(found.horizon if found is not None else 0.0)
-        if found is not None:
-            at = self._at + EPS
-            cut.all.extend(e for e in found.all if e[0] <= at)
-            cut.nonnull.extend(e for e in found.nonnull if e[0] <= at)
-            if cut.window is not None and found.window is not None:
-                cut.window.extend(e for e in found.window if e[0] <= at)
+        cut = found.cut(self._at + EPS) if found is not None else FieldHistory()
         if own and self._own is not None:
             cut.record(self._at, normalise(self._own[field]))
         return cut
@@ -75,8 +69,7 @@ def _times(entity: _Entity, condition: s.Condition) -> set[float]:
             continue
         history = entity.fields.get(field)
         if history is not None:
-            times.update(t for t, _ in history.all)
-            times.update(t for t, _ in history.nonnull)
+            times.update(history.times())
     return times
 
 

@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import trio
 import trio_websocket
+import wsproto.utilities
 
 log = logging.getLogger("alertd.simulator")
 
@@ -178,6 +179,20 @@ class Connection:
         done.cancel()
 
 
+class _SturdyServer(trio_websocket.WebSocketServer):
+    """A server whose connections fail alone. trio-websocket answers a ping that arrives
+    while the server closes the socket (a client late with its keep-alive, as on a loaded
+    machine) with a pong the closing state refuses: ``LocalProtocolError`` out of that
+    connection's tasks, which would end the whole fake server and every other socket."""
+
+    async def _handle_connection(self, stream: trio.abc.Stream) -> None:
+        try:
+            await super()._handle_connection(stream)
+        except* (wsproto.utilities.LocalProtocolError, trio.BrokenResourceError,
+                 trio.ClosedResourceError) as group:
+            log.debug("a connection ended badly: %r", group.exceptions)
+
+
 class FakeServer:
     """The server half both fakes share; a subclass handles each upgrade request.
 
@@ -201,7 +216,7 @@ class FakeServer:
         self._listener = WatchedListener(tcp)
         # WebSocketServer annotates its listeners as socket listeners but only accepts from
         # them (trio.serve_listeners), which any trio Listener supports.
-        server = trio_websocket.WebSocketServer(
+        server = _SturdyServer(
             self._handle, [self._listener],  # type: ignore[list-item]
             connect_timeout=10, disconnect_timeout=5)
         try:
