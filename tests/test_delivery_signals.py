@@ -38,9 +38,14 @@ class Daemon:
         return daemon
 
     async def _collect(self) -> None:
+        """Read its stderr; when the test ends (passed or failed), no daemon outlives it."""
         assert self.process.stderr is not None
-        while chunk := await self.process.stderr.receive_some():
-            self.err += chunk
+        try:
+            while chunk := await self.process.stderr.receive_some():
+                self.err += chunk
+        finally:
+            if self.process.returncode is None:
+                self.process.kill()
 
     @property
     def log(self) -> str:
