@@ -85,6 +85,22 @@ def _hint(scheme: str, url: str) -> str:
 
 def url_problem(url: str) -> str | None:
     """Why apprise cannot use ``url``, in words that never contain its secrets; None if fine.
+    Answers are remembered between runs (``url_cache``): apprise's plugins load only when a
+    URL is new to this apprise version."""
+    from alertd.senders import url_cache
+
+    if url.strip() == CONSOLE_URL:
+        return None
+    known, answer = url_cache.lookup(url)
+    if known:
+        return answer
+    answer = _url_problem(url)
+    url_cache.remember(url, answer)
+    return answer
+
+
+def _url_problem(url: str) -> str | None:
+    """Why apprise cannot use ``url``, in words that never contain its secrets; None if fine.
 
     apprise itself decides: a URL it can instantiate is valid, whatever its scheme (it turns
     many ``https://`` web-hook URLs, Slack's and Discord's among them, into its services).
