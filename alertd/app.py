@@ -109,6 +109,7 @@ async def run(config: s.Config, store: Store, *, config_path: str | None = None,
         from alertd.dry_run import printed_only
 
         config = printed_only(config)
+        log.info("dry run: notifications are printed, not sent; no state is written")
     if redact is not None:
         redact.update(secrets_of(config))
     reload_send, reload_receive = trio.open_memory_channel[None](1)

@@ -94,6 +94,8 @@ class Recorder:
         for frame in frames:
             record: dict[str, Any] = {"t": now, "source": source, "socket": socket}
             if isinstance(frame, bytes):
+                for secret in self.secrets:
+                    frame = frame.replace(secret.encode(), MASK.encode())
                 record["frame_b64"] = base64.b64encode(frame).decode("ascii")
             else:
                 record["frame"] = self._masked(frame)

@@ -156,3 +156,52 @@ async def test_a_replay_of_a_recorded_run_gives_what_the_daemon_gave_live(
     written = "".join(path.read_text() for path in recordings(folder))
     assert KEY not in written and HASH not in written and "auth=" not in written
     assert "subscribe" not in written.replace("subscription/subscribe", "")  # sent, not kept
+
+
+def test_recordings_rotate_by_size_drop_the_oldest_and_mask_secrets(tmp_path: Path) -> None:
+    clock = iter(float(1_767_225_600 + n) for n in range(10_000))
+    recorder = Recorder(tmp_path, lambda: next(clock), secrets=[KEY], max_total=4000,
+                        file_size=1000)
+    frame = '[{"event":"reading_added","body":{"echo":"' + KEY + '","data":{"t":1}}}]'
+    for _ in range(60):
+        recorder.frames("cold", "readings", [frame])
+    recorder.frames("cold", "readings", [b"\xff\x00binary"])
+    recorder.close()
+    files = recordings(tmp_path)
+    sizes = [path.stat().st_size for path in files]
+    assert len(files) >= 3 and sum(sizes) <= 4000 + 200  # the current file may pass by a line
+    assert files[0].name.endswith("000001.jsonl") is False  # the oldest were removed
+    text = "".join(path.read_text() for path in files)
+    records = list(read_records(tmp_path))
+    assert KEY not in text and all('"echo":"***"' in str(r.frame) for r in records[:-1])
+    assert records[-1].frame == b"\xff\x00binary"
+    assert all(r.source == "cold" and r.socket == "readings" for r in records)
+
+
+async def test_dry_run_prints_what_it_would_send_and_writes_no_state(tmp_path: Path) -> None:
+    element = FakeElement(api_keys={KEY})
+    navixy = FakeNavixy(hashes={HASH}, trackers={21080: "normal", 21085: "blocked"})
+    async with trio.open_nursery() as nursery:
+        await nursery.start(element.serve)
+        await nursery.start(navixy.serve)
+        config = write_config(tmp_path, element, navixy, """\
+            - {name: blocked, source: fleet, status: {in: [blocked]}, notify: [hook]}
+            - {name: warm, source: cold, threshold: {field: t, above: 8}, notify: [hook]}
+            """)
+        # a channel that would fail if anything were sent to it
+        config.write_text(config.read_text().replace(
+            "channels: {out: console://}", "channels: {hook: json://127.0.0.1:9/never}"))
+        (tmp_path / "rules.yaml").write_text(config.read_text() + "state: never.db\n")
+        process = await start(["run", "-c", str(config), "--dry-run"])
+        assert process.stdout is not None
+        out = Output(process.stdout)
+        await out.until("[FIRING] blocked: 21085")
+        await element.wait_until(lambda: bool(element.connections))
+        element.add_reading("room1", {"t": 9})
+        await out.until("[FIRING] warm: room1")
+        assert process.stderr is not None
+        code, err = await stop(process, Output(process.stderr))
+        nursery.cancel_scope.cancel()
+    assert code == 0, err
+    assert "dry run" in err and "delivery failed" not in err
+    assert not (tmp_path / "never.db").exists() and not list(tmp_path.glob("*.db*"))
