@@ -215,6 +215,24 @@ def summary_text(summary: dict[str, Any], first: float, last: float, records: in
     return "\n".join(lines)
 
 
+# ---- rules -------------------------------------------------------------------------------
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    """The rules as loaded, defaults applied."""
+    from alertd.rules_text import rule_json, rules_text
+
+    try:
+        config = _config(args.config, strict=False)
+    except ConfigError as error:
+        return _problems(error, args.config)
+    if args.json:
+        print(json.dumps([rule_json(rule, config) for rule in config.rules], indent=1))
+    else:
+        print(rules_text(config))
+    return EXIT_OK
+
+
 # ---- parsers -----------------------------------------------------------------------------
 
 
@@ -255,3 +273,14 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     replay.add_argument("--json", action="store_true",
                         help="one JSON object per notification, then one with the summary")
     replay.set_defaults(handler=cmd_replay)
+
+    rules = commands.add_parser(
+        "rules", parents=[common], help="list the rules as loaded",
+        description="Every rule of FILE as the loader understood it, defaults applied: "
+                    "its sources and entities, its condition in one line, for, clear_for, "
+                    "repeat, channels, labels, severity, flapping and overrides. Exit 0, 2 "
+                    "when FILE is invalid.")
+    rules.add_argument("-c", "--config", required=True, metavar="FILE", help="the rule file")
+    rules.add_argument("--json", action="store_true",
+                       help="a JSON list, one object per rule (durations in seconds)")
+    rules.set_defaults(handler=cmd_rules)
