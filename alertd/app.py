@@ -31,6 +31,7 @@ import signal
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TextIO
 
 import trio
@@ -93,6 +94,7 @@ class Runtime:
     reloads: int = 0  # reloads done (a storm of SIGHUPs is one)
     recorder: Recorder | None = None  # --record: every frame received, to files
     dry_run: bool = False  # --dry-run: every channel prints (a reload keeps it so)
+    alerts_route: http_server.Route | None = None  # /alerts, as alertd alerts --json says
 
 
 async def run(config: s.Config, store: Store, *, config_path: str | None = None,
@@ -127,7 +129,8 @@ async def run(config: s.Config, store: Store, *, config_path: str | None = None,
                         if config.http is not None:  # kept across reloads: a new address
                             try:  # needs a restart
                                 runtime.http_port = await nursery.start(
-                                    http_server.serve, *config.http, _routes(runtime, config))
+                                    _serve_http(runtime, config), *config.http,
+                                    _routes(runtime, config))
                             except OSError as error:
                                 raise ResourceError(_bind_problem(*config.http, error)) \
                                     from error
@@ -466,7 +469,22 @@ def _routes(runtime: Runtime, config: s.Config) -> dict[str, http_server.Route]:
 
     return {"/metrics": lambda: ("text/plain; version=0.0.4", render(snapshot())),
             "/healthz": health,
-            "/alerts": lambda: ("application/json", alerts_json(alerts()))}
+            "/alerts": lambda: runtime.alerts_route() if runtime.alerts_route else
+            ("application/json", alerts_json(alerts()))}
+
+
+def _serve_http(runtime: Runtime, config: s.Config) -> Callable[..., Awaitable[None]]:
+    """``http_server.serve`` with the web page's handlers (``web.py``) and access rules;
+    ``/alerts`` in the schema of ``alertd alerts --json``."""
+    from functools import partial
+
+    from alertd import web
+
+    handlers, alerts = web.daemon_handlers(config, lambda: runtime.engine, runtime.store,
+                                           runtime.clock.now)
+    runtime.alerts_route = alerts
+    return partial(http_server.serve, handlers=handlers,
+                   guard=web.access_guard(config.http_access))
 
 
 def _silences(config: s.Config, store: Store, now: float) -> list[Silence]:

@@ -252,7 +252,6 @@ def _state_of_invalid_file(path: str) -> str:
 def cmd_alerts(args: argparse.Namespace) -> int:
     """List the pending and firing alerts (``--all``: resolved ones too) from the state
     store, and whether a daemon is running on it."""
-    import json
     from datetime import datetime, timezone
 
     from alertd.clock import wall_time
@@ -286,12 +285,12 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         silence = covering(silences, alert_values(alert.rule, alert.entity, severity, labels),
                            now)
         found.append((alert, severity, labels, silence.id if silence else None))
-    if args.json:
-        print(json.dumps({"daemon": daemon, "alerts": [
-            {"rule": a.rule, "entity": a.entity, "state": a.state,
-             "since": datetime.fromtimestamp(a.since, timezone.utc).isoformat()
-             .replace("+00:00", "Z"), "silenced": silenced, "severity": severity or None,
-             "labels": labels} for a, severity, labels, silenced in found]}, indent=1))
+    if args.json:  # the schema of the daemon's /alerts too (alerts_schema.py)
+        from alertd.alerts_schema import alert_entry, alerts_document
+
+        print(alerts_document(daemon, (
+            alert_entry(a.rule, a.entity, a.state, a.since, silenced, severity, labels)
+            for a, severity, labels, silenced in found)), end="")
         return EXIT_OK
     if not found:
         print("no alerts" if args.all else "no pending or firing alerts")
