@@ -233,6 +233,74 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---- explain -----------------------------------------------------------------------------
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Why each rule reaching ENTITY is or is not alerting: from the running daemon's HTTP
+    endpoint, or from a replay of a recording up to --at."""
+    from alertd.explain_text import explanation_json, explanation_text
+
+    if "/" not in args.entity:
+        raise UsageError(f"{args.entity!r}: an entity is written SOURCE/ID, such as "
+                         "fleet/21080")
+    try:
+        config = _config(args.config, strict=False)
+    except ConfigError as error:
+        return _problems(error, args.config)
+    if args.rule and args.rule not in {rule.name for rule in config.rules}:
+        raise UsageError(f"--rule {args.rule}: {args.config} has no such rule")
+    if args.replay:
+        from alertd.notify.silences import from_config
+        from alertd.replay import read_records, run
+
+        at = parse_when(args.at, "--at") if args.at else None
+        replay = run(config, read_records(args.replay), end=at)
+        if replay is None:
+            print(f"alertd: no recorded frames in {args.replay}"
+                  + (" before --at" if at else ""), file=sys.stderr)
+            return EXIT_FAILED
+        now = replay.now
+        found = explanation_json(replay.engine.explain(args.entity, now), config,
+                                 map(from_config, config.silences), now, args.rule)
+    else:
+        if args.at:
+            raise UsageError("--at needs --replay DIR (a running daemon answers for now)")
+        found = _ask_daemon(config, args.entity, args.rule)
+        now = datetime.fromisoformat(found["at"].replace("Z", "+00:00")).timestamp()
+    if args.json:
+        print(json.dumps(found, indent=1, default=str))
+    else:
+        print(explanation_text(found, now))
+    return EXIT_OK
+
+
+def _ask_daemon(config: s.Config, entity: str, rule: str | None) -> dict[str, Any]:
+    """GET /explain from the daemon at the rule file's http: address."""
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlencode
+
+    if config.http is None:
+        raise UsageError("the rule file has no http: address to ask the running daemon; "
+                         "use --replay DIR --at TIME, or add http: 127.0.0.1:9464")
+    host, port = config.http
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    query = urlencode({"entity": entity, **({"rule": rule} if rule else {})})
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/explain?{query}"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - our daemon
+            found: dict[str, Any] = json.loads(answer.read())
+            return found
+    except urllib.error.HTTPError as error:
+        raise ResourceError(f"the daemon at {host}:{port} answered HTTP {error.code}: "
+                            f"{error.read().decode(errors='replace').strip()}") from None
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise ResourceError(f"no daemon answers at {host}:{port} ({error}); is alertd run "
+                            "going with this rule file?") from None
+
+
 # ---- parsers -----------------------------------------------------------------------------
 
 
@@ -284,3 +352,22 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     rules.add_argument("--json", action="store_true",
                        help="a JSON list, one object per rule (durations in seconds)")
     rules.set_defaults(handler=cmd_rules)
+
+    explain = commands.add_parser(
+        "explain", parents=[common], help="why an entity is or is not alerting",
+        description="For ENTITY (SOURCE/ID): each rule that reaches it, the values it read "
+                    "(newest value, nulls, change window), the bound in force, whether the "
+                    "condition holds, pending/firing since or why not firing, the next "
+                    "timer, the silences and quiet hours that apply. Asks the running "
+                    "daemon (GET /explain at the rule file's http: address), or, with "
+                    "--replay DIR, a replay of a recording up to --at. Exit 0; 3 when no "
+                    "daemon answers.")
+    explain.add_argument("-c", "--config", required=True, metavar="FILE", help="the rule file")
+    explain.add_argument("entity", metavar="ENTITY", help="SOURCE/ID, such as fleet/21080")
+    explain.add_argument("--rule", metavar="NAME", help="only this rule")
+    explain.add_argument("--replay", metavar="DIR", help="replay this recording instead")
+    explain.add_argument("--at", metavar="TIME",
+                         help="with --replay: stop the replay here (ISO 8601; default: its "
+                              "end)")
+    explain.add_argument("--json", action="store_true", help="the JSON /explain answers")
+    explain.set_defaults(handler=cmd_explain)
