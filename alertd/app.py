@@ -32,7 +32,8 @@ import signal
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TextIO
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TextIO
 
 import trio
 
@@ -56,6 +57,9 @@ from alertd.senders.pool import ProcessSender
 from alertd.sources import element_client, navixy_client
 from alertd.sources.stats import SourceStats
 from alertd.store import Delivery, Store, StoredAlert, StoreFailed, StoreUnavailable
+
+if TYPE_CHECKING:
+    from alertd.record import Recorder
 
 log = logging.getLogger("alertd")
 BATCH_LIMIT = 512  # batches taken per wake-up: keeps one wake-up short under a flood
@@ -90,15 +94,26 @@ class Runtime:
     stop_grace: float = STOP_GRACE
     couriers: Couriers | None = None  # the URL workers, which outlive reloads
     reloads: int = 0  # reloads done (a storm of SIGHUPs is one)
+    recorder: Recorder | None = None  # --record: every frame received, to files
+    dry_run: bool = False  # --dry-run: every channel prints (a reload keeps it so)
+    alerts_route: http_server.Route | None = None  # /alerts, as alertd alerts --json says
 
 
 async def run(config: s.Config, store: Store, *, config_path: str | None = None,
               redact: Redact | None = None, out: TextIO = sys.stdout,
-              send_timeout: float = 30.0,
+              send_timeout: float = 30.0, recorder: Recorder | None = None,
+              dry_run: bool = False,
               task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED) -> None:
     """Run until SIGINT/SIGTERM (a clean stop within ``STOP_GRACE`` seconds and a little) or
-    cancelled from outside (sends in flight are killed); SIGHUP reloads ``config_path``."""
-    runtime = Runtime(store, Clock(), out, send_timeout=send_timeout)
+    cancelled from outside (sends in flight are killed); SIGHUP reloads ``config_path``.
+    ``recorder``: frames received are recorded; ``dry_run``: every channel prints."""
+    runtime = Runtime(store, Clock(), out, send_timeout=send_timeout, recorder=recorder,
+                      dry_run=dry_run)
+    if dry_run:
+        from alertd.dry_run import printed_only
+
+        config = printed_only(config)
+        log.info("dry run: notifications are printed, not sent; no state is written")
     if redact is not None:
         redact.update(secrets_of(config))
     reload_send, reload_receive = trio.open_memory_channel[None](1)
@@ -116,7 +131,8 @@ async def run(config: s.Config, store: Store, *, config_path: str | None = None,
                         if config.http is not None:  # kept across reloads: a new address
                             try:  # needs a restart
                                 runtime.http_port = await nursery.start(
-                                    http_server.serve, *config.http, _routes(runtime, config))
+                                    _serve_http(runtime, config), *config.http,
+                                    _routes(runtime, config))
                             except OSError as error:
                                 raise ResourceError(_bind_problem(*config.http, error)) \
                                     from error
@@ -152,6 +168,10 @@ async def _generations(config: s.Config, config_path: str | None, redact: Redact
                 # off the event loop: a slow or hostile file never stalls the daemon
                 new = await trio.to_thread.run_sync(_reload, config_path, config, redact,
                                                     abandon_on_cancel=True)
+                if new is not None and runtime.dry_run:
+                    from alertd.dry_run import printed_only
+
+                    new = printed_only(new)
                 if new is not None:
                     config = new
                     generation.cancel_scope.cancel()
@@ -263,10 +283,12 @@ async def _generation(config: s.Config, runtime: Runtime,
                     cursors = {path: _cursor(runtime.store, source.name, path, now)
                                for path in source.subscribe}
                     nursery.start_soon(element_client.run_source, source, batches_send.clone(),
-                                       cursors, runtime.stats, runtime.clock.now)
+                                       cursors, runtime.stats, runtime.clock.now,
+                                       runtime.recorder)
                 else:
                     nursery.start_soon(navixy_client.run_source, source, batches_send.clone(),
-                                       runtime.stats, runtime.store.load_cursors(source.name))
+                                       runtime.stats, runtime.store.load_cursors(source.name),
+                                       runtime.recorder)
         nursery.start_soon(_evaluate, engine, batches_receive, runtime, notes_send)
         nursery.start_soon(_deliver, config, notes_receive, runtime, left)
         nursery.start_soon(_watch_store, runtime)
@@ -460,7 +482,22 @@ def _routes(runtime: Runtime, config: s.Config) -> dict[str, http_server.Route]:
 
     return {"/metrics": lambda: ("text/plain; version=0.0.4", render(snapshot())),
             "/healthz": health,
-            "/alerts": lambda: ("application/json", alerts_json(alerts()))}
+            "/alerts": lambda: runtime.alerts_route() if runtime.alerts_route else
+            ("application/json", alerts_json(alerts()))}
+
+
+def _serve_http(runtime: Runtime, config: s.Config) -> Callable[..., Awaitable[None]]:
+    """``http_server.serve`` with the web page's handlers (``web.py``) and access rules;
+    ``/alerts`` in the schema of ``alertd alerts --json``."""
+    from functools import partial
+
+    from alertd import web
+
+    handlers, alerts = web.daemon_handlers(config, lambda: runtime.engine, runtime.store,
+                                           runtime.clock.now)
+    runtime.alerts_route = alerts
+    return partial(http_server.serve, handlers=handlers,
+                   guard=web.access_guard(config.http_access))
 
 
 def _silences(config: s.Config, store: Store, now: float) -> list[Silence]:
@@ -676,3 +713,37 @@ def print_console(out: TextIO, title: str, body: str, at: float) -> None:
              *(f"    {line}" if line else "" for line in body.splitlines())]
     out.write("\n".join(lines) + "\n")
     out.flush()
+
+
+async def record(config: s.Config, recorder: Recorder, seconds: float | None,
+                 task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """``alertd record``: connect to every source and record what it sends, for ``seconds``
+    (None: until SIGINT/SIGTERM), without evaluating, notifying or writing state. The
+    sources start from now (no replay position): what a daemon started now would see."""
+    stats = SourceStats()
+    batches_send, batches_receive = trio.open_memory_channel[Batch](1024)
+    with trio.move_on_after(math.inf if seconds is None else seconds):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+            async with batches_send:
+                for source in config.sources.values():
+                    if isinstance(source, s.ElementSource):
+                        nursery.start_soon(element_client.run_source, source,
+                                           batches_send.clone(), {}, stats, None, recorder)
+                    else:
+                        nursery.start_soon(navixy_client.run_source, source,
+                                           batches_send.clone(), stats, {}, recorder)
+            log.info("recording %s to %s", plural(len(config.sources), "source"),
+                     recorder.folder)
+            task_status.started()
+            async with batches_receive:
+                async for _batch in batches_receive:
+                    pass  # evaluated by nobody: the frames are in the recording
+
+
+async def _stop_on_signal(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("stopping (%s)", signal.Signals(signum).name)
+            scope.cancel()
+            return

@@ -107,13 +107,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         _print_problems(error, args.config, "invalid, not started (")
         return EXIT_INVALID
+    from alertd.cli_tools import open_recorder
+
+    recorder = open_recorder(args, config)  # --record DIR, or None
     try:
-        store = Store.open_daemon(config.state)
+        store = Store.open(":memory:") if args.dry_run else Store.open_daemon(config.state)
     except StoreError as error:  # missing folder, unwritable, not a database, in use
         print(f"alertd: {error}", file=sys.stderr)
         return EXIT_RESOURCE
     try:
-        trio.run(lambda: app.run(config, store, config_path=args.config, redact=redact))
+        trio.run(lambda: app.run(config, store, config_path=args.config, redact=redact,
+                                 recorder=recorder, dry_run=args.dry_run))
     except BaseExceptionGroup as group:
         failure = _store_failure(group, str(config.state))
         if failure is None:
@@ -124,6 +128,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_STORE
     finally:
         store.close()
+        if recorder is not None:
+            recorder.close()
     return EXIT_OK
 
 
@@ -246,7 +252,6 @@ def _state_of_invalid_file(path: str) -> str:
 def cmd_alerts(args: argparse.Namespace) -> int:
     """List the pending and firing alerts (``--all``: resolved ones too) from the state
     store, and whether a daemon is running on it."""
-    import json
     from datetime import datetime, timezone
 
     from alertd.clock import wall_time
@@ -280,12 +285,12 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         silence = covering(silences, alert_values(alert.rule, alert.entity, severity, labels),
                            now)
         found.append((alert, severity, labels, silence.id if silence else None))
-    if args.json:
-        print(json.dumps({"daemon": daemon, "alerts": [
-            {"rule": a.rule, "entity": a.entity, "state": a.state,
-             "since": datetime.fromtimestamp(a.since, timezone.utc).isoformat()
-             .replace("+00:00", "Z"), "silenced": silenced, "severity": severity or None,
-             "labels": labels} for a, severity, labels, silenced in found]}, indent=1))
+    if args.json:  # the schema of the daemon's /alerts too (alerts_schema.py)
+        from alertd.alerts_schema import alert_entry, alerts_document
+
+        print(alerts_document(daemon, (
+            alert_entry(a.rule, a.entity, a.state, a.since, silenced, severity, labels)
+            for a, severity, labels, silenced in found)), end="")
         return EXIT_OK
     if not found:
         print("no alerts" if args.all else "no pending or firing alerts")
@@ -488,6 +493,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "when the state file fails while running.")
     run.add_argument("-c", "--config", required=True, metavar="FILE", help="the rule file")
     run.add_argument("--state", metavar="PATH", help="the SQLite state file (overrides state:)")
+    run.add_argument("--record", metavar="DIR",
+                     help="also record every frame received to rotating JSON Lines files in "
+                          "DIR (see alertd replay)")
+    run.add_argument("--record-max", default="100MB", metavar="SIZE",
+                     help="keep at most this much of DIR's recordings, in files of a tenth "
+                          "of it up to 10MB; the oldest are removed (default 100MB)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print every notification instead of sending it, and write no "
+                          "state (an in-memory store: alerts start empty)")
     run.set_defaults(handler=cmd_run)
 
     demo = commands.add_parser(
@@ -574,6 +588,9 @@ def build_parser() -> argparse.ArgumentParser:
     expire.add_argument("id", metavar="ID", help="the silence's id, from silence list")
     for command in (add, listing, expire):
         command.set_defaults(handler=cmd_silence)
+    from alertd.cli_tools import add_commands
+
+    add_commands(commands, common)  # record, replay, rules, explain
     return parser
 
 

@@ -84,6 +84,8 @@ def secrets_of(config: s.Config) -> list[str]:
     for channel in config.channels.values():
         for url in channel.urls:
             found.extend(url_secrets(url))
+    if config.http_access.token:
+        found.append(config.http_access.token)
     return found
 
 

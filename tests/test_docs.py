@@ -17,7 +17,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 ENV = {"ELEMENT_API_KEY": "k-123", "NAVIXY_HASH": "0123456789abcdef0123456789abcdef",
        "SMTP_PASSWORD": "pw", "SMTP_USER": "alerts", "SLACK_WEBHOOK": "T000/B000/XXXX",
        "TELEGRAM_TOKEN": "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
-       "TELEGRAM_CHAT": "12345678"}
+       "TELEGRAM_CHAT": "12345678", "ALERTD_TOKEN": "a-long-secret-for-the-page"}
 FENCE = re.compile(r"^```yaml\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 

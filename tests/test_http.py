@@ -59,6 +59,6 @@ async def test_metrics_health_and_alerts(tmp_path, autojump_clock,  # type: igno
     count = next(line for line in lines if line.startswith("alertd_event_dispatch_seconds_count"))
     assert int(count.split()[1]) >= 2  # the reading's frame and Navixy's
     assert json.loads(health) == {"status": "ok", "sources": {"cold": True, "fleet": True}}
-    assert {(a["rule"], a["entity"], a["state"]) for a in json.loads(alerts)} == {
+    assert {(a["rule"], a["entity"], a["state"]) for a in json.loads(alerts)["alerts"]} == {
         ("warm", "cold/room1", "firing"), ("blocked", "fleet/21085", "firing")}
     assert (missing, post) == (404, 405)

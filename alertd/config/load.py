@@ -17,7 +17,8 @@ from alertd.config import schema as s
 from alertd.config.fields import Reader
 from alertd.config.nodes import Mapping, Node, Scalar, parse_yaml, scrub
 from alertd.config.rules import SETTINGS, Context, parse_rule, parse_settings, parse_silence
-from alertd.config.sections import ELEMENT_KEYS, NAVIXY_KEYS, parse_channel, parse_source
+from alertd.config.sections import (ELEMENT_KEYS, NAVIXY_KEYS, parse_channel, parse_http,
+                                     parse_source)
 from alertd.errors import ConfigError, Loc, Problem
 
 TOP_KEYS = ("state", "sources", "channels", "defaults", "rules", "silences", "include", "http")
@@ -184,7 +185,8 @@ def load_config(path: str | os.PathLike[str], env: AbcMapping[str, str] | None =
                 for index, node in enumerate(sections.listed["silences"], 1)]
 
     state_path = state if state is not None else _state(reader, root)
-    http = _http(reader, root.items["http"]) if "http" in root.items else None
+    http, http_access = parse_http(reader, root.items["http"]) if "http" in root.items \
+        else (None, s.HttpAccess())
     if problems:
         raise ConfigError(scrub(problems, used))
     base = Path(main).parent
@@ -192,7 +194,8 @@ def load_config(path: str | os.PathLike[str], env: AbcMapping[str, str] | None =
         path=Path(main), state=base / (state_path or DEFAULT_STATE) if state is None
         else Path(state), sources={n: v for n, v in sources.items() if v is not None},
         channels={n: v for n, v in channels.items() if v is not None}, rules=tuple(rules),
-        silences=tuple(x for x in silences if x is not None), http=http, files=tuple(files))
+        silences=tuple(x for x in silences if x is not None), http=http, files=tuple(files),
+        http_access=http_access)
 
 
 def _misindented(reader: Reader, entries: dict[str, tuple[Loc, Node]]) -> set[str]:
@@ -223,15 +226,3 @@ def _state(reader: Reader, root: Mapping) -> str | None:
     if "state" not in root.items:
         return None
     return reader.string(root.items["state"], "state")
-
-
-def _http(reader: Reader, node: Node) -> tuple[str, int] | None:
-    text = reader.string(node, "http")
-    if text is None:
-        return None
-    host, _, port = text.rpartition(":")
-    if not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port (logged)
-        shown = node.shown if isinstance(node, Scalar) else text
-        reader.error(node.loc, f"http must be HOST:PORT such as 127.0.0.1:9464, not '{shown}'")
-        return None
-    return (host.strip("[]") or "127.0.0.1", int(port))

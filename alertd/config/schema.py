@@ -221,6 +221,16 @@ class Silence:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpAccess:
+    """Who may use the web page (``http: {listen, token, open_reads}``): writes (silences)
+    need ``token`` (none configured: no writes); reads of the page, ``/alerts`` and
+    ``/explain`` come from loopback only unless ``open_reads``."""
+
+    token: str | None = None
+    open_reads: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     state: Path
@@ -230,3 +240,4 @@ class Config:
     silences: tuple[Silence, ...] = ()
     http: tuple[str, int] | None = None
     files: tuple[Path, ...] = ()  # the main file and every included one
+    http_access: HttpAccess = field(default_factory=HttpAccess)

@@ -248,3 +248,37 @@ def _days(text: str) -> frozenset[int] | None:
         span = range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)]
         days.update(day + 1 for day in span)
     return frozenset(days)
+
+
+HTTP_KEYS = ("listen", "token", "open_reads")
+
+
+def parse_http(reader: Reader, node: Node) -> tuple[tuple[str, int] | None, s.HttpAccess]:
+    """``http: HOST:PORT``, or ``http: {listen: HOST:PORT, token: ..., open_reads: bool}``:
+    the address, and who may read the page and write silences (``web.py``)."""
+    if not isinstance(node, Mapping):
+        return listen_address(reader, node, "http"), s.HttpAccess()
+    reader.mapping(node, "http", HTTP_KEYS, required=("listen",))
+    items = node.items
+    address = listen_address(reader, items["listen"], "http: listen") \
+        if "listen" in items else None
+    token = reader.string(items["token"], "http: token") if "token" in items else None
+    if token is not None and token and len(token) < 16:
+        reader.error(items["token"].loc, "http: token must be at least 16 characters (it is "
+                                         "the only thing between a browser and your silences)")
+    open_reads = reader.boolean(items["open_reads"], "http: open_reads") \
+        if "open_reads" in items else False
+    return address, s.HttpAccess(token or None, bool(open_reads))
+
+
+def listen_address(reader: Reader, node: Node, what: str) -> tuple[str, int] | None:
+    text = reader.string(node, what)
+    if text is None:
+        return None
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port (logged)
+        shown = node.shown if isinstance(node, Scalar) else text
+        reader.error(node.loc, f"{what} must be HOST:PORT such as 127.0.0.1:9464, not "
+                               f"'{shown}'")
+        return None
+    return (host.strip("[]") or "127.0.0.1", int(port))

@@ -27,6 +27,7 @@ from alertd.config import schema as s
 from alertd.engine.alerts import EPS, FIRING, INACTIVE, PENDING, Alert
 from alertd.engine.compiled import FieldThresholds, compilable
 from alertd.engine.conditions import VIRTUAL_FIELDS, Result, evaluate
+from alertd.engine.explain import EntitySeen, explain
 from alertd.engine.history import FieldHistory, normalise
 from alertd.engine.late import restart_periods
 from alertd.model import Event, Message, Notification, SourceUp, StatusChanged
@@ -556,6 +557,10 @@ class Engine:
         return resumed
 
     # ---- views -------------------------------------------------------------------------
+
+    def explain(self, entity_key: str, now: float) -> EntitySeen:
+        """What the engine knows about one entity and why each rule is where it is."""
+        return explain(self, entity_key, now)
 
     def sources_up(self) -> dict[str, bool]:
         """Whether each source's connection is up, as the engine knows it."""

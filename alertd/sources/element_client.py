@@ -13,6 +13,8 @@ import json
 import logging
 import math
 from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import trio
@@ -30,6 +32,9 @@ from alertd.sources.reconnect import (
     run_forever,
 )
 from alertd.sources.stats import SourceStats
+
+if TYPE_CHECKING:
+    from alertd.record import Recorder
 
 log = logging.getLogger("alertd.sources.element")
 PACKET_PRELOADS = ("device", "device.fields", "device.interfaces")
@@ -103,20 +108,25 @@ def socket_url(source: s.ElementSource, path: str, after: str | None) -> str:
 
 async def run_source(source: s.ElementSource, send: trio.MemorySendChannel[Batch],
                      cursors: dict[str, str | None], stats: SourceStats,
-                     now: Callable[[], float] | None = None) -> None:
+                     now: Callable[[], float] | None = None,
+                     recorder: Recorder | None = None) -> None:
     """Every socket of one ELEMENT source, each reconnecting on its own. ``now`` (the
-    daemon's clock) bounds the replay positions adopted to ``FUTURE_CURSOR`` ahead."""
+    daemon's clock) bounds the replay positions adopted to ``FUTURE_CURSOR`` ahead;
+    ``recorder`` gets every frame received (``alertd run --record``)."""
     connectivity = Connectivity(source.name)
     async with trio.open_nursery() as nursery:
         for path in source.subscribe:
             nursery.start_soon(run_socket, source, path, send, cursors.get(path),
-                               connectivity, stats, now)
+                               connectivity, stats, now, recorder)
 
 
 async def run_socket(source: s.ElementSource, path: str, send: trio.MemorySendChannel[Batch],
                      after: str | None, connectivity: Connectivity, stats: SourceStats,
-                     now: Callable[[], float] | None = None) -> None:
+                     now: Callable[[], float] | None = None,
+                     recorder: Recorder | None = None) -> None:
     decoder = ElementDecoder(source.name, after=after)
+    if recorder is not None:
+        recorder.start(source.name, path, after=after)
     if now is not None:
         decoder.latest = lambda: now() + FUTURE_CURSOR
     label = f"source '{source.name}' socket {path}"
@@ -130,10 +140,11 @@ async def run_socket(source: s.ElementSource, path: str, send: trio.MemorySendCh
                         max_message_size=MAX_MESSAGE, message_queue_size=64,
                         receive_buffer_size=65536) as ws:
                     connecting.deadline = math.inf
-                    session_state = Session(send, connectivity, stats, opened, path)
+                    session_state = Session(send, connectivity, stats, opened, path, partial(
+                        recorder.connection, source.name, path) if recorder else None)
                     try:
                         await _read(ws, source, path, decoder, send, stats,
-                                    session_state.confirm)
+                                    session_state.confirm, recorder)
                     finally:
                         await session_state.close()
             except trio_websocket.ConnectionRejected as error:
@@ -148,7 +159,8 @@ async def run_socket(source: s.ElementSource, path: str, send: trio.MemorySendCh
 
 async def _read(ws: trio_websocket.WebSocketConnection, source: s.ElementSource, path: str,
                 decoder: ElementDecoder, send: trio.MemorySendChannel[Batch],
-                stats: SourceStats, confirm: Callable[[], Awaitable[None]]) -> None:
+                stats: SourceStats, confirm: Callable[[], Awaitable[None]],
+                recorder: Recorder | None = None) -> None:
     """Read frames until the socket ends. A socket that stays open ``REJECTED_CLOSE`` or
     delivers a frame is confirmed; one closed before that means the key was refused."""
     opened_at = trio.current_time()
@@ -172,6 +184,7 @@ async def _read(ws: trio_websocket.WebSocketConnection, source: s.ElementSource,
                     events.extend(_decode(frame, decoder, source, path, stats))
                 closed: trio_websocket.ConnectionClosed | None = None
                 count = len(taken)
+                gathered = list(taken) if recorder is not None else []
                 while replaying and count < REPLAY_FRAMES:
                     # the replay after= asked for comes first, at once: its frames list items
                     # in insertion order, and a reading measured earlier may come in a later
@@ -188,9 +201,12 @@ async def _read(ws: trio_websocket.WebSocketConnection, source: s.ElementSource,
                         replaying = False  # the replay is over: live frames from here on
                         break
                     count += len(more)
+                    gathered += more
                     for frame in more:
                         events.extend(_decode(frame, decoder, source, path, stats))
                 frames += count - len(taken)
+                if recorder is not None:
+                    recorder.frames(source.name, path, gathered)
                 if events:
                     if count > 1:
                         events.sort(key=lambda e: e.msg_time)

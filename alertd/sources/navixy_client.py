@@ -17,6 +17,7 @@ import json
 import logging
 import math
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import trio
 import trio_websocket
@@ -45,6 +46,9 @@ from alertd.sources.reconnect import (
 )
 from alertd.sources.stats import SourceStats
 
+if TYPE_CHECKING:
+    from alertd.record import Recorder
+
 log = logging.getLogger("alertd.sources.navixy")
 DEFAULT_HEARTBEAT = 25.0  # seconds, as seen in real traffic, when no handshake says otherwise
 HANDSHAKE_WAIT = 10.0
@@ -52,6 +56,7 @@ MAX_MESSAGE = 16 * 1024 * 1024
 REFRESH_SPACING = 1.0  # lifecycle events in a burst are one status refresh
 RETRY_FIRST, RETRY_MAX = 5.0, 300.0  # a refused subscription: 5 s doubling to 5 minutes
 POSITION_PREFIX = "tracker/"  # state-store key of a tracker's queue positions
+SUBSCRIPTION = "iot_monitor"  # what recordings name the socket of a Navixy source
 
 
 class _Resubscribe:
@@ -94,12 +99,16 @@ def positions_of(saved: dict[str, str]) -> dict[str, dict[str, float]]:
 
 
 async def run_source(source: s.NavixySource, send: trio.MemorySendChannel[Batch],
-                     stats: SourceStats, positions: dict[str, str] | None = None) -> None:
-    """``positions``: what the state store holds for this source (``positions_of``)."""
+                     stats: SourceStats, positions: dict[str, str] | None = None,
+                     recorder: Recorder | None = None) -> None:
+    """``positions``: what the state store holds for this source (``positions_of``);
+    ``recorder`` gets every frame received (``alertd run --record``)."""
     connectivity = Connectivity(source.name)
     label = f"source '{source.name}'"
     # outlives sessions: it knows what was evaluated
     decoder = NavixyDecoder(source.name, positions_of(positions or {}))
+    if recorder is not None:
+        recorder.start(source.name, SUBSCRIPTION, positions=positions_of(positions or {}))
 
     async def session(opened: Callable[[], None]) -> None:
         url = with_atmosphere_params(source.url)
@@ -109,15 +118,17 @@ async def run_source(source: s.NavixySource, send: trio.MemorySendChannel[Batch]
                     max_message_size=MAX_MESSAGE, message_queue_size=64,
                     receive_buffer_size=65536) as ws:
                 connecting.deadline = math.inf
-                heartbeat = await _handshake(ws, decoder, source, send, stats)
-                session_state = Session(send, connectivity, stats, opened)
+                heartbeat = await _handshake(ws, decoder, source, send, stats, recorder)
+                session_state = Session(send, connectivity, stats, opened, standing=(
+                    lambda up: recorder.connection(source.name, SUBSCRIPTION, up))
+                    if recorder else None)
                 resubscribe = _Resubscribe()
                 try:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(_heartbeats, ws, heartbeat)
                         nursery.start_soon(_subscribe, ws, source, resubscribe)
                         await _read(ws, decoder, source, send, stats, heartbeat,
-                                    session_state.confirm, resubscribe)
+                                    session_state.confirm, resubscribe, recorder)
                         nursery.cancel_scope.cancel()
                 finally:
                     await session_state.close()
@@ -129,10 +140,12 @@ async def run_source(source: s.NavixySource, send: trio.MemorySendChannel[Batch]
 
 async def _handshake(ws: trio_websocket.WebSocketConnection, decoder: NavixyDecoder,
                      source: s.NavixySource, send: trio.MemorySendChannel[Batch],
-                     stats: SourceStats) -> float:
+                     stats: SourceStats, recorder: Recorder | None = None) -> float:
     """Wait for the Atmosphere handshake; return the heartbeat interval in seconds."""
     with trio.move_on_after(HANDSHAKE_WAIT):
         frame = await ws.get_message()
+        if recorder is not None:
+            recorder.frames(source.name, SUBSCRIPTION, (frame,))
         decoded = decoder.decode(frame)
         for notice in decoded.notices:
             if isinstance(notice, Handshake) and notice.interval_ms > 0:
@@ -171,7 +184,8 @@ async def _subscribe(ws: trio_websocket.WebSocketConnection, source: s.NavixySou
 async def _read(ws: trio_websocket.WebSocketConnection, decoder: NavixyDecoder,
                 source: s.NavixySource, send: trio.MemorySendChannel[Batch],
                 stats: SourceStats, heartbeat: float,
-                confirm: Callable[[], Awaitable[None]], resubscribe: _Resubscribe) -> None:
+                confirm: Callable[[], Awaitable[None]], resubscribe: _Resubscribe,
+                recorder: Recorder | None = None) -> None:
     while True:
         with trio.move_on_after(3 * heartbeat) as silent:
             frame = await ws.get_message()
@@ -181,6 +195,8 @@ async def _read(ws: trio_websocket.WebSocketConnection, decoder: NavixyDecoder,
         if any(isinstance(event, StatusChanged) for event in decoded.events):
             await confirm()  # a tracker's status or data: the hash was taken
             resubscribe.accepted()
+        if recorder is not None:  # after the confirmation, as the engine sees them
+            recorder.frames(source.name, SUBSCRIPTION, (frame,))
         await _handle(decoded, decoder, source, send, stats, resubscribe)
 
 

@@ -178,9 +178,11 @@ class Session:
     or hash was accepted), only then reported up, and reported down when it ends."""
 
     def __init__(self, send: trio.MemorySendChannel[Batch], connectivity: Connectivity,
-                 stats: SourceStats, opened: Callable[[], None], socket: str = "") -> None:
+                 stats: SourceStats, opened: Callable[[], None], socket: str = "",
+                 standing: Callable[[bool], None] | None = None) -> None:
         self.send, self.connectivity, self.stats = send, connectivity, stats
         self.opened, self.socket = opened, socket
+        self.standing = standing  # told True when confirmed, False when ended (recordings)
         self.confirmed = False
 
     async def confirm(self) -> None:
@@ -188,10 +190,14 @@ class Session:
             self.confirmed = True
             self.opened()
             self.stats.sockets_up(self.connectivity.source, +1)
+            if self.standing is not None:
+                self.standing(True)
             await self.send.send(Batch(self.connectivity.source,
                                        tuple(self.connectivity.opened()), self.socket))
 
     async def close(self) -> None:
         if self.confirmed:
             self.stats.sockets_up(self.connectivity.source, -1)
+            if self.standing is not None:
+                self.standing(False)
             await report_closed(self.send, self.connectivity, self.socket)
