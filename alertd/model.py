@@ -78,6 +78,9 @@ class Notification:
     repeat: bool = False
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     description: str = ""
+    # for a `change` rule: (how much the field changed, from what value, within how many
+    # seconds), as found when the alert fired
+    change: tuple[float, float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,3 +74,19 @@ def test_a_change_notice_says_the_change_it_caught() -> None:
     assert "lls_level_1: 201.5 (it fell by 40 or more within 10m)" in body
     _, body = compose(note(value=201.5, state="resolved"), drain)
     assert "lls_level_1: 201.5\n" in body
+
+
+def test_a_change_notice_says_how_much_from_what_and_within_how_long() -> None:
+    """The engine finds the change: 241.5 at 0s to 200 at 3m20s, a fall of 41.5."""
+    from alertd.engine import Engine
+    from alertd.model import Message
+
+    change = s.Change(LOC, "lls_level_1", 600.0, drop=40.0)
+    drain = s.Rule(LOC, "fuel", change, notify=("ops",))
+    engine = Engine([drain], {"fleet": s.NavixySource(LOC, "fleet", "h", (1,))}, 0.0)
+    assert engine.receive(Message("fleet", "1", 100.0, {"lls_level_1": "241.5"}), 100.0) == []
+    assert engine.receive(Message("fleet", "1", 200.0, {"lls_level_1": 230}), 200.0) == []
+    (fired,) = engine.receive(Message("fleet", "1", 300.0, {"lls_level_1": 200}), 300.0)
+    assert fired.change == (41.5, 241.5, 200.0)
+    _, body = compose(fired, drain)
+    assert "lls_level_1: 200 (it fell by 41.5 from 241.5 within 3m20s)" in body

@@ -48,6 +48,7 @@ class Alert:
     # daemon time minus event time when the episode began, frozen: what a notice, the
     # store and `alertd alerts` add to event times, so all of them show the same moment
     shift: float = 0.0
+    change: tuple[float, float, float] | None = None  # the change that fired it, if any
 
     def step(self, holds: bool, t: float) -> list[str]:
         """Advance with the condition's answer at event time ``t``; return notices due."""

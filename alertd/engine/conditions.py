@@ -39,6 +39,8 @@ class Result:
     value: Any = None
     wake: float | None = None
     known: bool = True  # False: no data yet (e.g. just after a restart); the alert stays put
+    # a `change` that holds: (how much, from what value, within how many seconds)
+    change: tuple[float, float, float] | None = None
 
 
 FALSE = Result(False)
@@ -66,13 +68,15 @@ def evaluate(condition: s.Condition, entity: EntityView, firing: bool, now: floa
             wakes = [r.wake for r in results if r.wake is not None]
             wake = min(wakes) if wakes else None
             known = [r for r in results if r.known]
+            changed = next((r.change for r in known if r.holds and r.change), None)
             if isinstance(condition, s.AllOf):
                 holds = all(r.holds for r in results)
                 shown = known[0] if known else results[0]
             else:
                 holds = any(r.holds for r in known)
                 shown = next((r for r in known if r.holds), known[0] if known else results[0])
-            return Result(holds, shown.field, shown.value, wake, bool(known))
+            return Result(holds, shown.field, shown.value, wake, bool(known),
+                          changed if holds else None)
     raise TypeError(f"not a message condition: {type(condition).__name__}")
 
 
@@ -173,10 +177,12 @@ def _change(c: s.Change, entity: EntityView, now: float) -> Result:
     if history is None:
         return Result(False, c.field, None, known=False)
     start = (now - entity.offset) - c.within  # the window, on the entity's event clock
-    best, oldest_used, newest = history.largest_change(start, c.drop is not None)
+    best, oldest_used, newest, detail = history.largest_change(start, c.drop is not None)
     if newest is None:  # values were seen, and have all slid out: no change is left
         newest = history.newest()
     amount = c.drop if c.drop is not None else c.rise
     if amount is None or best < amount or oldest_used is None:
         return Result(False, c.field, newest)
-    return Result(True, c.field, newest, oldest_used + c.within + entity.offset + 1e-6)
+    change = None if detail is None else (best, detail[0], detail[2] - detail[1])
+    return Result(True, c.field, newest, oldest_used + c.within + entity.offset + 1e-6,
+                  change=change)

@@ -434,6 +434,8 @@ class Engine:
                                 alert.field, alert.value, result.wake)
             if result.holds or alert.state == FIRING:
                 alert.field, alert.value = result.field, result.value
+                if result.change is not None:
+                    alert.change = result.change
             before = alert.fingerprint()
             started = alert.started
             notices = alert.step(result.holds, clock)
@@ -487,7 +489,8 @@ class Engine:
             severity=rule.severity, source=entity.source if entity else alert.entity,
             entity_name=(entity.name or entity.id) if entity else alert.entity,
             field=alert.field, value=alert.value, repeat=kind == "repeat",
-            labels=rule.labels, description=rule.description)
+            labels=rule.labels, description=rule.description,
+            change=alert.change if kind != "resolved" else None)
 
     # ---- persistence -------------------------------------------------------------------
 

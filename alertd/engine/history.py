@@ -210,14 +210,18 @@ class FieldHistory:
                 and entries[i + 1] != OTHER]
 
     def largest_change(self, since: float, falling: bool
-                       ) -> tuple[float, float | None, float | None]:
+                       ) -> tuple[float, float | None, float | None,
+                                  tuple[float, float, float] | None]:
         """Over the window's numbers measured at ``since`` or later: the largest fall (or
         rise) from an earlier value to a later one, and the time of the oldest number used;
-        and the newest number in the whole window (None if it has none). One pass over the
-        array, no tuple per value."""
+        the newest number in the whole window (None if it has none); and that largest
+        change as (from value, its time, the time of the value it reached). One pass over
+        the array, no tuple per value."""
         entries, window_start = self._entries, self._start
         best = 0.0
         extreme = oldest = newest = None
+        extreme_at = 0.0
+        detail: tuple[float, float, float] | None = None
         for index in range(0, len(entries), 2):
             time = entries[index]
             value = entries[index + 1]
@@ -229,18 +233,18 @@ class FieldHistory:
             if oldest is None:
                 oldest = time
             if extreme is None:
-                extreme = value
+                extreme, extreme_at = value, time
             elif falling:
                 if extreme - value > best:
-                    best = extreme - value
+                    best, detail = extreme - value, (extreme, extreme_at, time)
                 if value > extreme:
-                    extreme = value
+                    extreme, extreme_at = value, time
             else:
                 if value - extreme > best:
-                    best = value - extreme
+                    best, detail = value - extreme, (extreme, extreme_at, time)
                 if value < extreme:
-                    extreme = value
-        return best, oldest, newest
+                    extreme, extreme_at = value, time
+        return best, oldest, newest, detail
 
     def times(self) -> set[float]:
         """Every message time either queue remembers."""

@@ -119,7 +119,7 @@ def compose(note: Notification, rule: s.Rule | None) -> tuple[str, str]:
              f"severity: {note.severity}"]
     if note.field:
         lines.append(f"{note.field}: {value_text(note.value)}"
-                     + _change_text(rule.condition if rule is not None else None, note.state))
+                     + _change_text(rule.condition if rule is not None else None, note))
     lines.append(f"since: {fields['since']} ({fields['duration']})")
     if note.labels:
         lines.append("labels: " + ", ".join(f"{k}={v}" for k, v in sorted(note.labels.items())))
@@ -128,15 +128,19 @@ def compose(note: Notification, rule: s.Rule | None) -> tuple[str, str]:
     return title, cut("\n".join(lines), BODY_LIMIT)
 
 
-def _change_text(condition: object, state: str) -> str:
-    """For a ``change`` rule: the change it watches for, beside the current value. (The
-    notice carries the newest value only; the value the change started from and its time
-    are the engine's, not yet in ``Notification``.)"""
-    if not isinstance(condition, s.Change) or state == "resolved":
+def _change_text(condition: object, note: Notification) -> str:
+    """For a ``change`` rule: how much the field changed, from what, within how long (as
+    the engine found it when the alert fired), or else the change the rule watches for."""
+    if not isinstance(condition, s.Change) or note.state == "resolved":
         return ""
-    verb, amount = ("fell", condition.drop) if condition.drop is not None else \
-        ("rose", condition.rise)
-    return f" (it {verb} by {value_text(amount)} or more within {duration_text(condition.within)})"
+    verb = "fell" if condition.drop is not None else "rose"
+    if note.change:
+        amount, start, seconds = note.change
+        return (f" (it {verb} by {value_text(amount)} from {value_text(start)} within "
+                f"{duration_text(seconds)})")
+    watched = condition.drop if condition.drop is not None else condition.rise
+    return (f" (it {verb} by {value_text(watched)} or more within "
+            f"{duration_text(condition.within)})")
 
 
 def summary_line(note: Notification, rule: s.Rule | None) -> str:
