@@ -103,7 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     redact = logs.setup(args.debug, args.log_format)
     try:
-        config = load_config(args.config, state=args.state)
+        config = load_config(args.config, state=args.state, shard=args.shard)
     except ConfigError as error:
         _print_problems(error, args.config, "invalid, not started (")
         return EXIT_INVALID
@@ -125,6 +125,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return EXIT_OK
+
+
+def _shard_argument(text: str) -> object:
+    from alertd import shard
+
+    try:
+        return shard.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _store_failure(group: BaseExceptionGroup[BaseException], path: str) -> str | None:
@@ -484,6 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "when the state file fails while running.")
     run.add_argument("-c", "--config", required=True, metavar="FILE", help="the rule file")
     run.add_argument("--state", metavar="PATH", help="the SQLite state file (overrides state:)")
+    run.add_argument("--shard", metavar="I/N", type=_shard_argument,
+                     help="run shard I of N (from 0): only the entities whose hash falls to "
+                          "it (overrides shard:; see docs/scaling.md)")
     run.set_defaults(handler=cmd_run)
 
     demo = commands.add_parser(
