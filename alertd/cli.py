@@ -313,6 +313,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
     from alertd.app import print_console
     from alertd.config import load_config
+    from alertd.config.schema import ALERTMANAGER_SCHEMES
     from alertd.senders.apprise_sender import CONSOLE_URL, scheme_of
     from alertd.senders.outcome import DeliveryOutcome
     from alertd.senders.pool import ProcessSender
@@ -341,6 +342,12 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
                     print_console(sys.stdout, args.title, args.body, wall_time())
                     outcome = DeliveryOutcome.ok()
+                elif url.startswith(ALERTMANAGER_SCHEMES):  # a test alert, not words
+                    from alertd.clock import wall_time
+                    from alertd.notify.alertmanager import test_payload
+
+                    outcome = await sender.send(url, args.title,
+                                                test_payload(args.title, args.body, wall_time()))
                 else:
                     outcome = await sender.send(url, args.title, args.body)
                 failures += not outcome.delivered

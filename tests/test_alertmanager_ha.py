@@ -148,3 +148,29 @@ async def test_an_ha_pair_pages_once_survives_a_kill_and_honours_amtool_silences
                              ("resolved", "cold/d3"): 1, ("resolved", "cold/d4"): 1}), pages
     survivor = (tmp_path / "b.log").read_text()
     assert "Traceback" not in survivor and KEY not in survivor
+
+
+def test_notify_posts_a_test_alert_to_every_alertmanager_of_the_channel(
+        tmp_path: Path) -> None:
+    hook = Webhook()
+    managers = [Alertmanager(tmp_path, hook, name=f"am{i}").start() for i in range(2)]
+    try:
+        config = tmp_path / "rules.yaml"
+        config.write_text(
+            "sources: {fleet: {type: navixy, hash: h, trackers: [1]}}\n"
+            f"channels: {{am: [alertmanager://127.0.0.1:{managers[0].port}, "
+            f"alertmanager://127.0.0.1:{managers[1].port}]}}\n"
+            "rules: [{name: b, status: {in: [blocked]}, notify: [am]}]\n")
+        done = subprocess.run([sys.executable, "-m", "alertd", "notify", "am", "-c",
+                               str(config), "--title", "hello pager"],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == ["am: alertmanager:// delivered"] * 2
+        for manager in managers:
+            [alert] = manager.alerts()
+            assert alert["labels"]["alertname"] == "alertd_test"
+            assert alert["annotations"]["summary"] == "hello pager"
+    finally:
+        for manager in managers:
+            manager.stop()
+        hook.close()

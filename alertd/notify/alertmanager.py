@@ -98,6 +98,15 @@ class Post:
     notes: tuple[Notification, ...]
 
 
+def test_payload(title: str, body: str, now: float) -> str:
+    """What ``alertd notify`` posts to an Alertmanager channel: one alert named
+    ``alertd_test`` (severity info) that ends by itself after 5 minutes."""
+    return json.dumps([{"labels": {"alertname": "alertd_test", "severity": "info",
+                                   "source": "alertd"},
+                        "annotations": {"summary": title, "description": body},
+                        "startsAt": timestamp(now), "endsAt": timestamp(now + 300)}])
+
+
 class AlertmanagerStage:
     """Passes the notices of Alertmanager channels through, and resends firing alerts."""
 
