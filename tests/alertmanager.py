@@ -65,7 +65,7 @@ class Alertmanager:
         cluster = [f"--cluster.listen-address=127.0.0.1:{self.cluster_port}",
                    *(f"--cluster.peer={peer}" for peer in self.peers),
                    "--cluster.settle-timeout=2s", "--cluster.pushpull-interval=2s",
-                   "--cluster.gossip-interval=100ms"] \
+                   "--cluster.gossip-interval=100ms", "--cluster.peer-timeout=2s"] \
             if self.cluster_port else ["--cluster.listen-address="]
         self.process = subprocess.Popen(
             [BINARY, f"--config.file={self.config}", f"--storage.path={self.folder}/data",

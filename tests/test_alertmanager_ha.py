@@ -19,7 +19,7 @@ from typing import Any
 import trio
 
 from alertd.simulator.element import FakeElement
-from tests.alertmanager import Alertmanager
+from tests.alertmanager import Alertmanager, free_port
 from tests.hooks import Webhook
 
 KEY = "ha-test-k3y-s3cr3t"
@@ -174,3 +174,53 @@ def test_notify_posts_a_test_alert_to_every_alertmanager_of_the_channel(
         for manager in managers:
             manager.stop()
         hook.close()
+
+
+async def test_two_alertd_behind_a_cluster_of_two_alertmanagers_page_once(
+        tmp_path: Path) -> None:
+    """The docs' example (docs/scaling.md): each alertd posts to both Alertmanagers, which
+    gossip their notification log; the receiver gets each page once."""
+    hook = Webhook()
+    ports = [free_port(), free_port()]
+    managers = [Alertmanager(tmp_path, hook, name=f"am{i}", cluster_port=ports[i],
+                             peers=[f"127.0.0.1:{ports[1 - i]}"]) for i in range(2)]
+    for manager in managers:
+        await trio.to_thread.run_sync(manager.start)
+    element = FakeElement(api_keys={KEY})
+    processes: list[trio.Process] = []
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(element.serve)
+            config = tmp_path / "rules.yaml"
+            config.write_text(textwrap.dedent(f"""\
+                sources:
+                  cold: {{type: element, url: "{element.url}", api_key: "${{KEY}}",
+                         subscribe: [readings]}}
+                channels:
+                  am: {{alertmanager: ["{managers[0].url}", "{managers[1].url}"],
+                        resend: 1s}}
+                rules:
+                  - {{name: warm, threshold: {{field: t, above: 8}}, notify: [am]}}
+                """))
+            for name in ("a", "b"):
+                processes.append(await _start(config, tmp_path / f"{name}.db",
+                                              tmp_path / f"{name}.log"))
+            await _until(lambda: len(element.connections) == 2, "both alertd connected")
+            await trio.sleep(3)  # the cluster settles (--cluster.settle-timeout=2s)
+            element.add_reading("d1", {"t": 9})
+            await _until(lambda: ("firing", "cold/d1") in _pages(managers[0]), "the page")
+            await trio.sleep(4)  # twice the peer timeout: a second page would be here now
+            element.add_reading("d1", {"t": 5})
+            await _until(lambda: ("resolved", "cold/d1") in _pages(managers[0]),
+                         "the resolve")
+            nursery.cancel_scope.cancel()
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        for manager in managers:
+            await trio.to_thread.run_sync(manager.stop)
+        hook.close()
+    # without the cluster (no --cluster.peer), each Alertmanager pages: 2
+    assert _pages(managers[0])[("firing", "cold/d1")] == 1, _pages(managers[0])
