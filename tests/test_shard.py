@@ -80,7 +80,8 @@ def test_a_shard_keeps_its_trackers_device_sockets_and_listed_entities(tmp_path:
             assert any(shard.owns(view.shard, name, entity_id)
                        for name in ([source] if source else ["fleet", "cold"]))
         assert view.rules[1].entities is None  # "every entity" stays every entity
-    devices = [shard.device_of(p) for v in views for p in v.sources["cold"].subscribe]  # type: ignore[union-attr]
+    devices = [shard.device_of(p) for v in views
+               for p in v.sources["cold"].subscribe]  # type: ignore[union-attr]
     assert sorted(d for d in devices if d) == ["a", "b", "c"]
     assert shard.narrow(config) is config  # not sharded: untouched
 

@@ -1,11 +1,11 @@
 """The process that runs apprise for the daemon: ``python -m alertd.senders.child``.
 
 Once it has imported apprise it says ``{"ready": true}``; then it reads one request per line
-on stdin (JSON: url, title, body, type), sends it with
-``apprise_sender.send_blocking`` (``alertmanager.send_blocking`` for ``alertmanager://``) and answers one line on stdout (a ``DeliveryOutcome`` as
-JSON), until stdin ends. The daemon kills it when a send overruns its deadline: a thread
-stuck in a receiver that trickles one byte every few seconds cannot be stopped, a process
-can (STYLE.md convention 16).
+on stdin (JSON: url, title, body, type), sends it with ``apprise_sender.send_blocking``
+(``alertmanager.send_blocking`` for ``alertmanager://`` URLs: plain HTTP, no apprise) and
+answers one line on stdout (a ``DeliveryOutcome`` as JSON), until stdin ends. The daemon
+kills it when a send overruns its deadline: a thread stuck in a receiver that trickles one
+byte every few seconds cannot be stopped, a process can (STYLE.md convention 16).
 """
 
 from __future__ import annotations
