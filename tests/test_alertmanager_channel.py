@@ -17,7 +17,7 @@ from alertd.model import Notification
 from alertd.notify.alertmanager import ENDS_AFTER, label_name, labels, timestamp
 from alertd.notify.planner import Entry, Plan, Planner, Settled
 from alertd.notify.silences import Silence
-from alertd.senders.alertmanager import send_blocking, url_problem
+from alertd.senders.alertmanager import SCHEMES, send_blocking, url_problem
 from alertd.senders.outcome import Verdict
 from tests.hooks import Answer, Webhook
 
@@ -69,6 +69,7 @@ def test_alertmanager_channel_mistakes_are_located_errors(tmp_path: Path) -> Non
     assert any("addresses such as http://127.0.0.1:9093, not '127.0.0.1:9093'" in p
                for p in problems)
     assert url_problem("alertmanager://h:9093?x=1") is not None
+    assert SCHEMES == s.ALERTMANAGER_SCHEMES  # the sender's own copy (no config import)
 
 
 # ---- the planner ----------------------------------------------------------------------------

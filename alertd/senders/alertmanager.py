@@ -16,15 +16,16 @@ import socket
 import ssl
 from urllib.parse import unquote, urlsplit
 
-from alertd.config.schema import ALERTMANAGER_SCHEMES
 from alertd.senders.outcome import DeliveryOutcome
 
+SCHEMES = ("alertmanager://", "alertmanagers://")  # = config.schema.ALERTMANAGER_SCHEMES; not
+# imported from there: the sending child process must start without the config package
 DEFAULT_PORT = 9093
 API_PATH = "/api/v2/alerts"
 
 
 def is_alertmanager(url: str) -> bool:
-    return url.startswith(ALERTMANAGER_SCHEMES)
+    return url.startswith(SCHEMES)
 
 
 def url_problem(url: str) -> str | None:
