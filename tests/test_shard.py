@@ -125,3 +125,32 @@ def test_a_bad_shard_option_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.splitlines()[-1].endswith(
         "--shard 2/2: shards are numbered 0 to N-1, and N is at least 1")
+
+
+def test_silent_and_source_down_per_shard(tmp_path: Path) -> None:
+    """A tracker that never reports is silent in its own shard only; each shard's
+    source_down speaks for its own connection."""
+    from alertd.engine import Engine
+    from alertd.model import SourceUp
+
+    path = tmp_path / "rules.yaml"
+    path.write_text("sources: {fleet: {type: navixy, hash: h, trackers: [1, 2, 3, 4, 5, 6]}}\n"
+                    "rules:\n"
+                    "  - {name: quiet, silent: {after: 10m}, notify: []}\n"
+                    "  - {name: down, source_down: {after: 1m}, notify: []}\n")
+    def run(index: int, connects: bool) -> set[str]:
+        config = shard.narrow(load_config(path, shard=s.Shard(index, 2)))
+        engine = Engine(config.rules, config.sources, 0.0, connected=False)
+        if connects:
+            engine.receive(SourceUp("fleet"), 1.0)
+        return {f"{n.rule} {n.entity}" for n in engine.on_timer(601.0)}
+
+    assert "down fleet" in run(1, connects=False)  # shard 1's connection never came up
+    assert "down fleet" not in run(0, connects=True)
+    fired = {index: run(index, connects=True) for index in range(2)}
+    quiet = [{e for e in fired[i] if e.startswith("quiet")} for i in range(2)]
+    assert quiet[0] | quiet[1] == {f"quiet fleet/{t}" for t in range(1, 7)}
+    assert not quiet[0] & quiet[1]
+    for index in range(2):
+        assert all(shard.owns(s.Shard(index, 2), "fleet", e.rsplit("/", 1)[1])
+                   for e in quiet[index])
