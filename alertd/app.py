@@ -188,7 +188,9 @@ def _reload(path: str | None, old: s.Config, redact: Redact | None) -> s.Config 
             log.error("reload: %s", problem)
         log.error("reload: the new file is invalid; keeping the running configuration")
         return None
-    if new.shard != old.shard:  # the entities a state file holds follow the shard
+    if old.shard is not None and old.shard.from_option:
+        new = dataclasses.replace(new, shard=old.shard)  # --shard wins, as at start
+    elif new.shard != old.shard:  # the entities a state file holds follow the shard
         log.warning("reload: the shard stays %s until a restart (the file says %s)",
                     old.shard or "none", new.shard or "none")
         new = dataclasses.replace(new, shard=old.shard)

@@ -34,7 +34,7 @@ def parse(text: str) -> s.Shard:
     index, of = int(index_text), int(of_text)
     if of < 1 or index >= of:
         raise ValueError(f"--shard {text}: shards are numbered 0 to N-1, and N is at least 1")
-    return s.Shard(index, of)
+    return s.Shard(index, of, from_option=True)
 
 
 def slot(source: str, entity_id: str, of: int) -> int:

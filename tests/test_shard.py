@@ -154,3 +154,21 @@ def test_silent_and_source_down_per_shard(tmp_path: Path) -> None:
     for index in range(2):
         assert all(shard.owns(s.Shard(index, 2), "fleet", e.rsplit("/", 1)[1])
                    for e in quiet[index])
+
+
+def test_a_reload_keeps_the_shard_the_process_started_with(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from alertd import app
+
+    config = _config(tmp_path, "shard: {index: 1, of: 2}\n")
+    config.path.write_text(config.path.read_text().replace("index: 1, of: 2",
+                                                           "index: 0, of: 4"))
+    caplog.set_level("WARNING")
+    reloaded = app._reload(str(config.path), config, None)
+    assert reloaded is not None and reloaded.shard == s.Shard(1, 2)
+    assert "the shard stays 1/2 until a restart (the file says 0/4)" in caplog.text
+    caplog.clear()
+    option = dataclasses.replace(config, shard=shard.parse("1/3"))  # --shard 1/3 at start
+    again = app._reload(str(config.path), option, None)
+    assert again is not None and again.shard == s.Shard(1, 3)
+    assert "shard stays" not in caplog.text  # the option wins silently, as at start

@@ -89,9 +89,8 @@ def load_config(path: str | os.PathLike[str], env: AbcMapping[str, str] | None =
 
     ``env`` is where ``${VAR}`` is looked up (the process environment by default); ``state``
     overrides the file's ``state:`` (the ``--state`` option), ``shard`` its ``shard:``
-    (``--shard``). ``strict=False`` is for uses
-    that connect and send nowhere (``alertd test``): unset variables become empty strings and
-    channel URLs are not validated.
+    (``--shard``). ``strict=False`` is for uses that connect and send nowhere (``alertd
+    test``): unset variables become empty strings and channel URLs are not validated.
     """
     main = os.fspath(path)
     env = os.environ if env is None else env

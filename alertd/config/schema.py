@@ -235,6 +235,7 @@ class Shard:
 
     index: int
     of: int
+    from_option: bool = field(default=False, compare=False)  # --shard, which a reload keeps
 
     def __str__(self) -> str:
         return f"{self.index}/{self.of}"
