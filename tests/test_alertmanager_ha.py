@@ -50,7 +50,7 @@ async def _start(config: Path, state: Path, log: Path) -> trio.Process:
             stdout=subprocess.DEVNULL, stderr=err, env=env)
 
 
-async def _until(condition: Any, what: str, timeout: float = 30) -> None:
+async def _until(condition: Any, what: str, timeout: float = 60) -> None:
     with trio.move_on_after(timeout):
         while not condition():
             await trio.sleep(0.1)

@@ -64,7 +64,7 @@ def _made(tmp_path: Path) -> Counter[tuple[str, str, str]]:
     return found
 
 
-async def _until(condition: Any, what: str, timeout: float = 30) -> None:
+async def _until(condition: Any, what: str, timeout: float = 60) -> None:
     with trio.move_on_after(timeout):
         while not condition():
             await trio.sleep(0.1)
