@@ -25,11 +25,13 @@ killed and stay in the outbox for the next start; a second signal ends them at o
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import math
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from collections.abc import Awaitable, Callable
@@ -37,7 +39,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import trio
 
-from alertd import http_server
+from alertd import http_server, shard
 from alertd.clock import Clock
 from alertd.config import load_config
 from alertd.config import schema as s
@@ -46,7 +48,7 @@ from alertd.errors import ConfigError, ResourceError
 from alertd.logs import Redact, secrets_of
 from alertd.metrics import (Histogram, Snapshot, alerts_json, down_tolerances, health_json,
                             render)
-from alertd.model import Batch, Notification
+from alertd.model import Batch, Event, Notification
 from alertd.notify.message import plural
 from alertd.notify.planner import Entry, Plan, Planner, Settled
 from alertd.notify.schedule import FIRST_RETRY, next_attempt
@@ -159,8 +161,9 @@ async def _generations(config: s.Config, config_path: str | None, redact: Redact
             if not started:  # a reload, the new generation's: never scanned again
                 task_status.started(runtime)
                 started = True
-            log.info("watching %s with %s", plural(len(config.sources), "source"),
-                     plural(len(config.rules), "rule"))
+            log.info("watching %s with %s%s", plural(len(config.sources), "source"),
+                     plural(len(config.rules), "rule"),
+                     f" as shard {config.shard}" if config.shard else "")
             while True:
                 await reloads.receive()
                 await _settle(reloads)
@@ -220,6 +223,12 @@ def _reload(path: str | None, old: s.Config, redact: Redact | None) -> s.Config 
             log.error("reload: %s", problem)
         log.error("reload: the new file is invalid; keeping the running configuration")
         return None
+    if old.shard is not None and old.shard.from_option:
+        new = dataclasses.replace(new, shard=old.shard)  # --shard wins, as at start
+    elif new.shard != old.shard:  # the entities a state file holds follow the shard
+        log.warning("reload: the shard stays %s until a restart (the file says %s)",
+                    old.shard or "none", new.shard or "none")
+        new = dataclasses.replace(new, shard=old.shard)
     if redact is not None:
         redact.update([*redact.secrets, *secrets_of(new)])
     log.info("reload: %s loaded (%s)", path, plural(len(new.rules), "rule"))
@@ -247,6 +256,7 @@ async def _signals(stop: trio.CancelScope, sends: trio.CancelScope,
 async def _generation(config: s.Config, runtime: Runtime,
                       task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     now = runtime.clock.now()
+    config = shard.narrow(config)  # a shard's own trackers, device sockets, listed entities
     try:
         pruned = runtime.store.prune(now - HISTORY_KEPT)
         if pruned:
@@ -289,7 +299,8 @@ async def _generation(config: s.Config, runtime: Runtime,
                     nursery.start_soon(navixy_client.run_source, source, batches_send.clone(),
                                        runtime.stats, runtime.store.load_cursors(source.name),
                                        runtime.recorder)
-        nursery.start_soon(_evaluate, engine, batches_receive, runtime, notes_send)
+        nursery.start_soon(_evaluate, engine, batches_receive, runtime, notes_send,
+                           shard.event_filter(config.shard))
         nursery.start_soon(_deliver, config, notes_receive, runtime, left)
         nursery.start_soon(_watch_store, runtime)
         task_status.started()
@@ -357,7 +368,8 @@ class _Unwritten:
 
 
 async def _evaluate(engine: Engine, batches: trio.MemoryReceiveChannel[Batch], runtime: Runtime,
-                    entries: trio.MemorySendChannel[Entry | Settled]) -> None:
+                    entries: trio.MemorySendChannel[Entry | Settled],
+                    owned: Callable[[Event], bool] | None = None) -> None:
     """The engine loop. Replay positions that come with no alert change are written at most
     every ``CURSOR_WRITE`` seconds (and when the loop ends), not once per frame: re-reading
     a second of readings that changed nothing after a crash costs nothing, while a
@@ -366,7 +378,8 @@ async def _evaluate(engine: Engine, batches: trio.MemoryReceiveChannel[Batch], r
 
     A failed write keeps everything in memory (``_Unwritten``) and is tried again with
     backoff while the engine goes on; notifications reach the planner only once written,
-    and a replay position is only ever written with the alert changes it covers."""
+    and a replay position is only ever written with the alert changes it covers.
+    ``owned`` (sharded: ``shard.event_filter``) drops other shards' entities first."""
     clock, store = runtime.clock, runtime.store
     notify = {rule.name: rule.notify for rule in engine.rules}
     work = _Unwritten()
@@ -393,7 +406,8 @@ async def _evaluate(engine: Engine, batches: trio.MemoryReceiveChannel[Batch], r
                 made: list[Notification] = []
                 for batch in taken:
                     for event in batch.events:
-                        made.extend(engine.receive(event, now))
+                        if owned is None or owned(event):
+                            made.extend(engine.receive(event, now))
                     if batch.cursor:
                         work.cursors[(batch.source, batch.socket)] = batch.cursor
                         if (batch.source, batch.socket) not in positioned:
@@ -522,7 +536,8 @@ async def _deliver(config: s.Config, entries: trio.MemoryReceiveChannel[Entry | 
     planned first."""
     store, clock = runtime.store, runtime.clock
     now = clock.now()
-    planner = Planner(config.rules, config.channels, _silences(config, store, now))
+    planner = Planner(config.rules, config.channels, _silences(config, store, now),
+                      generator_url=_page_url(config, runtime))
     planner.seed(_firing_at_start(store))
     taken: list[Entry | Settled] = list(left)
     if taken:
@@ -557,6 +572,18 @@ async def _deliver(config: s.Config, entries: trio.MemoryReceiveChannel[Entry | 
             if now >= silences_read + SILENCES_EVERY:
                 planner.set_silences(_silences(config, store, now))
                 silences_read = now
+
+
+def _page_url(config: s.Config, runtime: Runtime) -> str | None:
+    """alertd's own page (``http:``), as Alertmanager's ``generatorURL`` links to it."""
+    if config.http is None or runtime.http_port is None:
+        return None
+    host = config.http[0]
+    if host in ("", "0.0.0.0", "::"):
+        import socket
+
+        host = socket.gethostname()
+    return f"http://{f'[{host}]' if ':' in host else host}:{runtime.http_port}/"
 
 
 def _dispatch(config: s.Config, plan: Plan, store: Store, now: float,

@@ -103,7 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     redact = logs.setup(args.debug, args.log_format)
     try:
-        config = load_config(args.config, state=args.state)
+        config = load_config(args.config, state=args.state, shard=args.shard)
     except ConfigError as error:
         _print_problems(error, args.config, "invalid, not started (")
         return EXIT_INVALID
@@ -131,6 +131,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         if recorder is not None:
             recorder.close()
     return EXIT_OK
+
+
+def _shard_argument(text: str) -> object:
+    from alertd import shard
+
+    try:
+        return shard.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _store_failure(group: BaseExceptionGroup[BaseException], path: str) -> str | None:
@@ -313,6 +322,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
     from alertd.app import print_console
     from alertd.config import load_config
+    from alertd.config.schema import ALERTMANAGER_SCHEMES
     from alertd.senders.apprise_sender import CONSOLE_URL, scheme_of
     from alertd.senders.outcome import DeliveryOutcome
     from alertd.senders.pool import ProcessSender
@@ -341,6 +351,12 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
                     print_console(sys.stdout, args.title, args.body, wall_time())
                     outcome = DeliveryOutcome.ok()
+                elif url.startswith(ALERTMANAGER_SCHEMES):  # a test alert, not words
+                    from alertd.clock import wall_time
+                    from alertd.notify.alertmanager import test_payload
+
+                    outcome = await sender.send(url, args.title,
+                                                test_payload(args.title, args.body, wall_time()))
                 else:
                     outcome = await sender.send(url, args.title, args.body)
                 failures += not outcome.delivered
@@ -502,6 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true",
                      help="print every notification instead of sending it, and write no "
                           "state (an in-memory store: alerts start empty)")
+    run.add_argument("--shard", metavar="I/N", type=_shard_argument,
+                     help="run shard I of N (from 0): only the entities whose hash falls to "
+                          "it (overrides shard:; see docs/scaling.md)")
     run.set_defaults(handler=cmd_run)
 
     demo = commands.add_parser(

@@ -21,7 +21,8 @@ from alertd.config.sections import (ELEMENT_KEYS, NAVIXY_KEYS, parse_channel, pa
                                      parse_source)
 from alertd.errors import ConfigError, Loc, Problem
 
-TOP_KEYS = ("state", "sources", "channels", "defaults", "rules", "silences", "include", "http")
+TOP_KEYS = ("state", "sources", "channels", "defaults", "rules", "silences", "include", "http",
+            "shard")
 INCLUDED_KEYS = ("sources", "channels", "rules", "silences")
 DEFAULT_STATE = "alertd-state.db"
 SOURCE_KEYS = frozenset(ELEMENT_KEYS + NAVIXY_KEYS)
@@ -117,13 +118,14 @@ def _includes(reader: Reader, root: Mapping, main: str) -> list[str]:
 
 
 def load_config(path: str | os.PathLike[str], env: AbcMapping[str, str] | None = None,
-                *, state: str | None = None, strict: bool = True) -> s.Config:
+                *, state: str | None = None, strict: bool = True,
+                shard: s.Shard | None = None) -> s.Config:
     """Parse and check the rule file at ``path`` (and its includes) into a ``Config``.
 
     ``env`` is where ``${VAR}`` is looked up (the process environment by default); ``state``
-    overrides the file's ``state:`` (the ``--state`` option). ``strict=False`` is for uses
-    that connect and send nowhere (``alertd test``): unset variables become empty strings and
-    channel URLs are not validated.
+    overrides the file's ``state:`` (the ``--state`` option), ``shard`` its ``shard:``
+    (``--shard``). ``strict=False`` is for uses that connect and send nowhere (``alertd
+    test``): unset variables become empty strings and channel URLs are not validated.
     """
     main = os.fspath(path)
     env = os.environ if env is None else env
@@ -187,6 +189,9 @@ def load_config(path: str | os.PathLike[str], env: AbcMapping[str, str] | None =
     state_path = state if state is not None else _state(reader, root)
     http, http_access = parse_http(reader, root.items["http"]) if "http" in root.items \
         else (None, s.HttpAccess())
+    if "shard" in root.items:
+        written = _shard(reader, root.items["shard"])
+        shard = shard or written
     if problems:
         raise ConfigError(scrub(problems, used))
     base = Path(main).parent
@@ -195,7 +200,7 @@ def load_config(path: str | os.PathLike[str], env: AbcMapping[str, str] | None =
         else Path(state), sources={n: v for n, v in sources.items() if v is not None},
         channels={n: v for n, v in channels.items() if v is not None}, rules=tuple(rules),
         silences=tuple(x for x in silences if x is not None), http=http, files=tuple(files),
-        http_access=http_access)
+        http_access=http_access, shard=shard)
 
 
 def _misindented(reader: Reader, entries: dict[str, tuple[Loc, Node]]) -> set[str]:
@@ -226,3 +231,19 @@ def _state(reader: Reader, root: Mapping) -> str | None:
     if "state" not in root.items:
         return None
     return reader.string(root.items["state"], "state")
+
+
+def _shard(reader: Reader, node: Node) -> s.Shard | None:
+    """``shard: {index: I, of: N}``: this process owns the entities whose hash modulo N is I."""
+    m = reader.mapping(node, "shard", ("index", "of"), required=("index", "of"))
+    if m is None or "index" not in m.items or "of" not in m.items:
+        return None
+    of = reader.integer(m.items["of"], "shard: of", minimum=1)
+    index = reader.integer(m.items["index"], "shard: index", minimum=0)
+    if of is None or index is None:
+        return None
+    if index >= of:
+        reader.error(m.items["index"].loc, f"shard: index must be below of ({of}): shards are "
+                                           f"numbered 0 to {of - 1}, not {index}")
+        return None
+    return s.Shard(index, of)

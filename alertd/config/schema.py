@@ -19,6 +19,7 @@ ELEMENT_DEFAULT_URL = "wss://element-iot.com/api/v1"
 NAVIXY_DEFAULT_URL = "wss://api.eu.navixy.com/v2/event/subscription"
 NAVIXY_MAX_TRACKERS_PER_REQUEST = 10
 HISTORY_DEPTH = 12
+ALERTMANAGER_SCHEMES = ("alertmanager://", "alertmanagers://")
 Scalar = float | int | str | bool
 
 
@@ -180,6 +181,13 @@ class Channel:
     urls: tuple[str, ...]
     mute: tuple[MuteWindow, ...] = ()
     timezone: str = "UTC"
+    resend: float = 60.0  # alertmanager channels: how often a firing alert is posted again
+
+    @property
+    def alertmanager(self) -> bool:
+        """Whether the channel posts to Alertmanager (``alertmanager://`` URLs): its notices
+        pass the planner unchanged, and Alertmanager groups, mutes and repeats."""
+        return any(url.startswith(ALERTMANAGER_SCHEMES) for url in self.urls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +239,19 @@ class HttpAccess:
 
 
 @dataclass(frozen=True, slots=True)
+class Shard:
+    """This process's share of the entities (``shard: {index: I, of: N}``, ``--shard I/N``):
+    those whose stable hash of ``source/id`` modulo ``of`` is ``index`` (``alertd.shard``)."""
+
+    index: int
+    of: int
+    from_option: bool = field(default=False, compare=False)  # --shard, which a reload keeps
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.of}"
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     state: Path
@@ -241,3 +262,4 @@ class Config:
     http: tuple[str, int] | None = None
     files: tuple[Path, ...] = ()  # the main file and every included one
     http_access: HttpAccess = field(default_factory=HttpAccess)
+    shard: Shard | None = None

@@ -10,12 +10,13 @@ from urllib.parse import urlsplit
 from alertd.config import schema as s
 from alertd.config.fields import Reader, suggest
 from alertd.config.nodes import Mapping, Node, Scalar
+from alertd.senders import alertmanager
 from alertd.senders.apprise_sender import url_problem
 
 SOURCE_TYPES = ("element", "navixy")
 ELEMENT_KEYS = ("type", "url", "api_key", "subscribe", "preload", "ping_interval", "replay")
 NAVIXY_KEYS = ("type", "url", "hash", "trackers", "rate_limit", "flow_id", "status_refresh")
-CHANNEL_KEYS = ("urls", "mute", "timezone")
+CHANNEL_KEYS = ("urls", "alertmanager", "mute", "timezone", "resend")
 ELEMENT_PRELOADS = {"readings": ("device", "device.fields", "device.interfaces", "packet",
                                  "packet.interface"),
                     "packets": ("device", "device.fields", "device.interfaces")}
@@ -164,12 +165,23 @@ def parse_channel(reader: Reader, name: str, node: Node,
     url_node: Node = node
     mute: tuple[s.MuteWindow, ...] = ()
     tz = "UTC"
+    resend: float | None = 60.0
     ok = True
+    plain: tuple[str, ...] = ()  # the ``alertmanager:`` list, as written (http://...)
     if isinstance(node, Mapping):
-        reader.mapping(node, what, CHANNEL_KEYS, required=("urls",))
-        if "urls" not in node.items:
+        reader.mapping(node, what, CHANNEL_KEYS)
+        if "urls" in node.items and "alertmanager" in node.items:
+            reader.error(node.loc, f"{what}: give either urls or alertmanager, not both")
             return None
-        url_node = node.items["urls"]
+        if "alertmanager" in node.items:
+            url_node = node.items["alertmanager"]
+            plain = reader.strings(url_node, f"{what}: alertmanager") or ()
+        elif "urls" in node.items:
+            url_node = node.items["urls"]
+        else:
+            reader.error(node.loc, f"{what} needs 'urls' (or 'alertmanager', a list of "
+                                   "Alertmanager addresses)")
+            return None
         if "timezone" in node.items:
             tz_name = _timezone(reader, node.items["timezone"], f"{what}: timezone")
             ok = tz_name is not None
@@ -178,19 +190,52 @@ def parse_channel(reader: Reader, name: str, node: Node,
             windows = _mute(reader, node.items["mute"], f"{what}: mute")
             ok = ok and windows is not None
             mute = windows or ()
-    urls = reader.strings(url_node, f"{what}: urls" if url_node is not node else what)
+        if "resend" in node.items:
+            resend = reader.duration(node.items["resend"], f"{what}: resend", positive=True)
+            ok = ok and resend is not None
+    if plain:
+        urls: tuple[str, ...] | None = ()
+        for text in plain:
+            converted = alertmanager.from_http(text.strip())
+            if converted is None:
+                reader.error(url_node.loc, f"{what}: alertmanager lists addresses such as "
+                                           f"http://127.0.0.1:9093, not '{text}'")
+                ok = False
+            else:
+                urls = (*(urls or ()), converted)
+    else:
+        urls = reader.strings(url_node, f"{what}: urls" if url_node is not node else what)
     if urls is None:
         return None
     urls = tuple(url.strip() for url in urls)
     if not urls:
         reader.error(url_node.loc, f"{what} must name at least one URL")
         return None
+    managers = [url for url in urls if alertmanager.is_alertmanager(url)]
+    if managers and len(managers) != len(urls):
+        reader.error(url_node.loc, f"{what}: alertmanager:// URLs cannot share a channel with "
+                                   "other URLs (Alertmanager groups, mutes and repeats them "
+                                   "itself): give them a channel of their own")
+        ok = False
+    if isinstance(node, Mapping) and not managers:
+        for key in ("resend",):
+            if key in node.items:
+                reader.error(node.items[key].loc, f"{what}: {key} applies to Alertmanager "
+                                                  "channels only")
+                ok = False
+    if managers and mute:
+        reader.error(url_node.loc, f"{what}: an Alertmanager channel has no mute (quiet "
+                                   "hours belong in Alertmanager: time_intervals, silences)")
+        ok = False
     for url in urls if validate_urls else ():
-        problem = url_problem(url)
+        problem = alertmanager.url_problem(url) if alertmanager.is_alertmanager(url) \
+            else url_problem(url)
         if problem is not None:
             reader.error(url_node.loc, f"{what}: the URL {problem}")
             ok = False
-    return s.Channel(node.loc, name, urls, mute, tz) if ok else None
+    if not ok or resend is None:
+        return None
+    return s.Channel(node.loc, name, urls, mute, tz, resend)
 
 
 @lru_cache(maxsize=1)

@@ -10,6 +10,9 @@ Stages, in the order a notification meets them (Alertmanager's pipeline, smaller
   3. group    - notices for one channel within the rule's ``group_wait`` of the first one
                 become one message, listed by rule.
 
+Alertmanager channels (``alertmanager://``) skip all three: their notices pass at once, and
+firing alerts are posted again on the channel's ``resend`` interval (``alertmanager.py``).
+
 Invariants:
   * every entry offered is consumed exactly once: sent in one message, or dropped with a
     reason (silenced, resolved during quiet hours); ``Plan.consumed`` names it then;
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 
 from alertd.config import schema as s
 from alertd.model import Notification
+from alertd.notify.alertmanager import AlertmanagerStage, Post
 from alertd.notify.message import (
     NotifyType,
     compose_digest,
@@ -106,9 +110,11 @@ def _says(note: Notification) -> str:
 
 class Planner:
     def __init__(self, rules: Iterable[s.Rule], channels: Mapping[str, s.Channel],
-                 silences: Iterable[Silence] = ()) -> None:
+                 silences: Iterable[Silence] = (), *,
+                 generator_url: str | None = None) -> None:
         self.rules = {rule.name: rule for rule in rules}
         self.channels = dict(channels)
+        self.alertmanager = AlertmanagerStage(self.rules, self.channels, generator_url)
         self.silences = tuple(silences)
         self._firing: dict[AlertKey, Notification] = {}  # the newest word on firing alerts
         self._held: dict[tuple[str, AlertKey], Silence] = {}  # silenced while firing
@@ -129,12 +135,15 @@ class Planner:
         """Alerts found firing at start (restored from the store): known to the digest and
         to silences, so that one silenced across a restart is still notified when the
         silence ends."""
+        firing = list(firing)
         for note in firing:
             self._firing[_key(note)] = note
+        self.alertmanager.seed(firing)
 
     def settle(self, settled: Settled) -> None:
         key = (settled.rule, settled.entity)
         self._firing.pop(key, None)
+        self.alertmanager.settle(*key)
         for held in [held for held in self._held if held[1] == key]:
             del self._held[held]
 
@@ -149,6 +158,12 @@ class Planner:
             self._firing[_key(note)] = note
         elif note.state == "resolved":
             self._firing.pop(_key(note), None)
+        if self.alertmanager.handles(entry.channel):  # no silence, mute or group here
+            if entry.id >= 0:
+                plan.consumed.append(entry.id)
+            plan.decisions.append(f"{_says(note)} -> {entry.channel}: posted to Alertmanager")
+            self._post(self.alertmanager.offer(entry.channel, note, now), plan)
+            return
         silence = covering(self.silences, self._values(note), now)
         if silence is not None:
             if note.state == "resolved":
@@ -168,10 +183,15 @@ class Planner:
         times = [group.due for group in self._groups.values()]
         times += [quiet.until for quiet in self._quiet.values()]
         times += [silence.ends for silence in self._held.values()]
+        resend = self.alertmanager.next_deadline()
+        times += [resend] if resend is not None else []
         return min(times) if times else None
 
     def on_timer(self, now: float, plan: Plan) -> None:
-        """Release what is due at ``now``: ended silences, ended quiet hours, full groups."""
+        """Release what is due at ``now``: ended silences, ended quiet hours, full groups,
+        Alertmanager resends."""
+        for post in self.alertmanager.on_timer(now):
+            self._post(post, plan)
         for (channel, key), silence in list(self._held.items()):
             still = covering(self.silences, self._values_of(key), now)
             if still is not None:
@@ -252,6 +272,10 @@ class Planner:
         plan.messages.append(Message(channel, title, body, notes))
 
     # ---- helpers -------------------------------------------------------------------------
+
+    @staticmethod
+    def _post(post: Post, plan: Plan) -> None:
+        plan.messages.append(Message(post.channel, post.title, post.body, post.notes))
 
     def _values(self, note: Notification) -> dict[str, str]:
         return alert_values(note.rule, note.entity, note.severity, note.labels)

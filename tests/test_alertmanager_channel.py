@@ -1,0 +1,197 @@
+"""The alertmanager channel: its configuration, the planner's pass-through and resends (pure,
+on given times), the JSON it posts, and the sender against a local HTTP server."""
+
+from __future__ import annotations
+
+import base64
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from alertd.config import load_config
+from alertd.config import schema as s
+from alertd.errors import ConfigError, Loc
+from alertd.model import Notification
+from alertd.notify.alertmanager import ENDS_AFTER, label_name, labels, timestamp
+from alertd.notify.planner import Entry, Plan, Planner, Settled
+from alertd.notify.silences import Silence
+from alertd.senders.alertmanager import SCHEMES, send_blocking, url_problem
+from alertd.senders.outcome import Verdict
+from tests.hooks import Answer, Webhook
+
+LOC = Loc("rules.yaml", 3)
+T0 = 1_800_000_000.0
+
+
+def _load(tmp_path: Path, channels: str) -> s.Config:
+    path = tmp_path / "rules.yaml"
+    path.write_text(textwrap.dedent("""\
+        sources: {fleet: {type: navixy, hash: h, trackers: [1]}}
+        channels:
+        """) + textwrap.indent(textwrap.dedent(channels), "  ") +
+        "rules: [{name: b, status: {in: [blocked]}, notify: []}]\n")
+    return load_config(path)
+
+
+def _problems(tmp_path: Path, channels: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        _load(tmp_path, channels)
+    return [problem.message for problem in caught.value.problems]
+
+
+def test_both_config_forms_give_alertmanager_urls(tmp_path: Path) -> None:
+    config = _load(tmp_path, """\
+        pair: {alertmanager: [http://10.0.0.1:9093, "https://am.example.com/prefix/"],
+               resend: 30s}
+        url: alertmanager://u:pw@127.0.0.1:9093
+        """)
+    pair, url = config.channels["pair"], config.channels["url"]
+    assert pair.urls == ("alertmanager://10.0.0.1:9093",
+                         "alertmanagers://am.example.com/prefix")
+    assert pair.resend == 30.0 and pair.alertmanager
+    assert url.resend == 60.0 and url.alertmanager
+
+
+def test_alertmanager_channel_mistakes_are_located_errors(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, """\
+        mixed: [alertmanager://127.0.0.1:9093, "json://127.0.0.1/x"]
+        quiet: {urls: [alertmanager://127.0.0.1:9093], mute: ["22:00-07:00"]}
+        plain: {urls: ["json://127.0.0.1/x"], resend: 1m}
+        nohost: alertmanager://
+        listed: {alertmanager: [127.0.0.1:9093]}
+        """)
+    assert any("alertmanager:// URLs cannot share a channel" in p for p in problems)
+    assert any("an Alertmanager channel has no mute" in p for p in problems)
+    assert any("resend applies to Alertmanager channels only" in p for p in problems)
+    assert any("it needs a host" in p for p in problems)
+    assert any("addresses such as http://127.0.0.1:9093, not '127.0.0.1:9093'" in p
+               for p in problems)
+    assert url_problem("alertmanager://h:9093?x=1") is not None
+    assert SCHEMES == s.ALERTMANAGER_SCHEMES  # the sender's own copy (no config import)
+
+
+# ---- the planner ----------------------------------------------------------------------------
+
+
+def _rule(name: str = "warm") -> s.Rule:
+    return s.Rule(LOC, name, s.Threshold(LOC, "t", above=8), notify=("am", "ops"),
+                  group_wait=30.0, labels={"team": "cold", "site-id": "hh",
+                                           "alertname": "ignored"})
+
+
+def _note(entity: str, state: str = "firing", at: float = T0, **extra: object) -> Notification:
+    return Notification("warm", entity, state, at, T0 - 10, "critical",  # type: ignore[arg-type]
+                        entity.split("/")[0], entity.split("/")[1], "t", 9,
+                        labels={"team": "cold", "site-id": "hh", "alertname": "ignored"},
+                        **extra)
+
+
+def _planner(resend: float = 60.0, silences: tuple[Silence, ...] = ()) -> Planner:
+    channels = {"am": s.Channel(LOC, "am", ("alertmanager://127.0.0.1:9093",
+                                            "alertmanager://127.0.0.1:9094"), resend=resend),
+                "ops": s.Channel(LOC, "ops", ("json://127.0.0.1/x",))}
+    return Planner([_rule()], channels, silences, generator_url="http://alertd:9464/")
+
+
+def _posted(plan: Plan) -> list[list[dict[str, object]]]:
+    return [json.loads(m.body) for m in plan.messages if m.channel == "am"]
+
+
+def test_notices_pass_at_once_while_other_channels_group_and_silences_hold_them() -> None:
+    silence = Silence("s1", {"entity": "cold/r1"}, T0 - 1, T0 + 3600, "")
+    planner = _planner(silences=(silence,))
+    plan = Plan()
+    planner.offer(Entry(1, "am", _note("cold/r1")), T0, plan)
+    planner.offer(Entry(2, "ops", _note("cold/r1")), T0, plan)
+    planner.offer(Entry(3, "am", _note("cold/r2")), T0, plan)
+    planner.offer(Entry(4, "ops", _note("cold/r2")), T0, plan)
+    # Alertmanager's notices: at once, one post each, alertd's silence does not hold them
+    assert [m.channel for m in plan.messages] == ["am", "am"]
+    assert sorted(plan.consumed) == [1, 2, 3]  # 2 was silenced on the ops channel
+    first = _posted(plan)[0][0]
+    assert first["labels"] == {"alertname": "warm", "entity": "cold/r1", "source": "cold",
+                               "severity": "critical", "team": "cold", "site_id": "hh"}
+    assert first["annotations"]["summary"] == "[FIRING] warm: r1"
+    assert "severity: critical" in first["annotations"]["description"]
+    assert first["startsAt"] == timestamp(T0 - 10)
+    assert first["endsAt"] == timestamp(T0 + ENDS_AFTER * 60)
+    assert first["generatorURL"] == "http://alertd:9464/"
+    # the ops channel still waits out its group_wait
+    later = Plan()
+    planner.on_timer(T0 + 29, later)
+    assert not [m for m in later.messages if m.channel == "ops"]
+    planner.on_timer(T0 + 30, later)
+    assert [m.channel for m in later.messages] == ["ops"]
+
+
+def test_firing_alerts_are_resent_each_interval_until_resolved() -> None:
+    planner = _planner(resend=60.0)
+    plan = Plan()
+    planner.offer(Entry(1, "am", _note("cold/r1")), T0, plan)
+    planner.offer(Entry(2, "am", _note("cold/r2", at=T0 + 5)), T0 + 5, plan)
+    assert planner.next_deadline() == T0 + 60
+    resend = Plan()
+    planner.on_timer(T0 + 60, resend)
+    [posted] = _posted(resend)
+    assert [a["labels"]["entity"] for a in posted] == ["cold/r1", "cold/r2"]  # type: ignore[index]
+    assert {a["endsAt"] for a in posted} == {timestamp(T0 + 60 + 4 * 60)}  # type: ignore[index]
+    assert planner.next_deadline() == T0 + 120
+    gone = Plan()
+    planner.offer(Entry(3, "am", _note("cold/r1", "resolved", at=T0 + 90)), T0 + 90, gone)
+    assert _posted(gone)[0][0]["endsAt"] == timestamp(T0 + 90)
+    planner.settle(Settled("warm", "cold/r2"))  # ended without a notice (resolved: false)
+    idle = Plan()
+    planner.on_timer(T0 + 120, idle)
+    assert idle.messages == [] and planner.next_deadline() is None
+
+
+def test_alerts_restored_firing_are_posted_at_the_first_timer() -> None:
+    planner = _planner()
+    planner.seed([_note("cold/r7")])
+    assert planner.next_deadline() is not None
+    plan = Plan()
+    planner.on_timer(T0 + 1, plan)
+    assert [[a["labels"]["entity"] for a in post] for post in _posted(plan)] == \
+        [["cold/r7"]]  # type: ignore[index]
+
+
+def test_label_names_alertmanager_refuses_are_made_valid() -> None:
+    assert label_name("site-id") == "site_id"
+    assert label_name("1st") == "_1st"
+    assert labels(_note("cold/r1"))["alertname"] == "warm"  # alertd's own labels win
+
+
+# ---- the sender -----------------------------------------------------------------------------
+
+
+def test_the_sender_posts_to_api_v2_alerts_with_basic_auth() -> None:
+    hook = Webhook()
+    try:
+        url = f"alertmanager://ops:s3cr3t-pw@127.0.0.1:{hook.port}/am"
+        outcome = send_blocking(url, json.dumps([{"labels": {"alertname": "x"}}]))
+        assert outcome.verdict is Verdict.DELIVERED
+        [post] = hook.posts
+        assert post.path == "/am/api/v2/alerts"
+        assert post.body == [{"labels": {"alertname": "x"}}]
+    finally:
+        hook.close()
+
+
+def test_the_sender_says_retry_or_permanent_and_never_shows_the_password() -> None:
+    answers = {1: Answer(503, headers={"Retry-After": "7"}), 2: Answer(400)}
+    hook = Webhook(lambda n: answers.get(n, Answer()))
+    try:
+        url = f"alertmanager://ops:s3cr3t-pw@127.0.0.1:{hook.port}"
+        busy = send_blocking(url, "[]")
+        refused = send_blocking(url, "[]")
+    finally:
+        hook.close()
+    down = send_blocking(url, "[]", timeout=2)  # nobody listens any more
+    assert busy.verdict is Verdict.RETRY and busy.retry_after == 7.0
+    assert refused.verdict is Verdict.PERMANENT and "HTTP 400" in refused.reason
+    assert down.verdict is Verdict.RETRY
+    for outcome in (busy, refused, down):
+        assert "s3cr3t" not in outcome.reason
+    assert base64.b64encode(b"ops:s3cr3t-pw").decode() not in down.reason
