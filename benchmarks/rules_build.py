@@ -100,7 +100,7 @@ def check_file(folder: Path) -> Path:
 
 def measure(args: argparse.Namespace) -> list[Row]:
     counts = [int(c) for c in args.rules.split(",")] if args.rules else \
-        [10, size(args, 1000, 1000, 100), size(args, 10_000, 10_000, 1000)]
+        [10, size(args, 1000, 1000, 50), size(args, 10_000, 10_000, 200)]
     messages = size(args, 20_000, 5_000, 500)
     timeout = size(args, 300, 60, 60)
     found: dict[int, list[dict[str, Any]]] = {}
