@@ -30,7 +30,16 @@ from pathlib import Path
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import Budget, Row, arguments, config_text, emit, median, python_env, size  # noqa: E402
+from benchlib import (  # noqa: E402
+    Budget,
+    Row,
+    arguments,
+    config_text,
+    emit,
+    median,
+    python_env,
+    size,
+)
 
 
 class Sink(BaseHTTPRequestHandler):

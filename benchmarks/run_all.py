@@ -80,9 +80,10 @@ def main() -> None:
               flush=True)
     rows.sort(key=lambda row: next((i for i, prefix in enumerate(ORDER)
                                     if row.id.startswith(prefix)), len(ORDER)))
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"# all figures in {time.monotonic() - started:.0f} s "
           f"({'quick' if args.quick else 'smoke' if args.smoke else 'full'} sizes, "
-          f"median of up to {args.runs} runs)")
+          f"median of up to {args.runs} runs); load average at the end {load}")
     print(table(rows, markdown=args.markdown))
     met = [row for row in rows if row.met is not None]
     print(f"\ntargets met: {sum(1 for row in met if row.met)} of {len(met)}")
