@@ -45,6 +45,7 @@ import uuid
 from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -65,7 +66,8 @@ def iso(epoch: float, micro: bool = True) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ")
 
 
-def reading(n: int, device: str, kind: int, at: float, extra: dict[str, object]) -> dict:
+def reading(n: int, device: str, kind: int, at: float,
+            extra: dict[str, object]) -> dict[str, Any]:
     stamp = iso(at)
     return {"event": "reading_added",
             "body": {"id": str(uuid.UUID(int=n + 1)), "device_id": device,
