@@ -1,0 +1,189 @@
+"""Figures 4 and 5: what the number of rules costs. For 10, 1,000 and 10,000 rules (half of
+them naming one entity each), each in a fresh process (``--child N``): the time to load the
+rule file, the time to build the engine (``Engine(rules, sources, now)``) and the resident
+memory after it (VmRSS; baseline: before the engine was built), then the engine's cost per
+message, fed directly (pure, no sockets) to 100 devices.
+
+The rules are the same 10 in every set (5 open rules on the devices' fields, 5 naming a
+device each: all 10 reach the devices' readings), plus filler rules that reach none of
+them (open ones on fields the readings lack, named ones on entities that never send), so
+that the cost per message can be compared between 10 and 10,000 rules: a rule that does not
+apply to a message should cost it nothing. Also ``alertd check -c FILE`` on the 1,000 rules
+of the throughput figure (wall time of the command, next to ``python -c pass``). Run:
+python3 benchmarks/rules_build.py [--runs N] [--quick] [--rules 10,1000,10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import (  # noqa: E402
+    MB,
+    Budget,
+    Row,
+    arguments,
+    at_most,
+    config_text,
+    emit,
+    filler_rules,
+    kind_fields,
+    median,
+    rss_bytes,
+    rule_set,
+    run_child,
+    size,
+)
+
+DEVICES = 100
+SOURCES = {"iot": {"type": "element", "url": "ws://127.0.0.1:9/api/v1", "api_key": "k",
+                   "subscribe": ["readings"]}}
+
+
+def rules_for(total: int) -> list[dict[str, Any]]:
+    base = rule_set(min(total, 10), kinds=1, entities=[f"dev{i}" for i in range(5)])
+    return base + filler_rules(max(0, total - 10))
+
+
+def child(total: int, messages: int) -> None:
+    from alertd.config import load_config
+    from alertd.engine import Engine
+    from alertd.model import Message
+
+    with tempfile.TemporaryDirectory(prefix="alertd-bench-") as folder:
+        path = Path(folder) / "rules.yaml"
+        path.write_text(config_text(SOURCES, {"screen": "console://"}, rules_for(total),
+                                    {"notify": ["screen"]}))
+        started = time.perf_counter()
+        config = load_config(path, {})
+        loaded = time.perf_counter() - started
+    gc.collect()
+    before = rss_bytes()
+    now = time.time()
+    started = time.perf_counter()
+    engine = Engine(config.rules, config.sources, now)
+    built = time.perf_counter() - started
+    after = rss_bytes()
+    start = now - messages * 0.6 - 3600
+    for d in range(DEVICES):  # every device known, histories begun
+        engine.receive(Message("iot", f"dev{d}", start, kind_fields(0)), now)
+    batch = [Message("iot", f"dev{n % DEVICES}", start + 0.6 * (n + 1),
+                     kind_fields(0, (n % 7) * 0.01)) for n in range(messages)]
+    started = time.perf_counter()
+    for message in batch:
+        engine.receive(message, now)
+    per_message = (time.perf_counter() - started) / messages
+    print(json.dumps({"rules": len(config.rules), "load": loaded, "build": built,
+                      "before": before, "after": after, "per_message": per_message,
+                      "alerts": len(engine.alerts())}))
+
+
+def check_file(folder: Path) -> Path:
+    """The throughput figure's 1,000 rules, with an apprise channel beside the console."""
+    from throughput import ENTITIES, KINDS
+
+    path = folder / "rules.yaml"
+    path.write_text(config_text(SOURCES, {"screen": "console://",
+                                          "hook": "json://127.0.0.1:9/hook"},
+                                rule_set(1000, kinds=KINDS,
+                                         entities=[f"dev{i}" for i in range(ENTITIES)]),
+                                {"notify": ["screen", "hook"]}))
+    return path
+
+
+def measure(args: argparse.Namespace) -> list[Row]:
+    counts = [int(c) for c in args.rules.split(",")] if args.rules else \
+        [10, size(args, 1000, 1000, 50), size(args, 10_000, 10_000, 200)]
+    messages = size(args, 20_000, 5_000, 500)
+    timeout = size(args, 300, 60, 60)
+    found: dict[int, list[dict[str, Any]]] = {}
+    timed_out: dict[int, float] = {}
+    for total in counts:
+        found[total] = []
+        for _ in Budget(args.runs, size(args, 90, 15, 5)):
+            output, elapsed = run_child([__file__, "--child", str(total), str(messages)],
+                                        timeout)
+            if output is None:
+                timed_out[total] = elapsed
+                break
+            found[total].append(json.loads(output))
+    rows = []
+    smallest = counts[0]
+
+    def med(total: int, key: str) -> float:
+        return median(r[key] for r in found[total]) if found[total] else float("nan")
+
+    def stopped(total: int) -> str:
+        return f"stopped after {timed_out[total]:.0f} s" if total in timed_out else ""
+
+    def met(total: int, value: float, bound: float) -> bool | None:
+        if total != counts[-1]:
+            return None
+        return False if total in timed_out else at_most(value, bound)
+
+    for number, total in enumerate(counts):
+        build = med(total, "build")
+        rows.append(Row(f"build.{number}", f"engine build, {total:,} rules", build, "s",
+                        med(smallest, "build"), f"{smallest} rules",
+                        "<= 2 s" if total == counts[-1] else "", met(total, build, 2.0),
+                        len(found[total]), stopped(total), details={"runs": found[total]}))
+    for number, total in enumerate(counts):
+        after = med(total, "after") / MB
+        rows.append(Row(f"build_rss.{number}", f"memory after engine build, {total:,} rules",
+                        after, "MB", med(total, "before") / MB, "before the engine",
+                        "<= 300 MB" if total == counts[-1] else "", met(total, after, 300),
+                        len(found[total]), stopped(total)))
+    for number, total in enumerate(counts):
+        rows.append(Row(f"load.{number}", f"rule file load, {total:,} rules",
+                        med(total, "load"), "s", med(smallest, "load"), f"{smallest} rules",
+                        runs=len(found[total]), note=stopped(total)))
+    for number, total in enumerate(counts):
+        if number == 0:
+            continue
+        cost, base = med(total, "per_message") * 1e6, med(smallest, "per_message") * 1e6
+        rows.append(Row(f"per_message.{number}",
+                        f"engine cost per message, {total:,} rules ({min(total, 10)} reach it)",
+                        cost, "µs", base, f"{smallest} rules",
+                        "<= 1.5 x 10 rules" if total == counts[-1] else "",
+                        met(total, cost / base, 1.5), len(found[total]), stopped(total)))
+    rows.append(check_row(args))
+    return rows
+
+
+def check_row(args: argparse.Namespace) -> Row:
+    checks, bare = [], []
+    with tempfile.TemporaryDirectory(prefix="alertd-bench-") as folder:
+        path = check_file(Path(folder))
+        for _ in Budget(args.runs, size(args, 30, 10, 5)):
+            output, elapsed = run_child(["-m", "alertd", "check", "-c", str(path)], 60)
+            checks.append(elapsed if output is not None else float("nan"))
+            _, elapsed = run_child(["-c", "pass"], 60)
+            bare.append(elapsed)
+    value = median(checks)
+    return Row("check", "alertd check -c FILE, 1,000 rules", value, "s", median(bare),
+               "python -c pass", "<= 0.3 s", at_most(value, 0.3), len(checks),
+               details={"runs": checks, "runs_bare": bare})
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        child(int(sys.argv[2]), int(sys.argv[3]))
+        return
+
+    def extra(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--rules", default="",
+                            help="comma-separated rule counts (default 10,1000,10000)")
+
+    args = arguments(__doc__ or "", extra)
+    emit(measure(args), args)
+
+
+if __name__ == "__main__":
+    main()
