@@ -89,7 +89,7 @@ class FieldHistory:
             self._start = max(self._start, msg_time - self.horizon)
         if len(entries) > 2 * DEPTH and (entries[0] < self._start or self.horizon <= 0
                                          or len(entries) > 2 * (WINDOW_CAP + DEPTH)):
-            self._trim()
+            self._shorten()
 
     def _code(self, msg_time: float, value: Any) -> float:
         if value is None:
@@ -100,6 +100,21 @@ class FieldHistory:
             self._other = {}
         self._other[msg_time] = value
         return OTHER
+
+    def _shorten(self) -> None:
+        """``_trim``, with the usual case first: one entry too many, the oldest in neither
+        queue (it is null, or the 12 newest have no null: ``sum`` is NaN only if one is)
+        and out of the window."""
+        entries = self._entries
+        if len(entries) == 2 * DEPTH + 2 and (self.horizon <= 0 or entries[0] < self._start):
+            oldest = entries[1]
+            newest = sum(entries[3::2])
+            if oldest != oldest or newest == newest:
+                if self._other:
+                    self._other.pop(entries[0], None)
+                del entries[:2]
+                return
+        self._trim()
 
     def _trim(self) -> None:
         """Drop the entries that are in neither queue nor the window: older than the 12
@@ -144,7 +159,7 @@ class FieldHistory:
             self._start = start
             entries = self._entries
             if len(entries) > 2 * DEPTH and entries[0] < start:
-                self._trim()
+                self._shorten()
 
     # ---- reading -------------------------------------------------------------------------
 
