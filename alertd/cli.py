@@ -496,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check", parents=[common], help="validate a rule file",
         description="Validate FILE and everything it names (includes, channels' apprise URLs, "
                     "template placeholders, durations). Prints FILE:LINE: message for each "
-                    "error. Exit 0 when valid, 1 when not.")
+                    "error. Exit 0 when valid, 2 when not.")
     check.add_argument("-c", "--config", required=True, metavar="FILE", help="the rule file")
     check.set_defaults(handler=cmd_check)
 
@@ -504,9 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run", parents=[common], help="run the daemon",
         description="Connect to the sources of FILE, evaluate its rules on every event and "
                     "send notifications, until SIGINT or SIGTERM. SIGHUP reloads FILE. "
-                    "Exit 0 on a clean stop, 1 when the state file cannot be used (another "
-                    "daemon has it, unwritable, not a database), 2 when FILE is invalid, 74 "
-                    "when the state file fails while running.")
+                    "Exit 0 on a clean stop, 2 when FILE is invalid, 3 when the state file "
+                    "cannot be used (another daemon has it, unwritable, not a database) or "
+                    "fails while running, or the HTTP port is in use.")
     run.add_argument("-c", "--config", required=True, metavar="FILE", help="the rule file")
     run.add_argument("--state", metavar="PATH", help="the SQLite state file (overrides state:)")
     run.add_argument("--record", metavar="DIR",
@@ -558,7 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     notify = commands.add_parser(
         "notify", parents=[common], help="send a test message to a channel",
         description="Send a test message to every URL of CHANNEL and say whether each took "
-                    "it. Exit 0 when all did, 1 when one did not.")
+                    "it. Exit 0 when all did, 1 when one did not, 2 when FILE is invalid or "
+                    "has no such channel.")
     notify.add_argument("channel", metavar="CHANNEL", help="a channel of the rule file")
     notify.add_argument("-c", "--config", required=True, metavar="FILE", help="the rule file")
     notify.add_argument("--title", default="alertd test message", help="the title to send")
@@ -572,7 +573,8 @@ def build_parser() -> argparse.ArgumentParser:
         "test", parents=[common], help="run rule unit tests",
         description="Feed the timed events of each case file through the rules of FILE on a "
                     "simulated clock and compare the notifications with the expected ones. "
-                    "Sends nothing. Exit 0 when every case passes, 1 otherwise.")
+                    "Sends nothing. Exit 0 when every case passes, 1 when one fails, 2 when a "
+                    "file is invalid.")
     test.add_argument("-c", "--config", required=True, metavar="FILE", help="the rule file")
     test.add_argument("cases", nargs="+", metavar="CASES", help="case files (YAML)")
     test.set_defaults(handler=cmd_test)
