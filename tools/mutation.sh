@@ -7,13 +7,13 @@
 #   tools/mutation.sh                     # everything (about N minutes on 2 cores)
 #   tools/mutation.sh 'alertd.engine.conditions*'   # one module
 #
-# Needs the `mutation` extra: pip install -e '.[test,mutation]'. Prints the survivors at the
+# Results are kept in mutants/ (git-ignored): a second run checks only mutants of changed
+# functions; delete mutants/ to start again. Needs the `mutation` extra: pip install -e '.[test,mutation]'. Prints the survivors at the
 # end; `python -m mutmut show NAME` shows one mutant's diff. The exit status is 0 when no mutant
 # survived that docs/testing.md does not list, 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MAX_CHILDREN="${MAX_CHILDREN:-2}"
-rm -rf mutants
 python3 -m mutmut run --max-children "$MAX_CHILDREN" "$@" || true
 python3 -m mutmut results > mutants/results.txt || true
 python3 tools/mutation_score.py mutants/results.txt docs/testing.md
