@@ -12,12 +12,14 @@ import os
 import signal
 import sqlite3
 import textwrap
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import trio
 
 from alertd import app
+from alertd.clock import Clock
 from alertd.config import load_config
 from alertd.logs import Redact
 from alertd.simulator.element import FakeElement
@@ -61,6 +63,38 @@ async def test_a_notice_waiting_for_its_group_is_planned_again_after_a_reload(
         printed = trio.current_time()
     assert [line.split(" ", 1)[1] for line in d.lines()] == ["[FIRING] warm: room1"]
     assert 5 * 60 - 1 <= printed - fired <= 5 * 60 + 5  # its group's time, not lost or reset
+
+
+async def test_a_notice_held_by_quiet_hours_is_planned_again_after_a_reload(
+        tmp_path: Path, autojump_clock: trio.abc.Clock, fakes: tuple[FakeElement, FakeNavixy],
+        caplog: pytest.LogCaptureFixture) -> None:
+    element, navixy = fakes
+    now = datetime.fromtimestamp(Clock().now(), timezone.utc)
+    start = (now - timedelta(hours=1)).strftime("%H:%M")
+    end = (now + timedelta(minutes=11)).strftime("%H:%M")
+    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
+        - name: dry
+          source: cold
+          threshold: {field: humidity, below: 20}
+        """)
+    path.write_text(path.read_text().replace(
+        "  out: console://", f'  out: {{urls: [console://], mute: ["{start}-{end}"]}}'))
+    caplog.set_level(logging.INFO)
+    async with daemon(path) as d:
+        await d.wait_for(lambda: element.connections != [])
+        element.add_reading("room1", {"humidity": 15})
+        await d.wait_for(lambda: messages(caplog, "dry cold/room1 firing") != [])
+        await trio.sleep(60)
+        path.write_text(path.read_text() + "  - {name: other, source: cold, "
+                                           "threshold: {field: t, above: 90}}\n")
+        os.kill(os.getpid(), signal.SIGHUP)
+        await d.wait_for(lambda: messages(caplog, "loaded") != [])
+        assert d.out.getvalue() == ""  # still quiet hours
+        await d.wait_for(lambda: d.out.getvalue() != "")
+    stamp, _, title = d.out.getvalue().splitlines()[0].partition(" ")
+    assert title == "[DIGEST] 1 alert still firing after quiet hours"
+    assert stamp[11:16] == end
+    assert "  FIRING: room1 (cold/room1), humidity 15" in d.out.getvalue()
 
 
 async def test_old_history_is_pruned_at_start_and_at_each_reload(
