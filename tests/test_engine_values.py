@@ -15,7 +15,7 @@ import pytest
 from alertd.config import load_config
 from alertd.config import schema as s
 from alertd.engine import Engine
-from alertd.model import Message, Notification
+from alertd.model import Message, Notification, SourceDown, SourceUp
 
 RULES = """\
 sources:
@@ -120,3 +120,15 @@ def test_n_of_m_is_undecided_only_while_it_could_still_hold(config: s.Config) ->
         ("firing", "level", None)]
     assert feed(config, "gap-of", {"level": 1}, {"level": 1}, {"level": None},
                 {"level": None}) == [("firing", "level", None)]
+
+
+def test_source_down_reports_the_connection_down_then_up(config: s.Config) -> None:
+    rule = s.Rule(config.rules[0].loc, "link", s.SourceDown(config.rules[0].loc, 60.0),
+                  notify=("ops",))
+    engine = Engine([rule], config.sources, 0.0)
+    out = engine.receive(SourceDown("cold", "closed"), 10.0)
+    out += engine.on_timer(70.0)
+    out += engine.receive(SourceUp("cold"), 80.0)
+    assert [(n.rule, n.entity, n.state, n.at, n.field, n.value) for n in out] == [
+        ("link", "cold", "firing", 70.0, "connection", "down"),
+        ("link", "cold", "resolved", 80.0, "connection", "up")]
