@@ -210,7 +210,7 @@ complete_steps = st.lists(st.tuples(st.sampled_from([0, 0, 1, 30, 60, 90, 120, 4
                           min_size=1, max_size=30)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(complete_steps, st.integers(0, 29))
 def test_a_restart_between_two_messages_changes_no_notification_of_newest_value_rules(
         tmp_path_factory: Any, raw: list[tuple[int, str, dict[str, Any]]], at: int) -> None:
