@@ -31,6 +31,8 @@ rules:
     threshold: {field: code, equals: 3}
   - name: flag
     threshold: {field: flag, equals: true}
+  - name: zero
+    threshold: {field: level, equals: 0}
   - name: word
     threshold: {field: word, in: [open, "2"]}
   - name: gap
@@ -86,7 +88,8 @@ def test_a_change_of_less_than_one_is_a_change(config: s.Config) -> None:
     ("code", "code", 3, True), ("code", "code", "3", True), ("code", "code", 3.0, True),
     ("code", "code", "x", False), ("code", "code", True, False),
     ("flag", "flag", True, True), ("flag", "flag", 1, False), ("flag", "flag", "true", False),
-    ("flag", "flag", False, False),
+    ("flag", "flag", False, False), ("flag", "flag", "True", False),
+    ("zero", "level", -0.0, True), ("zero", "level", "0.0", True),
     ("word", "word", "open", True), ("word", "word", 2, True), ("word", "word", "2.0", True),
     ("word", "word", "Open", False),
 ])
