@@ -15,7 +15,7 @@ import trio
 from alertd.simulator.element import FakeElement
 from alertd.simulator.navixy import FakeNavixy
 from alertd.sources.reconnect import CONNECT_TIMEOUT
-from tests.test_daemon import config_file, daemon, fakes  # noqa: F401 - the fixture
+from tests.test_daemon import config_file, daemon
 
 RULES = """\
 - name: warm

@@ -26,7 +26,7 @@ from alertd.simulator.element import FakeElement
 from alertd.simulator.navixy import FakeNavixy
 from alertd.store import Store
 from tests.hooks import Answer, Webhook
-from tests.test_daemon import config_file, daemon, fakes  # noqa: F401 - the fixture
+from tests.test_daemon import config_file, daemon
 from tests.test_daemon_give_up import metrics, wait_until
 
 DAY = 86400.0
