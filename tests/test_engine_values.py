@@ -135,3 +135,12 @@ def test_source_down_reports_the_connection_down_then_up(config: s.Config) -> No
     assert [(n.rule, n.entity, n.state, n.at, n.field, n.value) for n in out] == [
         ("link", "cold", "firing", 70.0, "connection", "down"),
         ("link", "cold", "resolved", 80.0, "connection", "up")]
+
+
+def test_a_gap_fires_again_after_it_resolved(config: s.Config) -> None:
+    assert feed(config, "gap", {"fuel": None}, {"fuel": None}, {"fuel": 40}, {"fuel": None},
+                {"fuel": None}) == [("firing", "fuel", None), ("resolved", "fuel", 40.0),
+                                    ("firing", "fuel", None)]
+    assert feed(config, "gap-of", {"level": None}, {"level": None}, {"level": 1},
+                {"level": None}, {"level": None}) == [
+        ("firing", "level", None), ("resolved", "level", 1.0), ("firing", "level", None)]
