@@ -129,3 +129,16 @@ def test_a_summary_line_and_the_notify_type_of_an_unknown_severity() -> None:
         "FIRING again: Truck 7 low"
     assert notify_type([note(severity="odd")]) is NotifyType.WARNING
     assert duration_text(86399) == "23h59m" and duration_text(86400) == "1d00h"
+
+
+def test_every_problem_of_a_template_is_reported_once_each() -> None:
+    from alertd.notify.templates import PLACEHOLDERS, problems
+
+    listed = ", ".join("{labels[KEY]}" if p == "labels" else "{" + p + "}" for p in PLACEHOLDERS)
+    assert problems("{a!r} {} {x.y} {entty} {zzz} {labels[]} {entity}") == [
+        "placeholder {a!r}: conversions such as !r are not allowed",
+        "empty placeholder {} (name one, e.g. {entity})",
+        "placeholder {x.y} uses attribute access, which is not allowed",
+        f"unknown placeholder {{entty}} (did you mean {{entity}}?); use one of {listed}",
+        f"unknown placeholder {{zzz}}; use one of {listed}",
+        "placeholder {labels[]}: write labels as {labels[KEY]}"]
