@@ -105,8 +105,8 @@ def test_a_value_that_says_nothing_leaves_a_firing_alert_firing(config: s.Config
                 {"temperature": 5}) == [("firing", "temperature", 9.0),
                                         ("resolved", "temperature", 5.0)]
     assert feed(config, "over-limit", {"temperature": 9, "max_temp": 6},
-                {"temperature": 5, "max_temp": "n/a"}, {"temperature": 5, "max_temp": 6}) == [
-        ("firing", "temperature", 9.0), ("resolved", "temperature", 5.0)]
+                {"temperature": 5, "max_temp": "n/a"}, {"temperature": 4, "max_temp": 6}) == [
+        ("firing", "temperature", 9.0), ("resolved", "temperature", 4.0)]
 
 
 def test_lag_needs_a_server_time(config: s.Config) -> None:
@@ -144,3 +144,19 @@ def test_a_gap_fires_again_after_it_resolved(config: s.Config) -> None:
     assert feed(config, "gap-of", {"level": None}, {"level": None}, {"level": 1},
                 {"level": None}, {"level": None}) == [
         ("firing", "level", None), ("resolved", "level", 1.0), ("firing", "level", None)]
+
+
+@pytest.mark.parametrize("behind", [0.0, 100.0])
+def test_a_change_resolves_exactly_when_its_first_value_leaves_the_window(
+        config: s.Config, behind: float) -> None:
+    """On the entity's clock: a device whose clock is ``behind`` seconds slow resolves at
+    the same daemon time."""
+    engine = Engine(config.rules, config.sources, 0.0)
+    out: list[Notification] = []
+    for at, fuel in ((10.0, 10.0), (20.0, 9.5)):
+        out += engine.receive(Message("cold", "d1", at - behind, {"fuel": fuel}, at,
+                                      absent_is_null=False), at)
+    while (deadline := engine.next_deadline()) is not None and deadline < 2000:
+        out += engine.on_timer(deadline)
+    drained = [(n.state, n.field, n.value, round(n.at, 3)) for n in out if n.rule == "drain"]
+    assert drained == [("firing", "fuel", 9.5, 20.0), ("resolved", "fuel", 9.5, 610.0)]

@@ -4,7 +4,7 @@
 # configured under [tool.mutmut] in pyproject.toml. docs/testing.md gives the runtime, the
 # score and why each surviving mutant is equivalent.
 #
-#   tools/mutation.sh                     # everything (about N minutes on 2 cores)
+#   tools/mutation.sh                     # everything: about an hour on 2 shared cores
 #   tools/mutation.sh 'alertd.engine.conditions*'   # one module
 #
 # Results are kept in mutants/ (git-ignored): a second run checks only mutants of changed
