@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alertd.model import Message, StatusChanged
+from alertd.sources.common import Decoded
 from alertd.sources.element import ElementDecoder
 from alertd.sources.navixy import (
     AuthFailed,
@@ -115,7 +116,7 @@ def test_navixy_protocol_frames() -> None:
     decoder = NavixyDecoder("fleet")
     assert decoder.decode("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0|25000|X|").notices == (
         Handshake(25000),)
-    assert decoder.decode("X") == decoder.decode("")
+    assert decoder.decode("X") == Decoded((), (), ()) == decoder.decode("")  # keep-alives
     statuses = decoder.decode(frame("navixy_subscribe_response.json")).events
     assert statuses == tuple(StatusChanged("fleet", t, s) for t, s in [
         ("21080", "normal"), ("21085", "blocked"), ("21090", "unknown"),
@@ -155,8 +156,18 @@ def test_atmosphere_params_are_added_once() -> None:
                          "all_fields", "msg_time", "value", "device_id", "status", "code"]),
         inner, max_size=5), max_leaves=30).map(json.dumps)))
 def test_no_input_makes_a_decoder_raise(data: str | bytes) -> None:
-    ElementDecoder("cold").decode(data)
-    NavixyDecoder("fleet").decode(data)
+    for decoded in (ElementDecoder("cold").decode(data), NavixyDecoder("fleet").decode(data)):
+        assert isinstance(decoded, Decoded)
+        assert all(isinstance(e, Message | StatusChanged) and e.source in ("cold", "fleet")
+                   for e in decoded.events)
+        # one short line each, with an excerpt of the frame, not the frame
+        assert all(isinstance(p, str) and 0 < len(p) < 400 for p in decoded.problems)
+    try:
+        json.loads(data)
+    except ValueError:  # not JSON: ELEMENT says so, whatever else it is
+        if data not in ("pong", b"pong", "", b""):
+            assert ElementDecoder("cold").decode(data).problems[0].startswith(
+                ("frame is not JSON", "frame is not UTF-8 text"))
 
 
 def test_element_cursor_survives_a_restart_without_repeating_the_boundary() -> None:

@@ -7,6 +7,7 @@ frames, an Atmosphere handshake, and an event holding two trackers whose queues 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -390,13 +391,15 @@ def test_positions_say_how_far_each_attribute_was_evaluated() -> None:
 
 def test_after_a_restart_the_resent_window_only_rebuilds_the_history() -> None:
     first = NavixyDecoder("fleet")
-    first.decode(json.dumps(seed()))
+    evaluated = messages(first.decode(json.dumps(seed())))
     saved = {tracker: {a: float(t) for a, t in json.loads(text).items()}
              for tracker, text in first.take_positions().items()}
     restarted = NavixyDecoder("fleet", saved)
     again = messages(restarted.decode(json.dumps(seed())))
     assert again and all(m.history_only for m in again)
     assert [m.msg_time for m in again] == [T52, T58, T59]  # the queues are whole again
+    # the same messages as the first run evaluated (source, tracker, fields, srv_time)
+    assert [dataclasses.replace(m, history_only=False) for m in again] == evaluated
     newer = seed()
     newer["data"]["iot_last_values"][0]["all_fields"]["lls_level_1"].insert(
         0, entry("2025-02-11T15:13:05Z", "261.0"))
@@ -411,3 +414,17 @@ def test_data_for_a_blocked_tracker_says_it_is_normal_again() -> None:
     events = decoder.decode(json.dumps(seed())).events
     assert events[0] == StatusChanged("fleet", "21080", "normal")
     assert decoder.decode(json.dumps(seed())).events == ()  # said once, not on every event
+
+
+def test_queue_entries_without_a_time_are_counted_and_the_rest_is_decoded() -> None:
+    sample = seed()
+    queues = sample["data"]["iot_last_values"][0]["all_fields"]
+    queues["speed"] += [{"value": 1}, "junk"]
+    decoded = NavixyDecoder("fleet").decode(json.dumps(sample))
+    (problem,) = decoded.problems
+    assert problem.startswith("2 queue entries without a valid msg_time: {"), problem
+    assert [m.msg_time for m in messages(decoded)] == [
+        m.msg_time for m in messages(NavixyDecoder("fleet").decode(json.dumps(seed())))]
+    assert NavixyDecoder("fleet").decode(json.dumps({
+        "type": "event", "event": "iot_monitor", "data": {"iot_last_values": [{"x": 1}]}})
+    ).problems[0].startswith("iot_monitor item without tracker_id")

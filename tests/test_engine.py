@@ -209,6 +209,21 @@ def test_notifications_follow_state_changes(steps: list[tuple[int, object]], for
         assert note.state != state, f"{note.state} twice in a row"
         state = note.state
         last_firing = note.at if state == "firing" else None
+    # ... and they are the notices this timeline must give: the alert ends in the state its
+    # newest known value says (`until` is long past `for` and `clear_for`), and with for: 0
+    # it fires on the first value above the bound
+    holding = [at for at, m in events if m.fields["v"] in (2.0, "3", 5.0)]
+    known = [m.fields["v"] for _, m in events if m.fields["v"] is not None]
+    if known and known[-1] != 0.0:
+        assert state == "firing" and notes, "the newest value holds: the alert must be firing"
+    elif not holding:
+        assert notes == [], "the value never held"
+    elif for_ == 0.0:
+        assert notes and state == "resolved", "held once and is clear now: fired and resolved"
+    else:
+        assert state == "resolved"  # fired and resolved, or never held for `for`
+    if for_ == 0.0 and holding:
+        assert (notes[0].state, notes[0].at, notes[0].repeat) == ("firing", holding[0], False)
 
 
 @settings(max_examples=100, deadline=None)
@@ -222,24 +237,19 @@ def test_history_never_exceeds_twelve(steps: list[tuple[int, object]]) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.sampled_from([0.0, 2.0]), min_size=1, max_size=30),
+@given(st.lists(st.sampled_from([0.0, 2.0]), max_size=30), st.integers(1, 5),
        st.sampled_from([0.0, 60.0, 300.0]))
-def test_firing_alert_resolves_once_clear_for_has_passed(seq: list[float],
+def test_firing_alert_resolves_once_clear_for_has_passed(before: list[float], clears: int,
                                                          clear_for: float) -> None:
-    engine = Engine([rule(above(1), clear_for=clear_for)], FLEET, 0.0)
+    # any history, then a value above the bound (firing), then a run of clear values
+    seq = [*before, 2.0, *[0.0] * clears]
+    engine = Engine([rule(above(1), clear_for=clear_for, repeat=None)], FLEET, 0.0)
     events = timeline([(10, v) for v in seq])
-    notes = run(engine, events, events[-1][0])
-    firing = any(n.state == "firing" for n in notes) and notes[-1].state == "firing"
-    last = events[-1][0]
-    if firing and seq[-1] == 0.0:  # clear now: resolves exactly clear_for after clearing began
-        cleared_since = last
-        for value, (at, _) in zip(reversed(seq), reversed(events)):
-            if value != 0.0:
-                break
-            cleared_since = at
-        later = run(engine, [], cleared_since + clear_for + 1)
-        assert [(n.state, round(n.at - cleared_since, 3)) for n in later] == [
-            ("resolved", clear_for)]
+    cleared_since = events[-clears][0]
+    notes = run(engine, events, cleared_since + clear_for + 1)
+    states = [n for n in notes if n.state in ("firing", "resolved")]
+    assert [n.state for n in states[-2:]] == ["firing", "resolved"]
+    assert round(states[-1].at - cleared_since, 3) == clear_for  # exactly clear_for later
 
 
 def test_repeat_falls_due_while_clearing() -> None:

@@ -6,7 +6,13 @@ from alertd.config import schema as s
 from alertd.engine import Engine
 from alertd.errors import Loc
 from alertd.model import Message, Notification
-from alertd.notify.message import compose
+from alertd.notify.message import (
+    NotifyType,
+    compose,
+    duration_text,
+    notify_type,
+    summary_line,
+)
 
 LOC = Loc("test", 1)
 FLEET = {"fleet": s.NavixySource(LOC, "fleet", "h", (1,))}
@@ -90,3 +96,65 @@ def test_a_change_notice_says_how_much_from_what_and_within_how_long() -> None:
     assert fired.change == (41.5, 241.5, 200.0)
     _, body = compose(fired, drain)
     assert "lls_level_1: 200 (it fell by 41.5 from 241.5 within 3m20s)" in body
+
+
+# ---- every placeholder and every line, as mutation testing asked (docs/testing.md) ----------
+
+def test_every_template_placeholder_renders_its_value() -> None:
+    n = note(labels={"site": "hh", "zone": "b"}, description="Call the depot.", at=T0 + 3660)
+    template = ("{rule}|{severity}|{state}|{source}|{entity}|{entity_name}|{field}|{value}|"
+                "{since}|{duration}|{labels[site]}|{description}")
+    title, body = compose(n, rule(title=template, body="body: " + template))
+    expected = ("fuel|warning|firing|fleet|fleet/21080|Truck 7|lls_level_1|262.9138|"
+                "2026-01-01 00:00:00 UTC|1h01m|hh|Call the depot.")
+    assert title == expected and body == "body: " + expected
+    assert compose(note(value=None), rule(title="{value}"))[0] == "null"
+
+
+def test_the_default_body_has_one_line_per_fact() -> None:
+    n = note(labels={"zone": "b", "site": "hh"}, description="Call the depot.", repeat=True)
+    title, body = compose(n, None)
+    assert title == "[FIRING again] fuel: Truck 7"
+    assert body.splitlines() == [
+        "fuel is firing again for Truck 7 (fleet/21080)", "severity: warning",
+        "lls_level_1: 262.9138", "since: 2026-01-01 00:00:00 UTC (1m30s)",
+        "labels: site=hh, zone=b", "Call the depot."]
+    # an entity without a name is not named twice; a state without a mark is upper-cased
+    assert compose(note(entity_name="", state="odd"), None)[0] == "[ODD] fuel: fleet/21080"
+    assert compose(note(entity_name=""), None)[1].splitlines()[0] == \
+        "fuel is firing for fleet/21080"
+
+
+def test_a_change_rule_says_what_it_watches_for() -> None:
+    rise = s.Rule(LOC, "heat", s.Change(LOC, "t", rise=4.0, within=900.0), notify=("ops",))
+    drop = s.Rule(LOC, "drain", s.Change(LOC, "t", drop=30.0, within=600.0), notify=("ops",))
+    assert compose(note(field="t", value=9.0), rise)[1].splitlines()[2] == \
+        "t: 9 (it rose by 4 or more within 15m)"
+    assert compose(note(field="t", value=9.0), drop)[1].splitlines()[2] == \
+        "t: 9 (it fell by 30 or more within 10m)"
+    assert compose(note(field="t", value=9.0, state="resolved"), drop)[1].splitlines()[2] == \
+        "t: 9"
+
+
+def test_a_summary_line_and_the_notify_type_of_an_unknown_severity() -> None:
+    assert summary_line(note(), None) == \
+        "FIRING: Truck 7 (fleet/21080), lls_level_1 262.9138, since 00:00 UTC (1m30s)"
+    assert summary_line(note(entity_name="", field="", state="odd"), None) == \
+        "ODD: fleet/21080, since 00:00 UTC (1m30s)"
+    assert summary_line(note(repeat=True), rule(title="{entity_name} low")) == \
+        "FIRING again: Truck 7 low"
+    assert notify_type([note(severity="odd")]) is NotifyType.WARNING
+    assert duration_text(86399) == "23h59m" and duration_text(86400) == "1d00h"
+
+
+def test_every_problem_of_a_template_is_reported_once_each() -> None:
+    from alertd.notify.templates import PLACEHOLDERS, problems
+
+    listed = ", ".join("{labels[KEY]}" if p == "labels" else "{" + p + "}" for p in PLACEHOLDERS)
+    assert problems("{a!r} {} {x.y} {entty} {zzz} {labels[]} {entity}") == [
+        "placeholder {a!r}: conversions such as !r are not allowed",
+        "empty placeholder {} (name one, e.g. {entity})",
+        "placeholder {x.y} uses attribute access, which is not allowed",
+        f"unknown placeholder {{entty}} (did you mean {{entity}}?); use one of {listed}",
+        f"unknown placeholder {{zzz}}; use one of {listed}",
+        "placeholder {labels[]}: write labels as {labels[KEY]}"]

@@ -13,7 +13,7 @@ from alertd.errors import Loc
 from alertd.model import Notification
 from alertd.notify.mute import muted_until
 from alertd.notify.planner import Entry, Plan, Planner, Settled
-from alertd.notify.silences import Silence
+from alertd.notify.silences import Silence, from_config
 
 LOC = Loc("rules.yaml", 3)
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -317,3 +317,11 @@ def test_every_notice_is_consumed_once_and_muted_channels_stay_quiet(
     assert sorted(line.consumed) == offered  # each exactly once
     for when, where, _title, _body in line.sent:
         assert muted_until(channels[where], when) is None, (where, when)
+
+
+def test_a_planned_silence_of_the_file_is_named_by_its_file_and_line() -> None:
+    planned = s.Silence(Loc("rules.yaml", 12), {"entity": "fleet/21080"},
+                        datetime(2026, 1, 1, tzinfo=timezone.utc),
+                        datetime(2026, 1, 2, tzinfo=timezone.utc), "sensor swap")
+    assert from_config(planned) == Silence("rules.yaml:12", {"entity": "fleet/21080"},
+                                           1767225600.0, 1767312000.0, "sensor swap")

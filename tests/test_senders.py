@@ -173,10 +173,10 @@ async def test_a_dead_smtp_server_is_a_retry_with_apprise_s_reason(
         caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"mailto://127.0.0.1:{free_port()}?from=alertd@example.com&to=oncall@example.com"
     caplog.set_level(logging.DEBUG)
-    start = trio.current_time()
-    outcome = await send(url, TITLE, BODY, timeout=20)
-    assert trio.current_time() - start < 5
+    outcome = await send(url, TITLE, BODY, timeout=60)
     assert outcome.verdict is Verdict.RETRY  # the server may come back
+    # apprise answered the refused connection itself; our send timeout did not end it
+    assert "no answer within" not in outcome.reason, outcome
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
     assert "Traceback" not in capsys.readouterr().err
     # apprise says why (its warnings, collected in the child), without a traceback
@@ -375,11 +375,13 @@ async def test_a_server_that_never_answers_costs_the_timeout_and_no_more(
     finally:
         await sender.aclose()
     elapsed = trio.current_time() - start
-    assert outcome.verdict is Verdict.RETRY and sender.killed == 1
     assert accepted, "the request never reached the silent server"
-    # apprise gives up by itself after its 4 s read timeout (measured: 4.4 s); under 3.5 s
-    # shows it is ProcessSender's own timeout that answered
-    assert 1.9 <= elapsed < 3.5
+    # apprise would give up by itself after its 4 s read timeout: a killed child and this
+    # reason show that ProcessSender's own 2 s answered (whatever the machine's load), and
+    # not before its time
+    assert outcome.verdict is Verdict.RETRY and sender.killed == 1
+    assert outcome.reason == "no answer within 2 s; the send was ended (its process killed)"
+    assert elapsed >= 2 - 0.01
 
 
 def posted_json(request: PreparedRequest) -> Any:
