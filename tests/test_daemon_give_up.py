@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from urllib.request import urlopen
 
@@ -39,6 +40,19 @@ async def metrics(port: int) -> str:
     return await trio.to_thread.run_sync(get)
 
 
+async def metrics_once(port: int, wanted: Callable[[list[str]], bool], what: str) -> list[str]:
+    """/metrics lines once they show ``wanted`` (the endpoint renders at most once a
+    second, so a change shows within about a second), within 10 s."""
+    lines: list[str] = []
+    with trio.move_on_after(10):
+        while True:
+            lines = (await metrics(port)).splitlines()
+            if wanted(lines):
+                return lines
+            await trio.sleep(0.2)
+    raise AssertionError(f"/metrics did not show {what} within 10 s:\n" + "\n".join(lines))
+
+
 async def test_a_delivery_failing_for_an_hour_is_given_up_logged_and_counted(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
@@ -67,14 +81,16 @@ async def test_a_delivery_failing_for_an_hour_is_given_up_logged_and_counted(
             await wait_until(lambda: element.connections != [], 10, "connected")
             element.add_reading("room1", {"t": 9})
             await wait_until(lambda: len(hook.posts) >= 2, 30, "a first retry")
-            queued = await metrics(runtime.http_port)
-            assert 'alertd_deliveries_queued{channel="hook"} 1' in queued.splitlines()
+            held = 'alertd_deliveries_queued{channel="hook"} 1'
+            await metrics_once(runtime.http_port, lambda lines: held in lines, held)
             assert runtime.failed == 0
             attempts = len(hook.posts)
             runtime.clock._offset += GIVE_UP_AFTER  # an hour passes on the daemon's clock
             await wait_until(lambda: runtime.failed == 1, 30, "the delivery given up")
             assert store.pending("hook") == []  # nothing left to retry
-            text = await metrics(runtime.http_port)
+            failed = 'alertd_deliveries_total{result="failed"} 1'
+            text = "\n".join(await metrics_once(runtime.http_port,
+                                                lambda lines: failed in lines, failed))
             nursery.cancel_scope.cancel()
         store.close()
     finally:

@@ -27,7 +27,7 @@ from alertd.simulator.navixy import FakeNavixy
 from alertd.store import Store
 from tests.hooks import Answer, Webhook
 from tests.test_daemon import config_file, daemon
-from tests.test_daemon_give_up import metrics, wait_until
+from tests.test_daemon_give_up import metrics_once, wait_until
 
 DAY = 86400.0
 
@@ -167,13 +167,14 @@ async def test_messages_queued_for_a_removed_url_are_dropped_with_a_warning_at_r
             await wait_until(lambda: element.connections != [], 10, "connected")
             element.add_reading("room1", {"t": 9})
             await wait_until(lambda: messages(caplog, "delivery failed") != [], 30, "a failure")
-            assert 'alertd_deliveries_queued{channel="hook"} 1' in \
-                (await metrics(runtime.http_port)).splitlines()
+            queued = 'alertd_deliveries_queued{channel="hook"} 1'
+            await metrics_once(runtime.http_port, lambda lines: queued in lines, queued)
             path.write_text(text.replace("URL", other.url()))  # the same channel, a new URL
             os.kill(os.getpid(), signal.SIGHUP)
             await wait_until(lambda: messages(caplog, "dropped") != [], 30, "the drop")
             assert store.pending("hook") == []
-            after = (await metrics(runtime.http_port)).splitlines()
+            after = await metrics_once(runtime.http_port, lambda lines: queued not in lines,
+                                       "the queued message gone")
             nursery.cancel_scope.cancel()
         store.close()
     finally:
