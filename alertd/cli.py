@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from alertd import __version__
 from alertd.errors import AlertdError, ConfigError, ResourceError, UsageError
+from alertd.notify.message import plural
 
 if TYPE_CHECKING:
     from alertd.config import schema as s
@@ -35,14 +36,10 @@ EXIT_INVALID = EXIT_USAGE  # an invalid rule or case file: the same status for e
 EXIT_STORE = EXIT_RESOURCE  # the state file failed under a running daemon: the environment
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 def _print_problems(error: ConfigError, path: str, summary: str) -> None:
     for problem in error.problems:
         print(problem, file=sys.stderr)
-    print(f"{path}: {summary}{_plural(len(error.problems), 'error')}"
+    print(f"{path}: {summary}{plural(len(error.problems), 'error')}"
           + (")" if "(" in summary else ""), file=sys.stderr)
 
 
@@ -56,10 +53,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         _print_problems(error, args.config, "")
         return EXIT_INVALID
     included = len(config.files) - 1
-    print(f"{args.config}: OK: {_plural(len(config.sources), 'source')}, "
-          f"{_plural(len(config.channels), 'channel')}, {_plural(len(config.rules), 'rule')}"
-          + (f", {_plural(len(config.silences), 'silence')}" if config.silences else "")
-          + (f" ({_plural(included, 'included file')})" if included else ""))
+    print(f"{args.config}: OK: {plural(len(config.sources), 'source')}, "
+          f"{plural(len(config.channels), 'channel')}, {plural(len(config.rules), 'rule')}"
+          + (f", {plural(len(config.silences), 'silence')}" if config.silences else "")
+          + (f" ({plural(included, 'included file')})" if included else ""))
     return EXIT_OK
 
 
@@ -239,7 +236,7 @@ def _rule_file_silences(path: str) -> list[Silence] | None:
     try:
         return list(map(from_config, _lenient_config(path).silences))
     except ConfigError as error:
-        print(f"alertd: warning: {path} is invalid ({_plural(len(error.problems), 'error')}, "
+        print(f"alertd: warning: {path} is invalid ({plural(len(error.problems), 'error')}, "
               "see alertd check); listing the state file without its planned silences",
               file=sys.stderr)
         return None

@@ -45,6 +45,18 @@ def flatten(data: dict[str, Any], prefix: str = "", out: dict[str, Any] | None =
     return out
 
 
+def read_cursor(cursor: str | None) -> tuple[str | None, set[str]]:
+    """A saved replay position: its ``after=`` time and the ids evaluated at exactly that
+    time (a bare time from older state files has none); (None, empty) when unreadable."""
+    if not cursor or not cursor.startswith("{"):
+        return cursor or None, set()
+    try:
+        saved = json.loads(cursor)
+        return str(saved["after"]), {str(i) for i in saved.get("ids", ())}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None, set()
+
+
 class ElementDecoder:
     """``after`` resumes from a replay position: an ISO time, or a ``cursor`` saved earlier
     (the time plus the ids evaluated at exactly that time, which ``after=`` sends again)."""
@@ -54,13 +66,7 @@ class ElementDecoder:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._boundary: set[str] = set()  # ids inserted at exactly newest_inserted_at
         self.latest: Callable[[], float] | None = None  # no replay position beyond this time
-        if after and after.startswith("{"):
-            try:
-                saved = json.loads(after)
-                after = str(saved["after"])
-                self._boundary = {str(i) for i in saved.get("ids", ())}
-            except (ValueError, KeyError, TypeError):
-                after = None
+        after, self._boundary = read_cursor(after)
         self.newest_inserted_at = after
         self._newest = parse_time(after) if after else None
         for item_id in self._boundary:

@@ -9,7 +9,6 @@ is 2 intervals late, then reconnect with backoff. Frames are decoded by the pure
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -24,7 +23,7 @@ from alertd.config import schema as s
 from alertd.errors import CredentialsRejected
 from alertd.model import Batch, Message
 from alertd.sources.common import parse_time
-from alertd.sources.element import ElementDecoder
+from alertd.sources.element import ElementDecoder, read_cursor
 from alertd.sources.reconnect import (
     CONNECT_TIMEOUT,
     Connectivity,
@@ -82,12 +81,7 @@ FUTURE_CURSOR = 300.0  # an inserted_at further ahead of its receipt is not a re
 
 def cursor_text(cursor: str | None) -> str | None:
     """The ``after=`` time of a saved replay position (a JSON cursor or a bare time)."""
-    if cursor and cursor.startswith("{"):
-        try:
-            return str(json.loads(cursor)["after"])
-        except (ValueError, KeyError, TypeError):
-            return None
-    return cursor
+    return read_cursor(cursor)[0]
 
 
 def cursor_time(cursor: str | None) -> float | None:
