@@ -48,7 +48,7 @@ from alertd.errors import ConfigError, ResourceError
 from alertd.logs import Redact, secrets_of
 from alertd.metrics import (Histogram, Snapshot, alerts_json, down_tolerances, health_json,
                             render)
-from alertd.model import Batch, Event, Notification
+from alertd.model import Batch, Event, Notification, NoticeKind
 from alertd.notify.message import plural
 from alertd.notify.planner import Entry, Plan, Planner, Settled
 from alertd.notify.schedule import FIRST_RETRY, next_attempt
@@ -521,7 +521,7 @@ def _silences(config: s.Config, store: Store, now: float) -> list[Silence]:
 
 def _firing_at_start(store: Store) -> list[Notification]:
     """Alerts restored firing, as the planner needs to know them (silences, digests)."""
-    return [Notification(a.rule, a.entity, "firing", a.since, a.since,
+    return [Notification(a.rule, a.entity, NoticeKind.FIRING, a.since, a.since,
                          str(a.data.get("severity", "")), a.entity.split("/", 1)[0],
                          a.entity.rsplit("/", 1)[-1], str(a.data.get("field", "")),
                          a.data.get("value"), labels=dict(a.data.get("labels") or {}))

@@ -8,6 +8,7 @@ Unix epoch (floats), read once per wake-up by the loop and passed in.
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,31 @@ class SourceDown:
 Event = Message | StatusChanged | SourceUp | SourceDown
 
 
+class AlertState(enum.StrEnum):
+    """Where one alert (one rule, one entity) stands. CLEARING is a firing alert whose
+    condition stopped holding less than ``clear_for`` ago: operators, the store's ``state``
+    column and ``alertd alerts`` see it as FIRING (``shown``)."""
+
+    INACTIVE = "inactive"
+    PENDING = "pending"
+    FIRING = "firing"
+    CLEARING = "clearing"
+    RESOLVED = "resolved"
+
+    @property
+    def shown(self) -> AlertState:
+        return AlertState.FIRING if self is AlertState.CLEARING else self
+
+
+class NoticeKind(enum.StrEnum):
+    """What a ``Notification`` says (its ``state``): the alert fired (or fires again, with
+    ``repeat``), resolved, or started flapping."""
+
+    FIRING = "firing"
+    RESOLVED = "resolved"
+    FLAPPING = "flapping"
+
+
 @dataclass(frozen=True, slots=True)
 class Notification:
     """What an alert has to say: it fired (again, when ``repeat``), resolved, or flaps.
@@ -67,7 +93,7 @@ class Notification:
 
     rule: str
     entity: str
-    state: str  # firing | resolved | flapping
+    state: NoticeKind
     at: float
     since: float
     severity: str
@@ -96,3 +122,43 @@ class Batch:
     received: float | None = None  # trio time the frame arrived (for the latency metric)
     # more positions to save with the events, (key, position): a Navixy tracker's queues
     positions: tuple[tuple[str, str], ...] = ()
+
+
+# ---- what the engine reports (``Engine.receive``/``on_timer``) --------------------------
+# Each notice carries the channels its rule routes it to, so the loop only writes and
+# forwards it; AlertSettled is an alert that stopped firing without a notice of its own
+# (``resolved: false``, or held back while flapping): the planner stops counting it.
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFired:
+    note: Notification
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRepeated:
+    note: Notification
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertResolved:
+    note: Notification
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFlapping:
+    note: Notification
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettled:
+    rule: str
+    entity: str
+
+
+AlertNotice = AlertFired | AlertRepeated | AlertResolved | AlertFlapping
+AlertEvent = AlertNotice | AlertSettled

@@ -30,7 +30,7 @@ from alertd.engine.conditions import VIRTUAL_FIELDS, Result, evaluate
 from alertd.engine.explain import EntitySeen, explain
 from alertd.engine.history import FieldHistory, normalise
 from alertd.engine.late import restart_periods
-from alertd.model import Event, Message, Notification, SourceUp, StatusChanged
+from alertd.model import Event, Message, Notification, NoticeKind, SourceUp, StatusChanged
 
 _STATUS = "\x00status"  # index key of rules that read a tracker's status
 _NO_OVERRIDES: dict[int, s.Condition] = {}  # shared, never written
@@ -484,7 +484,7 @@ class Engine:
                       now: float) -> Notification:
         rule = alert.rule
         return Notification(
-            rule=rule.name, entity=alert.entity, state="firing" if kind == "repeat" else kind,
+            rule=rule.name, entity=alert.entity, state=NoticeKind.FIRING if kind == "repeat" else NoticeKind(kind),
             at=now, since=(alert.started if kind == "resolved" else alert.since) + alert.shift,
             severity=rule.severity, source=entity.source if entity else alert.entity,
             entity_name=(entity.name or entity.id) if entity else alert.entity,
