@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from alertd import __version__
 from alertd.errors import AlertdError, ConfigError, ResourceError, UsageError
+from alertd.model import LISTED
 from alertd.notify.message import plural
 
 if TYPE_CHECKING:
@@ -275,7 +276,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         return EXIT_RESOURCE
     store = Store.open(path)
     try:
-        alerts = [a for a in store.load_alerts() if args.all or a.state in ("pending", "firing")]
+        alerts = [a for a in store.load_alerts() if args.all or a.state in LISTED]
         now = wall_time()
         silences = [Silence(x.id, x.match, x.starts, x.ends, x.comment)
                     for x in store.silences(now=now)]

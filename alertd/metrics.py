@@ -12,7 +12,9 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-STATES = ("pending", "firing", "resolved")
+from alertd.model import SHOWN_STATES
+
+STATES = SHOWN_STATES
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 

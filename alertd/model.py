@@ -73,6 +73,12 @@ class AlertState(enum.StrEnum):
         return AlertState.FIRING if self is AlertState.CLEARING else self
 
 
+# the states an operator sees (`alertd alerts`, the page, /metrics); inactive is not listed
+SHOWN_STATES = (AlertState.PENDING, AlertState.FIRING, AlertState.RESOLVED)
+# what `alertd alerts` lists without --all: the alerts that are live
+LISTED = (AlertState.PENDING, AlertState.FIRING)
+
+
 class NoticeKind(enum.StrEnum):
     """What a ``Notification`` says (its ``state``): the alert fired (or fires again, with
     ``repeat``), resolved, or started flapping."""

@@ -18,14 +18,22 @@ from alertd.config.load import read_file
 from alertd.config.nodes import Mapping, Node, Scalar
 from alertd.engine import Engine
 from alertd.errors import ConfigError, Loc, Problem
-from alertd.model import Event, Message, Notification, SourceDown, SourceUp, StatusChanged
+from alertd.model import (
+    Event,
+    Message,
+    NoticeKind,
+    Notification,
+    SourceDown,
+    SourceUp,
+    StatusChanged,
+)
 
 CASE_KEYS = ("name", "start", "events", "until", "expect")
 EVENT_KEYS = ("at", "source", "entity", "name", "fields", "status", "frame", "down", "up",
               "msg_time", "srv_time")
 EVENT_KINDS = ("fields", "status", "frame", "down", "up")
 EXPECT_KEYS = ("at", "rule", "entity", "state")
-STATES = ("firing", "resolved", "flapping")
+STATES = tuple(NoticeKind)
 MATCH_WINDOW = 1.0  # an expected `at` matches a notification up to 1 s after it
 
 

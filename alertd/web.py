@@ -34,6 +34,7 @@ from urllib.parse import quote, urlencode
 from alertd.alerts_schema import alert_entry, alerts_document
 from alertd.config import schema as s
 from alertd.http_server import Answer, Guard, Handler, Request, Route
+from alertd.model import SHOWN_STATES
 from alertd.notify.message import duration_text
 from alertd.notify.silences import Silence, alert_values, covering
 
@@ -101,7 +102,7 @@ def render_page(view: PageView) -> str:
         out.append(f"<label>{key} <input name={key} value='{e(view.filters.get(key, ''))}'>"
                    "</label> ")
     out.append("<label>state <select name=state>")
-    for state in ("", "pending", "firing", "resolved"):
+    for state in ("", *SHOWN_STATES):
         chosen = " selected" if view.filters.get("state", "") == state else ""
         out.append(f"<option value='{state}'{chosen}>{state or 'any'}</option>")
     out.append("</select></label> <button>filter</button></form>")

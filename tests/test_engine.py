@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from alertd.config import schema as s
 from alertd.engine import Engine
-from alertd.engine.alerts import FIRING, INACTIVE, PENDING, RESOLVED, Alert
+from alertd.engine.alerts import FIRING, INACTIVE, PENDING, RESOLVED, TABLE, Alert, Signal
 from alertd.engine.history import DEPTH, FieldHistory, normalise
 from alertd.errors import Loc
-from alertd.model import Message, Notification
+from alertd.model import AlertState, Message, Notification
 
 PACKAGE = Path(__file__).resolve().parent.parent / "alertd"
 LOC = Loc("test", 1)
@@ -123,10 +123,33 @@ def test_repeat_never_and_repeat_due() -> None:
     assert hourly.deadline() == 7200
 
 
-def test_unknown_state_raises_naming_state_and_signal() -> None:
-    alert = Alert(rule(above(1)), "e", state="exploded")
-    with pytest.raises(RuntimeError, match="no transition from state 'exploded' on holds=True"):
-        alert.step(True, 0)
+def test_an_alert_state_that_does_not_exist_is_refused() -> None:
+    with pytest.raises(ValueError, match="'exploded' is not a valid AlertState"):
+        Alert(rule(above(1)), "e", state="exploded")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("state", list(AlertState))
+def test_a_signal_the_table_does_not_have_raises_naming_state_and_signal(
+        state: AlertState) -> None:
+    """The table is (state, signal) -> (next, notice); a pair it lacks is a bug."""
+    missing = [signal for signal in Signal if (state, signal) not in TABLE]
+    assert missing, state  # every state has signals that cannot reach it
+    for signal in missing:
+        alert = Alert(rule(above(1), for_=60.0), "e", state=state)
+        with pytest.raises(RuntimeError, match=f"no transition from state '{state.value}' "
+                                               f"on '{signal.value}'"):
+            alert._apply(signal, 0.0, [])
+
+
+def test_clearing_is_a_state_of_its_own_shown_as_firing() -> None:
+    alert = Alert(rule(above(1), clear_for=60.0), "e")
+    alert.step(True, 0)
+    alert.step(False, 10)
+    assert alert.state is AlertState.CLEARING and alert.state.shown is AlertState.FIRING
+    assert alert.to_data()["state"] == "firing" and alert.to_data()["clearing_since"] == 10
+    again = Alert.from_data(alert.rule, "e", alert.to_data())
+    assert again.state is AlertState.CLEARING and again.clearing_since == 10
+    assert again.step(False, 70) == ["resolved"] and again.state is AlertState.RESOLVED
 
 
 # ---- the engine ---------------------------------------------------------------------------

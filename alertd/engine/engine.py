@@ -24,16 +24,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from alertd.config import schema as s
-from alertd.engine.alerts import EPS, FIRING, INACTIVE, PENDING, Alert
+from alertd.engine.alerts import EPS, FIRING, INACTIVE, PENDING, Alert, Notice
 from alertd.engine.compiled import FieldThresholds, compilable
 from alertd.engine.conditions import VIRTUAL_FIELDS, Result, evaluate
 from alertd.engine.explain import EntitySeen, explain
 from alertd.engine.history import FieldHistory, normalise
 from alertd.engine.late import restart_periods
-from alertd.model import Event, Message, Notification, NoticeKind, SourceUp, StatusChanged
+from alertd.model import Event, Message, NoticeKind, Notification, SourceUp, StatusChanged
 
 _STATUS = "\x00status"  # index key of rules that read a tracker's status
 _NO_OVERRIDES: dict[int, s.Condition] = {}  # shared, never written
+
+
+_KINDS = {Notice.FIRED: NoticeKind.FIRING, Notice.REPEATED: NoticeKind.FIRING,
+          Notice.RESOLVED: NoticeKind.RESOLVED, Notice.FLAPPING: NoticeKind.FLAPPING}
 
 
 def _reads_status(condition: s.Condition) -> bool:
@@ -411,7 +415,7 @@ class Engine:
             rule = self.rules[number]
             condition = entity.conditions.get(number, rule.condition)
             alert = entity.alerts.get(number)
-            firing = alert is not None and alert.state == FIRING
+            firing = alert is not None and alert.firing
             if isinstance(condition, s.Silent):
                 if not src.up:
                     continue  # hold still: source_down speaks for the entity
@@ -430,9 +434,9 @@ class Engine:
                     continue
                 alert = entity.alerts[number] = Alert(rule, entity.key)
             elif not result.known:  # no data since a restart: the alert keeps its answer
-                result = Result(alert.state in (PENDING, FIRING) and alert.clearing_since is None,
+                result = Result(alert.state is PENDING or alert.state is FIRING,
                                 alert.field, alert.value, result.wake)
-            if result.holds or alert.state == FIRING:
+            if result.holds or alert.firing:
                 alert.field, alert.value = result.field, result.value
                 if result.change is not None:
                     alert.change = result.change
@@ -460,7 +464,7 @@ class Engine:
             key = (number, src.name)
             alert = self._source_alerts.get(key)
             down_for = now - src.changed_at
-            firing = alert is not None and alert.state == FIRING
+            firing = alert is not None and alert.firing
             holds = not src.up and (firing or down_for >= rule.condition.after - EPS)
             if not src.up and not holds:
                 wakes.append(src.changed_at + rule.condition.after)
@@ -480,23 +484,24 @@ class Engine:
         self._schedule(src, _after(wakes, now))
         return out
 
-    def _notification(self, alert: Alert, kind: str, entity: Entity | None,
+    def _notification(self, alert: Alert, kind: Notice, entity: Entity | None,
                       now: float) -> Notification:
         rule = alert.rule
+        resolved = kind is Notice.RESOLVED
         return Notification(
-            rule=rule.name, entity=alert.entity, state=NoticeKind.FIRING if kind == "repeat" else NoticeKind(kind),
-            at=now, since=(alert.started if kind == "resolved" else alert.since) + alert.shift,
+            rule=rule.name, entity=alert.entity, state=_KINDS[kind],
+            at=now, since=(alert.started if resolved else alert.since) + alert.shift,
             severity=rule.severity, source=entity.source if entity else alert.entity,
             entity_name=(entity.name or entity.id) if entity else alert.entity,
-            field=alert.field, value=alert.value, repeat=kind == "repeat",
+            field=alert.field, value=alert.value, repeat=kind is Notice.REPEATED,
             labels=rule.labels, description=rule.description,
-            change=alert.change if kind != "resolved" else None)
+            change=alert.change if not resolved else None)
 
     # ---- persistence -------------------------------------------------------------------
 
     def take_changed(self) -> list[tuple[str, str, str, float, dict[str, Any]]]:
         """(rule, entity, state, since, data) of every alert changed since the last call."""
-        changed = [(a.rule.name, a.entity, a.state, a.since + a.shift, a.to_data())
+        changed = [(a.rule.name, a.entity, str(a.state.shown), a.since + a.shift, a.to_data())
                    for a in self._changed.values()]
         self._changed.clear()
         return changed
@@ -578,7 +583,7 @@ class Engine:
         found: list[Any] = [*self._source_alerts.values()]
         for entity in self._entities.values():
             found.extend(entity.alerts.values())
-        return sorted((a.rule.name, a.entity, a.state, a.since + a.shift) for a in found
+        return sorted((a.rule.name, a.entity, str(a.state.shown), a.since + a.shift) for a in found
                       if a.state != INACTIVE)
 
 
@@ -586,7 +591,7 @@ def _live(alert: Alert) -> bool:
     """Whether every message of its entity must be evaluated for the alert: pending or
     firing (a message may end it), or flapping (stability ends it). A resolved or inactive
     one is started again only by a condition that holds, which the index finds."""
-    return alert.state == PENDING or alert.state == FIRING or alert.flapping
+    return alert.state is PENDING or alert.firing or alert.flapping
 
 
 def _track(entity: Entity, number: int, alert: Alert) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from alertd.config import schema as s
 from alertd.engine.alerts import EPS, FIRING, INACTIVE, PENDING, Alert
 from alertd.engine.conditions import VIRTUAL_FIELDS, _bounds, evaluate
+from alertd.model import AlertState
 
 if TYPE_CHECKING:
     from alertd.engine.engine import Engine, Entity
@@ -50,7 +51,7 @@ class RuleSeen:
     known: bool
     value: Any  # what the condition compared (the field's value, the quiet seconds...)
     bounds: tuple[float | None, float | None] | None  # threshold (above, below) in force
-    state: str  # inactive | pending | firing | resolved
+    state: AlertState  # as shown: clearing is firing
     why: Why
     since: float | None  # daemon time the episode began (pending or firing)
     for_: float
@@ -120,7 +121,7 @@ def _rule(engine: Engine, entity: Entity, number: int, rule: s.Rule, now: float,
           heard: bool) -> RuleSeen:
     condition = entity.conditions.get(number, rule.condition)
     alert: Alert | None = entity.alerts.get(number)
-    firing = alert is not None and alert.state == FIRING
+    firing = alert is not None and alert.firing
     src = engine._sources[entity.source]
     bounds = None
     if isinstance(condition, s.Silent):
@@ -135,7 +136,7 @@ def _rule(engine: Engine, entity: Entity, number: int, rule: s.Rule, now: float,
         if isinstance(condition, s.Threshold) and result.known:
             found = _bounds(condition, entity, firing)
             bounds = (found[0], found[1]) if found is not None else None
-    state = alert.state if alert is not None else INACTIVE
+    state = alert.state.shown if alert is not None else INACTIVE
     since = pending_for = clearing = next_check = None
     if alert is not None and state in (PENDING, FIRING):
         since = alert.since + alert.shift
@@ -164,7 +165,7 @@ def _source_rule(engine: Engine, src: Any, number: int, rule: s.Rule, now: float
     alert = engine._source_alerts.get((number, src.name))
     assert isinstance(rule.condition, s.SourceDown)
     down_for = None if src.up else now - src.changed_at
-    state = alert.state if alert is not None else INACTIVE
+    state = alert.state.shown if alert is not None else INACTIVE
     why = Why.FIRING if state == FIRING else Why.CONDITION_FALSE
     next_check = None if src.up or state == FIRING else src.changed_at + rule.condition.after
     return RuleSeen(rule.name, rule.condition, state == FIRING or (

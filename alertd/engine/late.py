@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from alertd.config import schema as s
-from alertd.engine.alerts import EPS, FIRING, PENDING, Alert
+from alertd.engine.alerts import CLEARING, EPS, PENDING, Alert
 from alertd.engine.conditions import VIRTUAL_FIELDS, evaluate
 from alertd.engine.history import FieldHistory, normalise
 
@@ -83,9 +83,9 @@ def restart_periods(entity: _Entity, alerts: Mapping[int, Alert],
         alert = alerts.get(number)
         if alert is None:
             continue
-        if alert.state == PENDING:
+        if alert.state is PENDING:
             start, wanted = alert.since, True  # looking for the condition to hold throughout
-        elif alert.state == FIRING and alert.clearing_since is not None:
+        elif alert.state is CLEARING and alert.clearing_since is not None:
             start, wanted = alert.clearing_since, False  # ... to stay clear throughout
         else:
             continue
@@ -95,7 +95,7 @@ def restart_periods(entity: _Entity, alerts: Mapping[int, Alert],
         run: float | None = None  # where the final unbroken run began
         for at in sorted({t for t in _times(entity, condition) if t >= start - EPS} | {late}):
             result = evaluate(condition, _AsOf(entity, at, fields if at == late else None),
-                              alert.state == FIRING, at)
+                              alert.firing, at)
             if not result.known:
                 continue
             if result.holds == wanted:
