@@ -152,7 +152,7 @@ async def _read(ws: trio_websocket.WebSocketConnection, source: s.ElementSource,
         try:
             while True:
                 taken = [await ws.get_message(), *_received(ws)]
-                await standing.up(connection.proven(trio.current_time()))
+                await standing.proven(trio.current_time())
                 events: list[Message] = []
                 for frame in taken:
                     events.extend(_decode(frame, decoder, source, path, stats))

@@ -179,8 +179,7 @@ async def _read(ws: trio_websocket.WebSocketConnection, decoder: NavixyDecoder,
             raise trio.TooSlowError
         decoded = decoder.decode(frame)
         if any(isinstance(event, StatusChanged) for event in decoded.events):
-            # a tracker's status or data: the hash was taken
-            await standing.up(resubscribe.connection.proven(trio.current_time()))
+            await standing.proven(trio.current_time())  # a tracker's status or data
         if recorder is not None:  # after the confirmation, as the engine sees them
             recorder.frames(source.name, SUBSCRIPTION, (frame,))
         await _handle(decoded, decoder, source, send, stats, resubscribe)

@@ -215,6 +215,10 @@ class Standing:
         await self.send.send(Batch(self.connectivity.source, tuple(self.connectivity.opened()),
                                    self.socket))
 
+    async def proven(self, now: float) -> None:
+        """What only an accepted socket receives arrived: tell the connection, report it."""
+        await self.up(self.connection.proven(now))
+
     async def prove_by_waiting(self) -> None:
         """The connection's proving deadline (ELEMENT's), as a task beside the reader."""
         while self.connection.next_deadline() is not None:
