@@ -10,8 +10,10 @@ Rules of this file (the shape of h11's ``_state.py``):
   failures since the backoff last started again, whether a rejection was already reported,
   when the socket proved itself. The clients only do I/O and feed it signals.
 - ``TRANSITIONS`` is the whole machine: (state, signal) -> next state. A signal in a state
-  it does not list raises ``ImpossibleTransition``, naming both. ``on_timer`` before its
-  deadline changes nothing.
+  it does not list raises ``ImpossibleTransition``, naming both; so does ``on_timer`` in a
+  state without a deadline. ``on_timer`` before its deadline changes nothing.
+- Only ``closed`` changes the failures; only ``rejected`` sets, and only a proven socket
+  clears, the reported rejection.
 - Each signal returns what the client must do about it, as a frozen value (``Proven``,
   ``Lost``, ``Refused``, ``Retry``) or None when there is nothing to do.
 
@@ -274,8 +276,9 @@ class NavixyConnection(Connection):
         self.refusals = 0
 
     def proven(self, now: float) -> Proven | None:
-        self.refusals = 0
-        return super().proven(now)
+        proven = super().proven(now)
+        self.refusals = 0  # the subscription was answered
+        return proven
 
     def subscription_refused(self) -> float:
         """A subscription was refused: seconds until the action is sent again."""
