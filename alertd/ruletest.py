@@ -17,6 +17,7 @@ from alertd.config.fields import Reader, parse_duration
 from alertd.config.load import read_file
 from alertd.config.nodes import Mapping, Node, Scalar
 from alertd.engine import Engine
+from alertd.engine.alerts import EPS
 from alertd.errors import ConfigError, Loc, Problem
 from alertd.model import (
     Event,
@@ -318,7 +319,7 @@ def _compare(case: Case, got: list[Notification]) -> Outcome:
         when = note.at - case.start
         match = next((x for x in waiting if x.rule == note.rule and x.entity == note.entity
                       and x.state == note.state
-                      and (x.at is None or x.at <= when + 1e-6 <= x.at + MATCH_WINDOW + 2e-6)),
+                      and (x.at is None or x.at <= when + EPS <= x.at + MATCH_WINDOW + 2 * EPS)),
                      None)
         if match is None:
             unexpected.append(note)

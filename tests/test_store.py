@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 from alertd.config import schema as s
 from alertd.engine import Engine
 from alertd.errors import Loc
 from alertd.model import Message, StatusChanged
-from alertd.sources.reconnect import Backoff
 from alertd.store import Store, StoredAlert
 
 LOC = Loc("t", 1)
@@ -62,15 +60,6 @@ def test_engine_resumes_a_firing_alert_without_a_second_notification(tmp_path: P
     assert again == []  # still firing: no second notification; slow still pending
     assert second.on_timer(600.0)[0].rule == "slow"  # the pending start (0 s) was kept
     assert ("hot", "fleet/1", "firing", 0.0) in second.alerts()
-
-
-def test_backoff_doubles_to_a_minute_with_jitter() -> None:
-    backoff = Backoff(rng=random.Random(7))
-    delays = [backoff.next() for _ in range(10)]
-    ceilings = [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]
-    assert all(c / 2 <= d <= c for d, c in zip(delays, ceilings))
-    backoff.reset()
-    assert backoff.next() <= 1
 
 
 def test_restored_alerts_hold_until_data_says_otherwise(tmp_path: Path) -> None:

@@ -18,7 +18,11 @@ STATUSES = ("normal", "blocked", "unknown", "disallowed")
 ELEMENT_DEFAULT_URL = "wss://element-iot.com/api/v1"
 NAVIXY_DEFAULT_URL = "wss://api.eu.navixy.com/v2/event/subscription"
 NAVIXY_MAX_TRACKERS_PER_REQUEST = 10
-HISTORY_DEPTH = 12
+HISTORY_DEPTH = 12  # entries per field queue, as deep as Navixy's (PROTOCOL-NOTES)
+ELEMENT_PING_INTERVAL = 20.0  # seconds; ELEMENT closes a socket after 60 s without a ping
+ELEMENT_PRELOADS = {"readings": ("device", "device.fields", "device.interfaces", "packet",
+                                 "packet.interface"),
+                    "packets": ("device", "device.fields", "device.interfaces")}
 ALERTMANAGER_SCHEMES = ("alertmanager://", "alertmanagers://")
 Scalar = float | int | str | bool
 
@@ -198,7 +202,7 @@ class ElementSource:
     subscribe: tuple[str, ...]
     url: str = ELEMENT_DEFAULT_URL
     preload: tuple[str, ...] = ()
-    ping_interval: float = 20.0
+    ping_interval: float = ELEMENT_PING_INTERVAL
     replay: bool = True
 
 

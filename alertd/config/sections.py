@@ -17,9 +17,6 @@ SOURCE_TYPES = ("element", "navixy")
 ELEMENT_KEYS = ("type", "url", "api_key", "subscribe", "preload", "ping_interval", "replay")
 NAVIXY_KEYS = ("type", "url", "hash", "trackers", "rate_limit", "flow_id", "status_refresh")
 CHANNEL_KEYS = ("urls", "alertmanager", "mute", "timezone", "resend")
-ELEMENT_PRELOADS = {"readings": ("device", "device.fields", "device.interfaces", "packet",
-                                 "packet.interface"),
-                    "packets": ("device", "device.fields", "device.interfaces")}
 _SUBSCRIBE = re.compile(r"(?:(?:devices|tags|streams)/[^/\s?#&]+/)?(?:readings|packets)")
 _MUTE = re.compile(r"(?:(?P<days>[A-Za-z]{3}(?:[-,][A-Za-z]{3})*)\s+)?"
                    r"(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})")
@@ -88,18 +85,18 @@ def _element(reader: Reader, name: str, m: Mapping, what: str) -> s.ElementSourc
         preload = tuple(p.strip() for item in raw for p in item.split(",") if p.strip())
         for entry in preload:
             kinds = [k for k in ("readings", "packets") if any(p.endswith(k) for p in paths)]
-            allowed = ELEMENT_PRELOADS["readings"]
+            allowed = s.ELEMENT_PRELOADS["readings"]
             if entry not in allowed:
                 reader.error(items["preload"].loc, f"{what}: unknown preload '{entry}'"
                                                    f"{suggest(entry, allowed)}; ELEMENT offers "
                                                    + ", ".join(allowed))
                 ok = False
-            elif kinds == ["packets"] and entry not in ELEMENT_PRELOADS["packets"]:
+            elif kinds == ["packets"] and entry not in s.ELEMENT_PRELOADS["packets"]:
                 reader.error(items["preload"].loc, f"{what}: preload '{entry}' is only "
                                                    "offered on readings sockets")
                 ok = False
     ping = reader.duration(items["ping_interval"], f"{what}: ping_interval", positive=True) \
-        if "ping_interval" in items else 20.0
+        if "ping_interval" in items else s.ELEMENT_PING_INTERVAL
     if ping is not None and ping >= 60:
         reader.error(items["ping_interval"].loc, f"{what}: ping_interval must be under 60s: "
                                                  "ELEMENT closes a socket after 60 s without "

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from alertd.config import schema as s
+from alertd.engine.alerts import EPS
 from alertd.engine.history import FieldHistory, is_number, normalise
 
 VIRTUAL_FIELDS = ("_lag", "_age")
@@ -149,7 +150,7 @@ def _threshold(c: s.Threshold, entity: EntityView, firing: bool, now: float) -> 
     wake = None
     if c.field == "_age" and entity.last_msg_time is not None and high_bound is not None \
             and not high:  # age only grows: it crosses `above` at a known time
-        wake = entity.last_msg_time + high_bound + 1e-6
+        wake = entity.last_msg_time + high_bound + EPS
     return Result(high or low, c.field, value, wake)
 
 
@@ -184,5 +185,5 @@ def _change(c: s.Change, entity: EntityView, now: float) -> Result:
     if amount is None or best < amount or oldest_used is None:
         return Result(False, c.field, newest)
     change = None if detail is None else (best, detail[0], detail[2] - detail[1])
-    return Result(True, c.field, newest, oldest_used + c.within + entity.offset + 1e-6,
+    return Result(True, c.field, newest, oldest_used + c.within + entity.offset + EPS,
                   change=change)

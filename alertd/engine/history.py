@@ -25,7 +25,8 @@ import math
 from array import array
 from typing import Any
 
-DEPTH = 12
+from alertd.config.schema import HISTORY_DEPTH as DEPTH
+
 WINDOW_CAP = 4096  # bounds memory for a chatty device; at 1 message/s that is over an hour
 NULL = math.nan
 OTHER = -math.inf  # the value is in ``_other``

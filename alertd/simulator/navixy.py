@@ -44,6 +44,8 @@ from typing import Any
 import trio
 import trio_websocket
 
+from alertd.config.schema import NAVIXY_MAX_TRACKERS_PER_REQUEST as MAX_TRACKERS
+from alertd.config.schema import STATUSES
 from alertd.simulator.base import Connection, FakeServer
 from alertd.simulator.windows import TrackerWindows, parse_rate_limit
 
@@ -51,8 +53,6 @@ log = logging.getLogger("alertd.simulator.navixy")
 
 ATMOSPHERE_PARAMS = ("X-Atmosphere-tracking-id", "X-Atmosphere-Framework",
                      "X-Atmosphere-Transport", "Content-Type", "X-atmo-protocol")
-STATUSES = ("normal", "blocked", "unknown", "disallowed")
-MAX_TRACKERS = 10
 SUBSCRIBE = "subscription/subscribe"
 
 

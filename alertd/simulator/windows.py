@@ -14,7 +14,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-DEPTH = 12
+from alertd.config.schema import HISTORY_DEPTH as DEPTH
+
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 

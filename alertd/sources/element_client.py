@@ -10,8 +10,7 @@ is 2 intervals late, then reconnect with backoff. Frames are decoded by the pure
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -23,22 +22,15 @@ from alertd.config import schema as s
 from alertd.errors import CredentialsRejected
 from alertd.model import Batch, Message
 from alertd.sources.common import parse_time
+from alertd.sources.connection import ElementConnection
 from alertd.sources.element import ElementDecoder, read_cursor
-from alertd.sources.reconnect import (
-    CONNECT_TIMEOUT,
-    Connectivity,
-    Session,
-    run_forever,
-)
+from alertd.sources.reconnect import Connectivity, Standing, open_socket, run_forever
 from alertd.sources.stats import SourceStats
 
 if TYPE_CHECKING:
     from alertd.record import Recorder
 
 log = logging.getLogger("alertd.sources.element")
-PACKET_PRELOADS = ("device", "device.fields", "device.interfaces")
-REJECTED_CLOSE = 2.0  # a close this soon after the handshake, before any frame: a bad key
-MAX_MESSAGE = 16 * 1024 * 1024
 COALESCE = 64  # frames already received that are handed on as one batch
 REPLAY_QUIET = 0.05  # a replay's frames are gathered until none comes for this long
 REPLAY_FRAMES = 1024  # ... or this many frames are gathered
@@ -92,7 +84,7 @@ def socket_url(source: s.ElementSource, path: str, after: str | None) -> str:
     """``{url}/{path}/socket?auth=KEY`` plus ``preload=`` and ``after=``, URL-encoded."""
     query = f"auth={quote(source.api_key, safe='')}"
     preload = source.preload if path.endswith("readings") else \
-        tuple(p for p in source.preload if p in PACKET_PRELOADS)
+        tuple(p for p in source.preload if p in s.ELEMENT_PRELOADS["packets"])
     if preload:
         query += "&preload=" + quote(",".join(preload), safe=",")
     if after and source.replay:
@@ -124,55 +116,43 @@ async def run_socket(source: s.ElementSource, path: str, send: trio.MemorySendCh
     if now is not None:
         decoder.latest = lambda: now() + FUTURE_CURSOR
     label = f"source '{source.name}' socket {path}"
+    connection = ElementConnection()
+    standing = Standing(label, log, send, connectivity, stats, connection, path, partial(
+        recorder.connection, source.name, path) if recorder else None)
 
-    async def session(opened: Callable[[], None]) -> None:
+    async def session(connection: ElementConnection) -> None:
         url = socket_url(source, path, decoder.newest_inserted_at)
-        with trio.CancelScope(deadline=trio.current_time() + CONNECT_TIMEOUT) as connecting:
+        async with open_socket(url, partial(_refused, path)) as ws:
+            connection.opened(trio.current_time())
             try:
-                async with trio_websocket.open_websocket_url(
-                        url, connect_timeout=CONNECT_TIMEOUT, disconnect_timeout=5,
-                        max_message_size=MAX_MESSAGE, message_queue_size=64,
-                        receive_buffer_size=65536) as ws:
-                    connecting.deadline = math.inf
-                    session_state = Session(send, connectivity, stats, opened, path, partial(
-                        recorder.connection, source.name, path) if recorder else None)
-                    try:
-                        await _read(ws, source, path, decoder, send, stats,
-                                    session_state.confirm, recorder)
-                    finally:
-                        await session_state.close()
-            except trio_websocket.ConnectionRejected as error:
-                if error.status_code in (401, 403):
-                    raise CredentialsRejected(rejected(path, error.status_code)) from None
-                raise
-        if connecting.cancelled_caught:
-            raise trio.TooSlowError
+                await _read(ws, source, path, decoder, send, stats, connection, standing,
+                            recorder)
+            finally:
+                await standing.down()
 
-    await run_forever(label, session, log)
+    await run_forever(label, session, log, connection)
+
+
+def _refused(path: str, status: int | None) -> str | None:
+    """A handshake refused with 401 or 403: the key (see ``rejected``); others: retry."""
+    return rejected(path, status) if status in (401, 403) else None
 
 
 async def _read(ws: trio_websocket.WebSocketConnection, source: s.ElementSource, path: str,
                 decoder: ElementDecoder, send: trio.MemorySendChannel[Batch],
-                stats: SourceStats, confirm: Callable[[], Awaitable[None]],
+                stats: SourceStats, connection: ElementConnection, standing: Standing,
                 recorder: Recorder | None = None) -> None:
-    """Read frames until the socket ends. A socket that stays open ``REJECTED_CLOSE`` or
-    delivers a frame is confirmed; one closed before that means the key was refused."""
-    opened_at = trio.current_time()
-    frames = 0
+    """Read frames until the socket ends. A frame proves the socket, and so does staying
+    open (the connection's proving deadline); one closed while still proving, with a
+    refusal's close code, means the key was refused."""
     replaying = source.replay and decoder.newest_inserted_at is not None  # after= was sent
-
-    async def confirm_later() -> None:
-        await trio.sleep(REJECTED_CLOSE)
-        await confirm()
-
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_keep_alive, ws, source.ping_interval)
-        nursery.start_soon(confirm_later)
+        nursery.start_soon(standing.prove_by_waiting)
         try:
             while True:
                 taken = [await ws.get_message(), *_received(ws)]
-                frames += len(taken)
-                await confirm()
+                await standing.proven(trio.current_time())
                 events: list[Message] = []
                 for frame in taken:
                     events.extend(_decode(frame, decoder, source, path, stats))
@@ -198,7 +178,6 @@ async def _read(ws: trio_websocket.WebSocketConnection, source: s.ElementSource,
                     gathered += more
                     for frame in more:
                         events.extend(_decode(frame, decoder, source, path, stats))
-                frames += count - len(taken)
                 if recorder is not None:
                     recorder.frames(source.name, path, gathered)
                 if events:
@@ -211,8 +190,7 @@ async def _read(ws: trio_websocket.WebSocketConnection, source: s.ElementSource,
                     raise closed
         except trio_websocket.ConnectionClosed as closed:
             code = getattr(closed.reason, "code", None)
-            if frames == 0 and trio.current_time() - opened_at < REJECTED_CLOSE \
-                    and code is not None and (code in (1000, 1008) or 4000 <= code < 5000):
+            if connection.closed_as_refusal(code):
                 if is_mandate(path):
                     raise CredentialsRejected(
                         f"the connection was closed right after the handshake (code {code}); "

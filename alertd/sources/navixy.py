@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
+from alertd.config.schema import NAVIXY_MAX_TRACKERS_PER_REQUEST as MAX_TRACKERS
+from alertd.config.schema import STATUSES
 from alertd.model import Event, Message, StatusChanged
 from alertd.sources.common import (
     EMPTY,
@@ -27,9 +29,7 @@ from alertd.sources.common import (
     parse_time,
 )
 
-STATUSES = ("normal", "blocked", "unknown", "disallowed")
 AUTH_CODES = (3, 4)  # wrong hash; user or API key not found, or session ended
-MAX_TRACKERS = 10
 ATMOSPHERE = (("X-Atmosphere-tracking-id", "0"), ("X-Atmosphere-Framework", "2.3.6-javascript"),
               ("X-Atmosphere-Transport", "websocket"), ("Content-Type", "application/json"),
               ("X-atmo-protocol", "true"))

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import trio
@@ -26,6 +24,7 @@ from alertd.config import schema as s
 from alertd.errors import CredentialsRejected
 from alertd.model import Batch, Message, StatusChanged
 from alertd.sources.common import Decoded
+from alertd.sources.connection import SUBSCRIBE_RETRY_FIRST, NavixyConnection
 from alertd.sources.navixy import (
     AuthFailed,
     Handshake,
@@ -38,10 +37,10 @@ from alertd.sources.navixy import (
     with_atmosphere_params,
 )
 from alertd.sources.reconnect import (
-    CONNECT_TIMEOUT,
     Connectivity,
-    Session,
+    Standing,
     clamp_heartbeat,
+    open_socket,
     run_forever,
 )
 from alertd.sources.stats import SourceStats
@@ -52,20 +51,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("alertd.sources.navixy")
 DEFAULT_HEARTBEAT = 25.0  # seconds, as seen in real traffic, when no handshake says otherwise
 HANDSHAKE_WAIT = 10.0
-MAX_MESSAGE = 16 * 1024 * 1024
 REFRESH_SPACING = 1.0  # lifecycle events in a burst are one status refresh
-RETRY_FIRST, RETRY_MAX = 5.0, 300.0  # a refused subscription: 5 s doubling to 5 minutes
 POSITION_PREFIX = "tracker/"  # state-store key of a tracker's queue positions
 SUBSCRIPTION = "iot_monitor"  # what recordings name the socket of a Navixy source
 
 
 class _Resubscribe:
     """When the subscribe action must be sent again before the next periodic refresh: at
-    once after a lifecycle event, with backoff after a refusal."""
+    once after a lifecycle event, after the connection's backoff after a refusal."""
 
-    def __init__(self) -> None:
+    def __init__(self, connection: NavixyConnection) -> None:
         self.send, self.receive = trio.open_memory_channel[float](16)
-        self.refusals = 0
+        self.connection = connection
 
     def soon(self, delay: float) -> None:
         try:
@@ -74,13 +71,9 @@ class _Resubscribe:
             pass  # one is already waiting: the action goes out anyway
 
     def refused(self) -> float:
-        delay = min(RETRY_MAX, RETRY_FIRST * 2.0 ** min(self.refusals, 16))
-        self.refusals += 1
+        delay = self.connection.subscription_refused()
         self.soon(delay)
         return delay
-
-    def accepted(self) -> None:
-        self.refusals = 0
 
 
 def positions_of(saved: dict[str, str]) -> dict[str, dict[str, float]]:
@@ -110,32 +103,26 @@ async def run_source(source: s.NavixySource, send: trio.MemorySendChannel[Batch]
     if recorder is not None:
         recorder.start(source.name, SUBSCRIPTION, positions=positions_of(positions or {}))
 
-    async def session(opened: Callable[[], None]) -> None:
-        url = with_atmosphere_params(source.url)
-        with trio.CancelScope(deadline=trio.current_time() + CONNECT_TIMEOUT) as connecting:
-            async with trio_websocket.open_websocket_url(
-                    url, connect_timeout=CONNECT_TIMEOUT, disconnect_timeout=5,
-                    max_message_size=MAX_MESSAGE, message_queue_size=64,
-                    receive_buffer_size=65536) as ws:
-                connecting.deadline = math.inf
-                heartbeat = await _handshake(ws, decoder, source, send, stats, recorder)
-                session_state = Session(send, connectivity, stats, opened, standing=(
-                    lambda up: recorder.connection(source.name, SUBSCRIPTION, up))
-                    if recorder else None)
-                resubscribe = _Resubscribe()
-                try:
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(_heartbeats, ws, heartbeat)
-                        nursery.start_soon(_subscribe, ws, source, resubscribe)
-                        await _read(ws, decoder, source, send, stats, heartbeat,
-                                    session_state.confirm, resubscribe, recorder)
-                        nursery.cancel_scope.cancel()
-                finally:
-                    await session_state.close()
-        if connecting.cancelled_caught:
-            raise trio.TooSlowError
+    connection = NavixyConnection()
+    standing = Standing(label, log, send, connectivity, stats, connection, recorded=(
+        lambda up: recorder.connection(source.name, SUBSCRIPTION, up)) if recorder else None)
 
-    await run_forever(label, session, log)
+    async def session(connection: NavixyConnection) -> None:
+        async with open_socket(with_atmosphere_params(source.url)) as ws:
+            connection.opened(trio.current_time())
+            heartbeat = await _handshake(ws, decoder, source, send, stats, recorder)
+            resubscribe = _Resubscribe(connection)
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_heartbeats, ws, heartbeat)
+                    nursery.start_soon(_subscribe, ws, source, resubscribe)
+                    await _read(ws, decoder, source, send, stats, heartbeat, standing,
+                                resubscribe, recorder)
+                    nursery.cancel_scope.cancel()
+            finally:
+                await standing.down()
+
+    await run_forever(label, session, log, connection)
 
 
 async def _handshake(ws: trio_websocket.WebSocketConnection, decoder: NavixyDecoder,
@@ -183,9 +170,8 @@ async def _subscribe(ws: trio_websocket.WebSocketConnection, source: s.NavixySou
 
 async def _read(ws: trio_websocket.WebSocketConnection, decoder: NavixyDecoder,
                 source: s.NavixySource, send: trio.MemorySendChannel[Batch],
-                stats: SourceStats, heartbeat: float,
-                confirm: Callable[[], Awaitable[None]], resubscribe: _Resubscribe,
-                recorder: Recorder | None = None) -> None:
+                stats: SourceStats, heartbeat: float, standing: Standing,
+                resubscribe: _Resubscribe, recorder: Recorder | None = None) -> None:
     while True:
         with trio.move_on_after(3 * heartbeat) as silent:
             frame = await ws.get_message()
@@ -193,8 +179,7 @@ async def _read(ws: trio_websocket.WebSocketConnection, decoder: NavixyDecoder,
             raise trio.TooSlowError
         decoded = decoder.decode(frame)
         if any(isinstance(event, StatusChanged) for event in decoded.events):
-            await confirm()  # a tracker's status or data: the hash was taken
-            resubscribe.accepted()
+            await standing.proven(trio.current_time())  # a tracker's status or data
         if recorder is not None:  # after the confirmation, as the engine sees them
             recorder.frames(source.name, SUBSCRIPTION, (frame,))
         await _handle(decoded, decoder, source, send, stats, resubscribe)
@@ -215,7 +200,7 @@ async def _handle(decoded: Decoded, decoder: NavixyDecoder, source: s.NavixySour
         if isinstance(notice, LoggedOut):
             raise CredentialsRejected(f"Navixy ended the session ({notice.reason})")
         if isinstance(notice, RequestFailed | SubscribeRejected):
-            delay = resubscribe.refused() if resubscribe is not None else RETRY_FIRST
+            delay = resubscribe.refused() if resubscribe is not None else SUBSCRIBE_RETRY_FIRST
             if isinstance(notice, RequestFailed):
                 log.error("source '%s': Navixy refused the subscription (error %d: %s); "
                           "retrying in %.0f s", source.name, notice.code, notice.description,

@@ -1,15 +1,20 @@
-"""Reconnecting: exponential backoff with jitter, and the errors worth a reconnect.
+"""Reconnecting: the I/O around one connection's state machine (``connection.py``).
 
-A source's ``run()`` keeps one socket open for weeks; every transient failure (refused,
-dropped, timed out, a garbage handshake) waits a little longer, up to a minute, then tries
-again. Jitter keeps a fleet of sockets from reconnecting in lock-step after an outage.
+A source's ``run()`` keeps one socket open for weeks. ``open_socket`` opens it (the same
+way for both clients: a deadline trio-websocket misses, sizes, the mapping of a refused
+handshake to rejected credentials); ``run_forever`` runs sessions one after another,
+classifies how each ended (transient, rejected credentials, or a bug that must crash),
+feeds the ``Connection`` and sleeps until its deadline; ``Standing`` reports a socket up
+once the machine says it proved itself, and down when it ends.
 """
 
 from __future__ import annotations
 
 import logging
-import random
-from collections.abc import Awaitable, Callable
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TypeVar, cast
 
 import trio
 import trio_websocket
@@ -18,17 +23,21 @@ from h11 import ProtocolError as HttpProtocolError
 
 from alertd.errors import CredentialsRejected
 from alertd.model import Batch, Event, SourceDown, SourceUp
+from alertd.sources.connection import Connection, Lost, Proven, Refused, Retry
 from alertd.sources.stats import SourceStats
 
-INITIAL_DELAY = 1.0
-MAX_DELAY = 60.0
-AUTH_RETRY = 300.0  # a rejected key or hash is not retried faster than every 5 minutes
-STABLE_SESSION = 30.0  # a session that lasted this long resets the backoff; a shorter one not
 HEARTBEAT_RANGE = (1.0, 300.0)  # seconds: what a server may ask of alertd's heartbeats
+CONNECT_TIMEOUT = 15.0  # trio-websocket's own connect_timeout misses a silent server
+DISCONNECT_TIMEOUT = 5.0  # leaving a dead socket waits this long, not trio-websocket's 60 s
+MAX_MESSAGE = 16 * 1024 * 1024
+MESSAGE_QUEUE = 64
+RECEIVE_BUFFER = 65536  # x1.25 for small readings, x2-3 for Navixy events (LIBRARY-NOTES)
 
 # What a reconnect loop may catch: transient by nature, never a bug of ours.
 TRANSIENT = (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError,
              trio.TooSlowError, HttpProtocolError, wsproto.utilities.ProtocolError)
+
+C = TypeVar("C", bound=Connection)
 
 
 def clamp_heartbeat(seconds: float) -> float:
@@ -38,23 +47,31 @@ def clamp_heartbeat(seconds: float) -> float:
     return min(max(seconds, low), high)
 
 
-class Backoff:
-    """1 s doubling to 60 s, each delay drawn from its upper half (jitter)."""
+def _retry(status: int | None) -> str | None:
+    return None
 
-    def __init__(self, initial: float = INITIAL_DELAY, maximum: float = MAX_DELAY,
-                 rng: random.Random | None = None) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self.failures = 0
-        self.rng = rng or random.Random()
 
-    def next(self) -> float:
-        ceiling = min(self.maximum, self.initial * 2 ** min(self.failures, 16))
-        self.failures += 1
-        return self.rng.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        self.failures = 0
+@asynccontextmanager
+async def open_socket(url: str, refused: Callable[[int | None], str | None] = _retry
+                      ) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+    """The WebSocket at ``url``, open within ``CONNECT_TIMEOUT`` (else ``trio.TooSlowError``).
+    A handshake refused with an HTTP status for which ``refused(status)`` gives a reason
+    raises ``CredentialsRejected(reason)``; any other failure is raised as it came."""
+    with trio.CancelScope(deadline=trio.current_time() + CONNECT_TIMEOUT) as connecting:
+        try:
+            async with trio_websocket.open_websocket_url(
+                    url, connect_timeout=CONNECT_TIMEOUT, disconnect_timeout=DISCONNECT_TIMEOUT,
+                    max_message_size=MAX_MESSAGE, message_queue_size=MESSAGE_QUEUE,
+                    receive_buffer_size=RECEIVE_BUFFER) as ws:
+                connecting.deadline = math.inf
+                yield ws
+        except trio_websocket.ConnectionRejected as error:
+            reason = refused(error.status_code)
+            if reason is not None:
+                raise CredentialsRejected(reason) from None
+            raise
+    if connecting.cancelled_caught:
+        raise trio.TooSlowError
 
 
 def describe(error: BaseException) -> str:
@@ -77,9 +94,6 @@ def describe(error: BaseException) -> str:
     return type(error).__name__
 
 
-CONNECT_TIMEOUT = 15.0  # trio-websocket's own connect_timeout misses a silent server
-
-
 class Connectivity:
     """Counts a source's open sockets: the source is up while any is open, down when none
     is (SPEC: source_down means every socket of it is down). Returns the event to report."""
@@ -97,46 +111,49 @@ class Connectivity:
         return [SourceDown(self.source, reason)] if self.open == 0 else []
 
 
-async def run_forever(label: str, session: Callable[[Callable[[], None]], Awaitable[None]],
-                      log: logging.Logger, backoff: Backoff | None = None) -> None:
-    """Run ``session`` again and again. ``session(opened)`` opens one socket, calls
-    ``opened()`` once connected and returns or raises when the socket ends. Transient errors
-    back off (1 s doubling to 60 s, with jitter); rejected credentials are reported once and
-    retried every 5 minutes. The backoff starts again from 1 s only after a session that
-    lasted ``STABLE_SESSION``: a server that accepts and soon drops every socket gets ever
-    slower attempts, not one a second."""
-    backoff = backoff or Backoff()
-    state = {"auth_reported": False}
-    opened_at: list[float] = []  # when this session's socket was confirmed, if it was
-
-    def opened() -> None:
-        if backoff.failures or state["auth_reported"]:
-            log.info("%s: connected", label)
-        opened_at.append(trio.current_time())
-        state["auth_reported"] = False
-
+async def run_forever(label: str, session: Callable[[C], Awaitable[None]],
+                      log: logging.Logger, connection: C | None = None) -> None:
+    """Run ``session(connection)`` again and again. A session opens one socket, feeds the
+    connection ``opened`` and ``proven``, and returns or raises when the socket ends. How it
+    ended is the connection's ``closed`` (transient errors, logged with the delay) or
+    ``rejected`` (logged once); then the loop waits for the connection's deadline."""
+    if connection is None:
+        connection = cast(C, Connection())
     while True:
-        opened_at.clear()
         try:
-            await session(opened)
-            reason = "closed by the server"
+            await session(connection)
+            ended: Lost | Refused = connection.closed(trio.current_time(), "closed by the server")
         except (Exception, BaseExceptionGroup) as error:  # noqa: B902 - classified below
             leaf = _leaf(error)
             if isinstance(leaf, CredentialsRejected):
-                if not state["auth_reported"]:
-                    log.error("%s: %s; retrying every %d minutes", label, leaf,
-                              AUTH_RETRY // 60)
-                    state["auth_reported"] = True
-                await trio.sleep(AUTH_RETRY)
-                continue
-            if not isinstance(leaf, TRANSIENT):
+                ended = connection.rejected(trio.current_time(), str(leaf))
+            elif isinstance(leaf, TRANSIENT):
+                ended = connection.closed(trio.current_time(), describe(leaf))
+            else:
                 raise  # a bug, or a cancellation: not ours to swallow
-            reason = describe(leaf)
-        if opened_at and trio.current_time() - opened_at[0] >= STABLE_SESSION:
-            backoff.reset()
-        delay = backoff.next()
-        log.warning("%s: %s; reconnecting in %.1f s", label, reason, delay)
-        await trio.sleep(delay)
+        _log_end(label, ended, log)
+        await _wake(connection)
+
+
+def _log_end(label: str, ended: Lost | Refused, log: logging.Logger) -> None:
+    if isinstance(ended, Refused):
+        if ended.first:
+            log.error("%s: %s; retrying every %d minutes", label, ended.reason,
+                      ended.delay // 60)
+    else:
+        log.warning("%s: %s; reconnecting in %.1f s", label, ended.reason, ended.delay)
+
+
+async def _wake(connection: Connection) -> Proven | Retry | None:
+    """Sleep until the connection's deadline and hand it the timer; None when it has none
+    (any more)."""
+    deadline = connection.next_deadline()
+    if deadline is None:
+        return None
+    await trio.sleep_until(deadline)
+    if connection.next_deadline() != deadline:
+        return None  # something else moved the machine meanwhile
+    return connection.on_timer(trio.current_time())
 
 
 def _leaf(error: BaseException) -> BaseException:
@@ -173,31 +190,44 @@ async def report_closed(send: trio.MemorySendChannel[Batch], connectivity: Conne
             pass
 
 
-class Session:
-    """One socket's standing with the engine: confirmed once it has proved itself (the key
-    or hash was accepted), only then reported up, and reported down when it ends."""
+class Standing:
+    """One socket's standing with the engine, the stats and a recording: reported up when
+    its connection proves itself, down when it ends if it was up. Whether it is up is the
+    connection's to say (``Connection.is_open``); this class only tells."""
 
-    def __init__(self, send: trio.MemorySendChannel[Batch], connectivity: Connectivity,
-                 stats: SourceStats, opened: Callable[[], None], socket: str = "",
-                 standing: Callable[[bool], None] | None = None) -> None:
-        self.send, self.connectivity, self.stats = send, connectivity, stats
-        self.opened, self.socket = opened, socket
-        self.standing = standing  # told True when confirmed, False when ended (recordings)
-        self.confirmed = False
+    def __init__(self, label: str, log: logging.Logger, send: trio.MemorySendChannel[Batch],
+                 connectivity: Connectivity, stats: SourceStats, connection: Connection,
+                 socket: str = "", recorded: Callable[[bool], None] | None = None) -> None:
+        self.label, self.log, self.send = label, log, send
+        self.connectivity, self.stats, self.connection = connectivity, stats, connection
+        self.socket = socket
+        self.recorded = recorded  # told True when proven, False when ended (recordings)
 
-    async def confirm(self) -> None:
-        if not self.confirmed:
-            self.confirmed = True
-            self.opened()
-            self.stats.sockets_up(self.connectivity.source, +1)
-            if self.standing is not None:
-                self.standing(True)
-            await self.send.send(Batch(self.connectivity.source,
-                                       tuple(self.connectivity.opened()), self.socket))
+    async def up(self, proven: Proven | Retry | None) -> None:
+        """Report what the connection said on a signal: up, if it was just proven."""
+        if not isinstance(proven, Proven):
+            return
+        if proven.recovered:
+            self.log.info("%s: connected", self.label)
+        self.stats.sockets_up(self.connectivity.source, +1)
+        if self.recorded is not None:
+            self.recorded(True)
+        await self.send.send(Batch(self.connectivity.source, tuple(self.connectivity.opened()),
+                                   self.socket))
 
-    async def close(self) -> None:
-        if self.confirmed:
+    async def proven(self, now: float) -> None:
+        """What only an accepted socket receives arrived: tell the connection, report it."""
+        await self.up(self.connection.proven(now))
+
+    async def prove_by_waiting(self) -> None:
+        """The connection's proving deadline (ELEMENT's), as a task beside the reader."""
+        while self.connection.next_deadline() is not None:
+            await self.up(await _wake(self.connection))
+
+    async def down(self) -> None:
+        """The socket ended: report it down if it was up (before the connection is told)."""
+        if self.connection.is_open:
             self.stats.sockets_up(self.connectivity.source, -1)
-            if self.standing is not None:
-                self.standing(False)
+            if self.recorded is not None:
+                self.recorded(False)
             await report_closed(self.send, self.connectivity, self.socket)
