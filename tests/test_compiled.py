@@ -21,6 +21,7 @@ from alertd.engine.compiled import FieldThresholds
 from alertd.engine.history import DEPTH, FieldHistory
 from alertd.errors import Loc
 from alertd.model import Message, Notification
+from tests.budget import examples
 
 LOC = Loc("test", 1)
 SOURCES = {"cold": s.ElementSource(LOC, "cold", "k", ("readings",))}
@@ -103,7 +104,7 @@ def notices(engine: Engine, events: list[tuple[float, Message]]) -> list[Notific
     return out
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(rule_set(), stream())
 def test_compiled_thresholds_notify_as_evaluating_every_rule(
         rules: list[s.Rule], events: list[tuple[float, Message]]) -> None:
@@ -170,7 +171,7 @@ HISTORY_VALUES = st.one_of(st.floats(-5, 5, allow_nan=False), st.none(), st.just
                            st.just(True))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.sampled_from([0.0, 30.0]),
        st.lists(st.tuples(st.sampled_from(["record", "record", "record", "prune"]),
                           st.integers(0, 60), HISTORY_VALUES), max_size=80))

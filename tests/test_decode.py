@@ -22,6 +22,7 @@ from alertd.sources.navixy import (
     subscribe_action,
     with_atmosphere_params,
 )
+from tests.budget import examples
 
 FRAMES = Path(__file__).resolve().parent / "frames"
 
@@ -148,7 +149,7 @@ def test_atmosphere_params_are_added_once() -> None:
     assert with_atmosphere_params(url) == url
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.one_of(st.text(), st.binary(), st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from alertd.model import Message
 from alertd.sources.common import Decoded
 from alertd.sources.element import SEEN_IDS, ElementDecoder
+from tests.budget import examples
 
 FRAMES = Path(__file__).resolve().parent / "frames"
 SEED_DEVICE = "43b5dca3-e7d9-4028-9309-c26ac0c08721"
@@ -252,7 +253,7 @@ JSON_VALUES = st.recursive(
     max_leaves=40)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.one_of(st.text(), st.binary(), JSON_VALUES.map(json.dumps),
                  JSON_VALUES.map(lambda value: json.dumps(value).encode())))
 def test_no_frame_makes_the_decoder_raise(data: str | bytes) -> None:

@@ -30,6 +30,7 @@ from alertd.sources.navixy import (
     subscribe_action,
     with_atmosphere_params,
 )
+from tests.budget import examples
 
 FRAMES = Path(__file__).resolve().parent / "frames"
 NOTHING = Decoded((), ())
@@ -292,7 +293,7 @@ JSON_VALUES = st.recursive(
     max_leaves=40)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.one_of(st.text(), st.binary(), JSON_VALUES.map(json.dumps),
                  st.from_regex(r"\A[0-9a-f-]{0,36}\|-?[0-9]{0,6}\|X?\|?\Z")))
 def test_no_frame_makes_the_decoder_raise(data: str | bytes) -> None:

@@ -15,6 +15,7 @@ from alertd.engine.alerts import FIRING, INACTIVE, PENDING, RESOLVED, TABLE, Ale
 from alertd.engine.history import DEPTH, FieldHistory, normalise
 from alertd.errors import Loc
 from alertd.model import AlertState, Message, Notification
+from tests.budget import examples
 
 PACKAGE = Path(__file__).resolve().parent.parent / "alertd"
 LOC = Loc("test", 1)
@@ -207,7 +208,7 @@ def timeline(steps: list[tuple[int, object]]) -> list[tuple[float, Message]]:
     return out
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(values, st.sampled_from([0.0, 30.0, 300.0]), st.sampled_from([0.0, 60.0]),
        st.sampled_from([None, 600.0]), st.lists(st.floats(0, 20000), max_size=20))
 def test_notifications_follow_state_changes(steps: list[tuple[int, object]], for_: float,
@@ -249,7 +250,7 @@ def test_notifications_follow_state_changes(steps: list[tuple[int, object]], for
         assert (notes[0].state, notes[0].at, notes[0].repeat) == ("firing", holding[0], False)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(values)
 def test_history_never_exceeds_twelve(steps: list[tuple[int, object]]) -> None:
     engine = Engine([rule(s.Missing(LOC, "v", 3, 6))], FLEET, 0.0)
@@ -259,7 +260,7 @@ def test_history_never_exceeds_twelve(steps: list[tuple[int, object]]) -> None:
         assert len(history.all) <= DEPTH and len(history.nonnull) <= DEPTH
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.lists(st.sampled_from([0.0, 2.0]), max_size=30), st.integers(1, 5),
        st.sampled_from([0.0, 60.0, 300.0]))
 def test_firing_alert_resolves_once_clear_for_has_passed(before: list[float], clears: int,

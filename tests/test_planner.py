@@ -14,6 +14,7 @@ from alertd.model import Notification
 from alertd.notify.mute import muted_until
 from alertd.notify.planner import Entry, Plan, Planner, Settled
 from alertd.notify.silences import Silence, from_config
+from tests.budget import examples
 
 LOC = Loc("rules.yaml", 3)
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -295,7 +296,7 @@ STEP = st.tuples(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.lists(STEP, max_size=40), st.floats(min_value=0, max_value=6 * 3600))
 def test_every_notice_is_consumed_once_and_muted_channels_stay_quiet(
         steps: list[tuple[float, str, str, int, str]], silence_end: float) -> None:

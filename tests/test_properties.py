@@ -23,6 +23,7 @@ from alertd.config import schema as s
 from alertd.engine import Engine
 from alertd.model import Message, Notification
 from alertd.sources.element import ElementDecoder
+from tests.budget import examples
 
 START = 1767225600.0  # 2026-01-01T00:00:00Z
 RULES = """\
@@ -126,7 +127,7 @@ def replayed_as_frames(cfg: s.Config, messages: list[tuple[float, str, dict[str,
     return out
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps)
 def test_a_rule_file_gives_the_same_notifications_one_message_at_a_time_and_replayed(
         tmp_path_factory: Any, raw: list[tuple[int, str, dict[str, Any]]]) -> None:
@@ -210,7 +211,7 @@ complete_steps = st.lists(st.tuples(st.sampled_from([0, 0, 1, 30, 60, 90, 120, 4
                           min_size=1, max_size=30)
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(complete_steps, st.integers(0, 29))
 def test_a_restart_between_two_messages_changes_no_notification_of_newest_value_rules(
         tmp_path_factory: Any, raw: list[tuple[int, str, dict[str, Any]]], at: int) -> None:
