@@ -13,6 +13,7 @@ import pytest
 
 from alertd.model import Notification
 from alertd.notify.message import NotifyType, notify_type
+from alertd.notify.plan import Outgoing
 from alertd.notify.schedule import GIVE_UP_AFTER, MAX_RETRY_AFTER, next_attempt
 from alertd.senders.apprise_sender import classify, retry_after_seconds
 from alertd.senders.outcome import DeliveryOutcome, Verdict
@@ -108,7 +109,7 @@ def test_an_older_state_file_gets_the_outbox_notify_type(tmp_path: Path) -> None
     db.commit()
     db.close()
     store = Store.open(path)
-    store.plan([("hook", "json://h/x", "new", "b", "failure")], [], now=2.0)
+    store.plan([Outgoing("hook", "json://h/x", "new", "b", "failure")], [], now=2.0)
     assert [(d.title, d.notify_type) for d in store.pending("hook")] == [
         ("left over", "info"), ("new", "failure")]
     store.close()

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from alertd.config import schema as s
 from alertd.errors import Loc
 from alertd.model import Notification
+from alertd.notify.decision import Decision, Reason, describe
 from alertd.notify.mute import muted_until
 from alertd.notify.planner import Entry, Plan, Planner, Settled
 from alertd.notify.silences import Silence, from_config
@@ -54,27 +55,27 @@ class Timeline:
         self.planner = planner
         self.sent: list[tuple[float, str, str, str]] = []
         self.consumed: list[int] = []
-        self.decisions: list[str] = []
+        self.decided: list[Decision] = []
         self.ids = 0
+
+    @property
+    def decisions(self) -> list[str]:
+        """The decisions as the daemon logs them."""
+        return [describe(decision) for decision in self.decided]
 
     def offer(self, now: float, channel: str, n: Notification) -> None:
         self.run_until(now)
         self.ids += 1
-        plan = Plan()
-        self.planner.offer(Entry(self.ids, channel, n), now, plan)
-        self.planner.on_timer(now, plan)
-        self.take(now, plan)
+        self.take(now, self.planner.step([Entry(self.ids, channel, n)], now))
 
     def run_until(self, end: float) -> None:
         while (due := self.planner.next_deadline()) is not None and due <= end:
-            plan = Plan()
-            self.planner.on_timer(due, plan)
-            self.take(due, plan)
+            self.take(due, self.planner.on_timer(due))
 
     def take(self, now: float, plan: Plan) -> None:
         self.sent += [(now, m.channel, m.title, m.body) for m in plan.messages]
         self.consumed += plan.consumed
-        self.decisions += plan.decisions
+        self.decided += plan.decisions
 
 
 def test_a_burst_within_group_wait_is_one_message_listed_by_rule() -> None:
@@ -325,3 +326,21 @@ def test_a_planned_silence_of_the_file_is_named_by_its_file_and_line() -> None:
                         datetime(2026, 1, 2, tzinfo=timezone.utc), "sensor swap")
     assert from_config(planned) == Silence("rules.yaml:12", {"entity": "fleet/21080"},
                                            1767225600.0, 1767312000.0, "sensor swap")
+
+
+def test_quiet_hours_that_take_a_group_keep_what_came_in_the_quiet_meanwhile() -> None:
+    """A group still waiting when quiet hours begin joins the notices the quiet hours already
+    hold for the channel (once dropped them: those were never sent nor consumed)."""
+    night = channel("night", (s.MuteWindow(10 * 60 + 30, 12 * 60),))
+    line = Timeline(Planner([rule("warm"), rule("door")], {"night": night}))
+    line.offer(at("2026-12-01T10:29:58"), "night", note("warm", "cold/room1",
+                                                      when=at("2026-12-01T10:29:58")))
+    line.offer(at("2026-12-01T10:30:01"), "night", note("door", "cold/room2",
+                                                      when=at("2026-12-01T10:30:01")))
+    line.run_until(at("2026-12-01T13:00:00"))
+    assert sorted(line.consumed) == [1, 2]
+    [(when, _, title, body)] = line.sent
+    assert when == at("2026-12-01T12:00:00")
+    assert title == "[DIGEST] 2 alerts still firing after quiet hours"
+    assert [d.reason for d in line.decided] == [
+        Reason.QUIET_HOURS, Reason.QUIET_HOURS_TOOK_GROUP, Reason.DIGEST]
