@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alertd.config import schema as s
 from alertd.errors import Loc
-from alertd.model import Notification
+from alertd.model import AlertSettled, Notification
 from alertd.notify.decision import Decision, Reason, describe
 from alertd.notify.mute import muted_until
 from alertd.notify.planner import Entry, Plan, Planner, Settled
@@ -131,10 +132,13 @@ def test_a_silenced_alert_still_firing_is_notified_when_the_silence_ends() -> No
     line.offer(T0 + 600, "ops", note("warm", "cold/room2", "resolved"))
     line.run_until(T0 + 3000)
     assert line.sent == [] and line.consumed == [1, 2, 3]
+    assert [(d.reason, d.silence and d.silence.id) for d in line.decided] == \
+        [(Reason.SILENCED, "a1b2c3d4")] * 3
     assert line.decisions[0] == "warm cold/room1 firing -> ops: silenced by a1b2c3d4 (defrost)"
     line.run_until(T0 + 7200)
     ((when, _, title, _),) = line.sent
     assert when == T0 + 3600 + 5 and title == "[FIRING] warm: room1"  # room2 resolved meanwhile
+    assert line.decided[-1].reason is Reason.SILENCE_ENDED and line.consumed == [1, 2, 3]
 
 
 def test_a_silence_matches_only_its_keys_and_labels() -> None:
@@ -283,6 +287,47 @@ def test_a_notice_for_a_channel_no_longer_configured_is_dropped_with_a_reason() 
     assert line.sent == [] and line.consumed == [1]
     assert line.decisions == ["warm cold/room1 firing -> gone: dropped, the channel is no "
                               "longer configured"]
+
+
+def test_the_engines_settled_event_is_taken_as_it_is() -> None:
+    assert Settled is AlertSettled
+    planner = Planner([rule("warm", group_wait=0)], {"ops": channel()},
+                      [silence(T0, T0 + 60, rule="warm")])
+    silenced = planner.step([Entry(1, "ops", note("warm", "cold/room1"))], T0)
+    assert planner.next_deadline() == T0 + 60  # held until the silence ends
+    settled = planner.step([AlertSettled("warm", "cold/room1")], T0 + 1)
+    assert planner.next_deadline() is None and settled == Plan()
+    assert silenced == Plan(consumed=(1,), decisions=(Decision(
+        Reason.SILENCED, "ops", note("warm", "cold/room1"), silence(T0, T0 + 60, rule="warm")),))
+
+
+def test_each_reason_is_worded_for_the_log() -> None:
+    """The log's words come from the decision (describe), and only from there."""
+    said = note("warm", "cold/room1", repeat=True)
+    held = Silence("a1b2c3d4", {"rule": "warm"}, T0, T0 + 60, "")
+    it = "warm cold/room1 firing (repeat) ->"
+    table = [
+        (Decision(Reason.CHANNEL_GONE, "gone", said),
+         f"{it} gone: dropped, the channel is no longer configured"),
+        (Decision(Reason.ALERTMANAGER, "am", said), f"{it} am: posted to Alertmanager"),
+        (Decision(Reason.SILENCED, "ops", said, held), f"{it} ops: silenced by a1b2c3d4"),
+        (Decision(Reason.SILENCE_ENDED, "ops", said, held),
+         f"{it} ops: silence a1b2c3d4 ended and the alert is still firing"),
+        (Decision(Reason.QUIET_HOURS, "mail", said, until=at("2026-12-02T07:00:00", BERLIN),
+                  timezone="Europe/Berlin"),
+         f"{it} mail: quiet hours until 2026-12-02 07:00 Europe/Berlin; it goes in the digest"),
+        (Decision(Reason.QUIET_HOURS_TOOK_GROUP, "mail", count=3),
+         "mail: quiet hours began within group_wait; 3 notices go in the digest"),
+        (Decision(Reason.GROUPED, "ops", count=4), "ops: 4 notices grouped into one message"),
+        (Decision(Reason.DIGEST, "mail", count=1),
+         "mail: quiet hours over; digest of 1 alert still firing"),
+        (Decision(Reason.NOTHING_STILL_FIRING, "mail", settled=2),
+         "mail: quiet hours over; nothing is still firing (2 alerts came and went)"),
+    ]
+    assert [decision.reason for decision, _ in table] == list(Reason)
+    assert [describe(decision) for decision, _ in table] == [words for _, words in table]
+    with pytest.raises(ValueError, match="SILENCED"):
+        describe(Decision(Reason.SILENCED, "ops", said))  # which silence?
 
 
 # ---- properties --------------------------------------------------------------------------
