@@ -729,8 +729,8 @@ def _record(courier: Courier, delivery: Delivery, outcome: DeliveryOutcome,
     else:
         runtime.store.retry(delivery.id, decision.retry_at)
         courier.hold_until = decision.retry_at
-    runtime.delivered += decision.fate is Fate.DELIVERED
-    runtime.failed += decision.given_up
+    runtime.delivered += int(decision.fate is Fate.DELIVERED)
+    runtime.failed += int(decision.given_up)
     _log_attempt(decision, courier, delivery.title, now)
     return decision.retry_at is None
 
