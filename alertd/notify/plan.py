@@ -76,6 +76,8 @@ class Plan:
         consumed: list[int] = []
         decisions: list[Decision] = []
         for plan in plans:
+            if plan is NOTHING:
+                continue
             messages += plan.messages
             consumed += plan.consumed
             decisions += plan.decisions
@@ -85,6 +87,9 @@ class Plan:
     def decided(decision: Decision, consumed: Iterable[Entry] = ()) -> Plan:
         """A plan of one decision that uses up ``consumed``'s inbox rows."""
         return Plan(consumed=inbox_ids(consumed), decisions=(decision,))
+
+
+NOTHING = Plan()  # a step that decided nothing yet (a notice joined its group)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from alertd.config import schema as s
 from alertd.model import NoticeKind, Notification
 from alertd.notify.alertmanager import AlertmanagerStage, Post
 from alertd.notify.decision import Decision, Reason
-from alertd.notify.plan import AlertKey, Entry, Message, Plan, Settled, key
+from alertd.notify.plan import NOTHING, AlertKey, Entry, Message, Plan, Settled, key
 from alertd.notify.silences import Silence
 from alertd.notify.stages.group import GroupStage, grouped
 from alertd.notify.stages.quiet import QuietStage
@@ -132,7 +132,7 @@ class Planner:
         if held is not None:
             return Plan(decisions=(held,))
         self.group.add(entry, now)
-        return Plan()
+        return NOTHING
 
 
 def _posted(posts: Iterable[Post]) -> Plan:
