@@ -33,7 +33,6 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TextIO
 
@@ -50,11 +49,14 @@ from alertd.metrics import (Histogram, Snapshot, alerts_json, down_tolerances, h
                             render)
 from alertd.model import Batch, Event, Notification, NoticeKind
 from alertd.notify.message import plural
-from alertd.notify.planner import Entry, Plan, Planner, Settled
-from alertd.notify.schedule import FIRST_RETRY, next_attempt
+from alertd.notify.decision import describe
+from alertd.notify.plan import Entry, Outgoing, Plan, Settled, outgoing
+from alertd.notify.planner import Planner
+from alertd.notify.schedule import FIRST_RETRY, AfterAttempt, Fate, after_attempt
 from alertd.notify.silences import Silence, from_config
 from alertd.senders.apprise_sender import CONSOLE_URL
-from alertd.senders.outcome import DeliveryOutcome, Verdict
+from alertd.senders.console import print_console
+from alertd.senders.outcome import DeliveryOutcome
 from alertd.senders.pool import ProcessSender
 from alertd.sources import element_client, navixy_client
 from alertd.sources.stats import SourceStats
@@ -285,7 +287,7 @@ async def _generation(config: s.Config, runtime: Runtime,
     if dropped:
         log.warning("dropped %d queued %s for channels or URLs no longer configured",
                     dropped, "delivery" if dropped == 1 else "deliveries")
-    left = [Entry(*row) for row in runtime.store.inbox()]  # read before anything adds to it
+    left = runtime.store.inbox()  # read before anything adds to it
     async with trio.open_nursery() as nursery:
         async with batches_send:
             for source in config.sources.values():
@@ -530,48 +532,48 @@ def _firing_at_start(store: Store) -> list[Notification]:
 
 async def _deliver(config: s.Config, entries: trio.MemoryReceiveChannel[Entry | Settled],
                    runtime: Runtime, left: list[Entry]) -> None:
-    """Plan what each channel is told (silences, quiet hours, grouping), write the messages
-    to the outbox, then wake the URLs' workers (``Couriers``, which outlive this planner).
-    ``console://`` prints at once. Notifications left in the inbox by an earlier run are
-    planned first."""
+    """Plan what each channel is told (silences, quiet hours, grouping), log each decision,
+    and hand the messages on (``_dispatch``). Notifications left in the inbox by an earlier
+    run are planned first; the store's silences are read again every ``SILENCES_EVERY``."""
     store, clock = runtime.store, runtime.clock
-    now = clock.now()
+    now = silences_read = clock.now()
     planner = Planner(config.rules, config.channels, _silences(config, store, now),
                       generator_url=_page_url(config, runtime))
     planner.seed(_firing_at_start(store))
-    taken: list[Entry | Settled] = list(left)
-    if taken:
-        log.info("resuming %s left by the last run", plural(len(taken), "notification"))
-    silences_read = now
+    taken: list[Entry | Settled] | None = list(left)
+    if left:
+        log.info("resuming %s left by the last run", plural(len(left), "notification"))
     async with entries:
-        while True:
-            plan = Plan()
-            for entry in taken:
-                if isinstance(entry, Settled):
-                    planner.settle(entry)
-                else:
-                    planner.offer(entry, now, plan)
-            planner.on_timer(now, plan)
+        while taken is not None:
+            plan = planner.step(taken, now)
             for decision in plan.decisions:
-                log.info("notify: %s", decision)
+                log.info("notify: %s", describe(decision))
             _dispatch(config, plan, store, now, runtime)
             due = planner.next_deadline()
             wake = min(math.inf if due is None else due, silences_read + SILENCES_EVERY)
-            taken = []
-            with trio.move_on_at(clock.trio_time(wake)):
-                try:
-                    taken.append(await entries.receive())
-                except trio.EndOfChannel:
-                    return
-                while True:
-                    try:
-                        taken.append(entries.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
+            taken = await _take(entries, clock.trio_time(wake))
             now = clock.now()
             if now >= silences_read + SILENCES_EVERY:
                 planner.set_silences(_silences(config, store, now))
                 silences_read = now
+
+
+async def _take(entries: trio.MemoryReceiveChannel[Entry | Settled],
+                until: float) -> list[Entry | Settled] | None:
+    """What the engine loop handed on: waits until some comes or ``until`` (trio time),
+    then takes all there is; None once the channel is closed and empty."""
+    taken: list[Entry | Settled] = []
+    with trio.move_on_at(until):
+        try:
+            taken.append(await entries.receive())
+        except trio.EndOfChannel:
+            return None
+        while True:
+            try:
+                taken.append(entries.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+    return taken
 
 
 def _page_url(config: s.Config, runtime: Runtime) -> str | None:
@@ -588,20 +590,26 @@ def _page_url(config: s.Config, runtime: Runtime) -> str | None:
 
 def _dispatch(config: s.Config, plan: Plan, store: Store, now: float,
               runtime: Runtime) -> None:
+    """A plan's messages, once per URL of their channel: ``console://`` prints at once, the
+    rest go to the outbox with the inbox rows the plan used up (one transaction), and their
+    URLs' workers (``Couriers``, which outlive this planner) are woken."""
     queued = []
-    for message in plan.messages:
-        for url in config.channels[message.channel].urls:
-            if url == CONSOLE_URL:
-                print_console(runtime.out, message.title, message.body, now)
-                runtime.delivered += 1
-            else:
-                queued.append((message.channel, url, message.title, message.body,
-                               str(message.notify_type)))
+    for delivery in outgoing(plan.messages, config.channels):
+        if delivery.url == CONSOLE_URL:
+            _print(runtime, delivery, now)
+        else:
+            queued.append(delivery)
     if queued or plan.consumed:
         store.plan(queued, plan.consumed, now)
     if runtime.couriers is not None:
-        for channel, url, *_ in queued:
-            runtime.couriers.kick(channel, url)
+        for delivery in queued:
+            runtime.couriers.kick(delivery.channel, delivery.url)
+
+
+def _print(runtime: Runtime, delivery: Outgoing, now: float) -> None:
+    """A ``console://`` delivery: printed to the daemon's output, delivered at once."""
+    print_console(runtime.out, delivery.title, delivery.body, now)
+    runtime.delivered += 1
 
 
 @dataclass(eq=False)
@@ -665,30 +673,13 @@ class Couriers:
 
 
 async def _url_worker(courier: Courier, sender: ProcessSender, runtime: Runtime) -> None:
-    """Deliver one URL's due outbox rows in order. A retryable failure holds the URL (this
-    URL only) with backoff, or as long as the receiver asked (Retry-After, capped), and is
-    given up after an hour; a permanent one is given up at once. One worker per URL, so a
-    hanging Slack does not hold up the e-mail of the same channel. Rows left by an earlier
-    run resume at start."""
+    """Deliver one URL's due outbox rows in order, then wait for the next one due or a kick.
+    One worker per URL, so a hanging Slack does not hold up the e-mail of the same channel;
+    a failure holds this URL only (``_record``). Rows left by an earlier run resume at
+    start."""
     store, clock = runtime.store, runtime.clock
     try:
-        while not courier.stopping:
-            for delivery in store.pending(courier.channel, courier.url):
-                now = clock.now()
-                if courier.stopping or delivery.due > now or courier.hold_until > now:
-                    break
-                with trio.CancelScope() as scope:
-                    courier.sending = scope
-                    outcome = await sender.send(courier.url, delivery.title, delivery.body,
-                                                delivery.notify_type)
-                courier.sending = None
-                if scope.cancelled_caught:
-                    log.warning("channel '%s': stop: a send to %s:// was still running after "
-                                "%g s and was ended; it is sent again at the next start",
-                                courier.channel, _kind(courier.url), runtime.stop_grace)
-                    return
-                if not _record(courier, delivery, outcome, runtime):
-                    break
+        while not courier.stopping and await _send_due(courier, sender, runtime):
             if courier.stopping:
                 return
             pending = store.pending(courier.channel, courier.url)
@@ -700,46 +691,63 @@ async def _url_worker(courier: Courier, sender: ProcessSender, runtime: Runtime)
             runtime.couriers.ended(courier)
 
 
+async def _send_due(courier: Courier, sender: ProcessSender, runtime: Runtime) -> bool:
+    """Send the URL's rows that are due, oldest first, until one must wait (or the worker
+    is stopping); False when a stop ended a send in flight (its row stays queued)."""
+    for delivery in runtime.store.pending(courier.channel, courier.url):
+        now = runtime.clock.now()
+        if courier.stopping or delivery.due > now or courier.hold_until > now:
+            break
+        with trio.CancelScope() as scope:
+            courier.sending = scope
+            outcome = await sender.send(courier.url, delivery.title, delivery.body,
+                                        delivery.notify_type)
+        courier.sending = None
+        if scope.cancelled_caught:
+            log.warning("channel '%s': stop: a send to %s:// was still running after %g s "
+                        "and was ended; it is sent again at the next start",
+                        courier.channel, _kind(courier.url), runtime.stop_grace)
+            return False
+        if not _record(courier, delivery, outcome, runtime):
+            break
+    return True
+
+
 def _kind(url: str) -> str:
     return url.split("://", 1)[0]
 
 
 def _record(courier: Courier, delivery: Delivery, outcome: DeliveryOutcome,
             runtime: Runtime) -> bool:
-    """Write down what a send came to; False when the URL is now held (try later)."""
-    store, now, kind = runtime.store, runtime.clock.now(), _kind(courier.url)
-    if outcome.delivered:
-        store.delivered(delivery.id)
-        runtime.delivered += 1
-        return True
-    if outcome.verdict is Verdict.PERMANENT:
-        store.delivered(delivery.id)
-        runtime.failed += 1
+    """Apply the decision on a send (``schedule.after_attempt``): the outbox row done or
+    due again, the counters, one log line; False when the URL is now held (try later)."""
+    now = runtime.clock.now()
+    decision = after_attempt(outcome, delivery.created, delivery.attempts, now,
+                             first=runtime.retry_first)
+    if decision.retry_at is None:
+        runtime.store.delivered(delivery.id)
+    else:
+        runtime.store.retry(delivery.id, decision.retry_at)
+        courier.hold_until = decision.retry_at
+    runtime.delivered += int(decision.fate is Fate.DELIVERED)
+    runtime.failed += int(decision.given_up)
+    _log_attempt(decision, courier, delivery.title, now)
+    return decision.retry_at is None
+
+
+def _log_attempt(decision: AfterAttempt, courier: Courier, title: str, now: float) -> None:
+    """The decision on a failed send in one line (a delivered one says nothing)."""
+    channel, kind, reason = courier.channel, _kind(courier.url), decision.reason
+    if decision.fate is Fate.GIVE_UP_NOW:
         log.error("channel '%s': gave up delivering '%s' (%s://) at once, retrying cannot "
-                  "help: %s", courier.channel, delivery.title, kind, outcome.reason)
-        return True
-    retry_at = next_attempt(delivery.created, delivery.attempts + 1, now,
-                            first=runtime.retry_first, retry_after=outcome.retry_after)
-    if retry_at is None:
-        store.delivered(delivery.id)
-        runtime.failed += 1
+                  "help: %s", channel, title, kind, reason)
+    elif decision.fate is Fate.GIVE_UP_LATE:
         log.error("channel '%s': gave up delivering '%s' (%s://) after %d attempts: %s",
-                  courier.channel, delivery.title, kind, delivery.attempts + 1, outcome.reason)
-        return True
-    store.retry(delivery.id, retry_at)
-    courier.hold_until = retry_at
-    asked = " as the receiver asked (Retry-After)" if outcome.retry_after is not None else ""
-    log.warning("channel '%s': delivery failed (%s://): %s; retrying in %.3g s%s",
-                courier.channel, kind, outcome.reason, retry_at - now, asked)
-    return False
-
-
-def print_console(out: TextIO, title: str, body: str, at: float) -> None:
-    stamp = datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    lines = [f"{stamp} {title}",
-             *(f"    {line}" if line else "" for line in body.splitlines())]
-    out.write("\n".join(lines) + "\n")
-    out.flush()
+                  channel, title, kind, decision.attempts, reason)
+    elif decision.retry_at is not None:
+        asked = " as the receiver asked (Retry-After)" if decision.asked else ""
+        log.warning("channel '%s': delivery failed (%s://): %s; retrying in %.3g s%s",
+                    channel, kind, reason, decision.retry_at - now, asked)
 
 
 async def record(config: s.Config, recorder: Recorder, seconds: float | None,

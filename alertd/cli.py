@@ -318,10 +318,10 @@ def cmd_notify(args: argparse.Namespace) -> int:
     """Send a test message to one configured channel; say whether each URL took it."""
     import trio
 
-    from alertd.app import print_console
     from alertd.config import load_config
     from alertd.config.schema import ALERTMANAGER_SCHEMES
     from alertd.senders.apprise_sender import CONSOLE_URL, scheme_of
+    from alertd.senders.console import print_console
     from alertd.senders.outcome import DeliveryOutcome
     from alertd.senders.pool import ProcessSender
 

@@ -133,9 +133,9 @@ def note_json(note: Notification) -> dict[str, Any]:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Recorded frames through the decoders and rules on a simulated clock: a backtest."""
-    from alertd.app import print_console
     from alertd.notify.message import compose
     from alertd.replay import Replay, read_records, window
+    from alertd.senders.console import print_console
 
     try:
         config = _config(args.config, strict=False)

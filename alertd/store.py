@@ -42,6 +42,7 @@ from typing import Any
 
 from alertd.errors import AlertdError
 from alertd.model import Notification
+from alertd.notify.plan import Entry, Outgoing
 
 log = logging.getLogger("alertd.store")
 DAEMON_BUSY_TIMEOUT = 0.05  # seconds the daemon's event loop may wait for another's lock
@@ -421,20 +422,19 @@ class Store:
 
     # ---- the planner's inbox and the outbox -----------------------------------------------
 
-    def inbox(self) -> list[tuple[int, str, Notification]]:
+    def inbox(self) -> list[Entry]:
         """Notifications offered to the planner and not yet sent or dropped, oldest first."""
         rows = self._reading("inbox", "SELECT id, channel, note FROM inbox ORDER BY id")
-        return [(row[0], row[1], note_from_json(row[2])) for row in rows]
+        return [Entry(row[0], row[1], note_from_json(row[2])) for row in rows]
 
-    def plan(self, deliveries: Iterable[tuple[str, ...]], consumed: Iterable[int],
+    def plan(self, deliveries: Iterable[Outgoing], consumed: Iterable[int],
              now: float) -> None:
-        """The planner's step in one transaction: messages into the outbox, and the inbox
-        rows they (or a silence) used up removed, so a crash in between loses nothing.
-        Each delivery is (channel, url, title, body[, notify type]); the type is "info"
-        when not given."""
+        """The planner's step in one transaction: messages into the outbox (due now), and
+        the inbox rows they (or a silence) used up removed, so a crash in between loses
+        nothing."""
         self._write([("INSERT INTO outbox (channel, url, title, body, created, due, "
                       "notify_type) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                      [(*d[:4], now, now, d[4] if len(d) > 4 else "info")
+                      [(d.channel, d.url, d.title, d.body, now, now, str(d.notify_type))
                        for d in deliveries]),
                      ("DELETE FROM inbox WHERE id = ?", [(i,) for i in consumed])])
 

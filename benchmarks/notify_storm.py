@@ -14,7 +14,7 @@ import time
 from alertd.config import schema as s
 from alertd.errors import Loc
 from alertd.model import Notification
-from alertd.notify.planner import Entry, Plan, Planner
+from alertd.notify.planner import Entry, Planner
 
 LOC = Loc("bench", 1)
 T0 = 1_796_119_200.0  # 2026-12-01T10:00:00Z
@@ -36,17 +36,14 @@ def main(notices: int = 20_000) -> None:
         now = T0 + n * (3.0 / notices)  # the whole storm within 3 s
         note = Notification(RULES[n % 40].name, f"fleet/{n}", "firing", now, now, "warning",
                             "fleet", str(n), "t", 9.5)
-        plan = Plan()
-        for channel in CHANNELS:
-            offered += 1
-            planner.offer(Entry(offered, channel, note), now, plan)
-        planner.on_timer(now, plan)
+        entries = [Entry(offered + k, channel, note) for k, channel in enumerate(CHANNELS, 1)]
+        offered += len(entries)
+        plan = planner.step(entries, now)
         for message in plan.messages:
             sent[message.channel] += 1
             longest = max(longest, len(message.body))
     while (due := planner.next_deadline()) is not None:
-        plan = Plan()
-        planner.on_timer(due, plan)
+        plan = planner.on_timer(due)
         for message in plan.messages:
             sent[message.channel] += 1
             longest = max(longest, len(message.body))

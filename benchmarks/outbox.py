@@ -105,19 +105,16 @@ def queue(config: object, store: object, count: int) -> None:
     """Offer ``count`` notifications to the planner, one step each, and write its messages to
     the outbox as the daemon's planner loop does (``app._dispatch``)."""
     from alertd.model import Notification
-    from alertd.notify.planner import Entry, Plan, Planner
+    from alertd.notify.plan import outgoing
+    from alertd.notify.planner import Entry, Planner
 
     planner = Planner(config.rules, config.channels)  # type: ignore[attr-defined]
     now = time.time()
     for n in range(count):
         note = Notification("bench-hook", f"iot/dev{n}", "firing", now, now, "warning", "iot",
                             f"dev{n}", "temp", 30.0 + n)
-        plan = Plan()
-        planner.offer(Entry(-1, "hook", note), now, plan)
-        planner.on_timer(now, plan)
-        store.plan([(m.channel, url, m.title, m.body, str(m.notify_type))  # type: ignore
-                    for m in plan.messages
-                    for url in config.channels[m.channel].urls],  # type: ignore
+        plan = planner.step([Entry(None, "hook", note)], now)
+        store.plan(outgoing(plan.messages, config.channels),  # type: ignore
                    plan.consumed, now)
 
 

@@ -102,11 +102,9 @@ def _posted(plan: Plan) -> list[list[dict[str, object]]]:
 def test_notices_pass_at_once_while_other_channels_group_and_silences_hold_them() -> None:
     silence = Silence("s1", {"entity": "cold/r1"}, T0 - 1, T0 + 3600, "")
     planner = _planner(silences=(silence,))
-    plan = Plan()
-    planner.offer(Entry(1, "am", _note("cold/r1")), T0, plan)
-    planner.offer(Entry(2, "ops", _note("cold/r1")), T0, plan)
-    planner.offer(Entry(3, "am", _note("cold/r2")), T0, plan)
-    planner.offer(Entry(4, "ops", _note("cold/r2")), T0, plan)
+    plan = Plan.join(planner.offer(entry, T0) for entry in [
+        Entry(1, "am", _note("cold/r1")), Entry(2, "ops", _note("cold/r1")),
+        Entry(3, "am", _note("cold/r2")), Entry(4, "ops", _note("cold/r2"))])
     # Alertmanager's notices: at once, one post each, alertd's silence does not hold them
     assert [m.channel for m in plan.messages] == ["am", "am"]
     assert sorted(plan.consumed) == [1, 2, 3]  # 2 was silenced on the ops channel
@@ -119,40 +117,32 @@ def test_notices_pass_at_once_while_other_channels_group_and_silences_hold_them(
     assert first["endsAt"] == timestamp(T0 + ENDS_AFTER * 60)
     assert first["generatorURL"] == "http://alertd:9464/"
     # the ops channel still waits out its group_wait
-    later = Plan()
-    planner.on_timer(T0 + 29, later)
-    assert not [m for m in later.messages if m.channel == "ops"]
-    planner.on_timer(T0 + 30, later)
-    assert [m.channel for m in later.messages] == ["ops"]
+    assert not [m for m in planner.on_timer(T0 + 29).messages if m.channel == "ops"]
+    assert [m.channel for m in planner.on_timer(T0 + 30).messages] == ["ops"]
 
 
 def test_firing_alerts_are_resent_each_interval_until_resolved() -> None:
     planner = _planner(resend=60.0)
-    plan = Plan()
-    planner.offer(Entry(1, "am", _note("cold/r1")), T0, plan)
-    planner.offer(Entry(2, "am", _note("cold/r2", at=T0 + 5)), T0 + 5, plan)
+    planner.offer(Entry(1, "am", _note("cold/r1")), T0)
+    planner.offer(Entry(2, "am", _note("cold/r2", at=T0 + 5)), T0 + 5)
     assert planner.next_deadline() == T0 + 60
-    resend = Plan()
-    planner.on_timer(T0 + 60, resend)
+    resend = planner.on_timer(T0 + 60)
     [posted] = _posted(resend)
     assert [a["labels"]["entity"] for a in posted] == ["cold/r1", "cold/r2"]  # type: ignore[index]
     assert {a["endsAt"] for a in posted} == {timestamp(T0 + 60 + 4 * 60)}  # type: ignore[index]
     assert planner.next_deadline() == T0 + 120
-    gone = Plan()
-    planner.offer(Entry(3, "am", _note("cold/r1", "resolved", at=T0 + 90)), T0 + 90, gone)
+    gone = planner.offer(Entry(3, "am", _note("cold/r1", "resolved", at=T0 + 90)), T0 + 90)
     assert _posted(gone)[0][0]["endsAt"] == timestamp(T0 + 90)
     planner.settle(Settled("warm", "cold/r2"))  # ended without a notice (resolved: false)
-    idle = Plan()
-    planner.on_timer(T0 + 120, idle)
-    assert idle.messages == [] and planner.next_deadline() is None
+    idle = planner.on_timer(T0 + 120)
+    assert idle.messages == () and planner.next_deadline() is None
 
 
 def test_alerts_restored_firing_are_posted_at_the_first_timer() -> None:
     planner = _planner()
     planner.seed([_note("cold/r7")])
     assert planner.next_deadline() is not None
-    plan = Plan()
-    planner.on_timer(T0 + 1, plan)
+    plan = planner.on_timer(T0 + 1)
     assert [[a["labels"]["entity"] for a in post] for post in _posted(plan)] == \
         [["cold/r7"]]  # type: ignore[index]
 

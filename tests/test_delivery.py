@@ -18,6 +18,7 @@ import trio
 from alertd import app
 from alertd.config import load_config
 from alertd.model import Notification
+from alertd.notify.plan import Outgoing
 from alertd.simulator.element import FakeElement
 from alertd.simulator.navixy import FakeNavixy
 from alertd.store import Store
@@ -166,9 +167,10 @@ async def test_a_restart_resumes_deliveries_and_notices_left_behind(tmp_path: Pa
           - {{name: warm, threshold: {{field: t, above: 8}}, notify: [hook], group_wait: 30s}}
         """))
     store = Store.open(tmp_path / "alertd-state.db")  # what a stopped daemon left behind
-    store.plan([("hook", f"json://127.0.0.1:{server.server_port}/alerts",
-                 "[FIRING] warm: room1", "left over"),
-                ("gone", "json://127.0.0.1:9/x", "for a removed channel", "x")], [], now=0.0)
+    store.plan([Outgoing("hook", f"json://127.0.0.1:{server.server_port}/alerts",
+                         "[FIRING] warm: room1", "left over"),
+                Outgoing("gone", "json://127.0.0.1:9/x", "for a removed channel", "x")], [],
+               now=0.0)
     note = Notification("warm", "cold/room2", "firing", 100.0, 90.0, "warning", "cold",
                         "room2", "t", 9.5)
     store.commit([], {}, [], 100.0, [("hook", note), ("gone", note)])  # gone: removed

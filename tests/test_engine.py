@@ -39,7 +39,7 @@ FORBIDDEN = {"trio", "trio_websocket", "apprise", "sqlite3", "yaml", "socket", "
 
 @pytest.mark.parametrize("package", ["engine", "notify"])
 def test_core_imports_no_io_and_reads_no_clock(package: str) -> None:
-    for path in sorted((PACKAGE / package).glob("*.py")):
+    for path in sorted((PACKAGE / package).rglob("*.py")):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \

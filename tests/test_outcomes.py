@@ -13,7 +13,9 @@ import pytest
 
 from alertd.model import Notification
 from alertd.notify.message import NotifyType, notify_type
-from alertd.notify.schedule import GIVE_UP_AFTER, MAX_RETRY_AFTER, next_attempt
+from alertd.notify.plan import Outgoing
+from alertd.notify.schedule import (GIVE_UP_AFTER, MAX_RETRY_AFTER, AfterAttempt, Fate,
+                                    after_attempt, next_attempt)
 from alertd.senders.apprise_sender import classify, retry_after_seconds
 from alertd.senders.outcome import DeliveryOutcome, Verdict
 
@@ -86,6 +88,30 @@ def test_notify_type_is_the_most_severe_of_the_message(notes: list[Notification]
     assert notify_type(notes) is kind
 
 
+@pytest.mark.parametrize("outcome, created, attempts, now, decided", [
+    (DeliveryOutcome.ok(), NOW, 3, NOW + 70, AfterAttempt(Fate.DELIVERED, 4)),
+    (DeliveryOutcome.permanent("HTTP 401"), NOW, 0, NOW,  # at once, whatever time is left
+     AfterAttempt(Fate.GIVE_UP_NOW, 1, "HTTP 401")),
+    (DeliveryOutcome.retry("HTTP 502"), NOW, 0, NOW,  # the backoff's first step
+     AfterAttempt(Fate.RETRY, 1, "HTTP 502", NOW + 10.0)),
+    (DeliveryOutcome.retry("HTTP 502"), NOW, 2, NOW + 30,  # doubling
+     AfterAttempt(Fate.RETRY, 3, "HTTP 502", NOW + 30 + 40.0)),
+    (DeliveryOutcome.retry("HTTP 429", 3.0), NOW, 0, NOW,  # the receiver's wait, not ours
+     AfterAttempt(Fate.RETRY, 1, "HTTP 429", NOW + 3.0, asked=True)),
+    (DeliveryOutcome.retry("HTTP 429", 86400.0), NOW, 0, NOW,  # ... capped
+     AfterAttempt(Fate.RETRY, 1, "HTTP 429", NOW + MAX_RETRY_AFTER, asked=True)),
+    (DeliveryOutcome.retry("timeout"), NOW, 8, NOW + GIVE_UP_AFTER - 100,  # the hour is over
+     AfterAttempt(Fate.GIVE_UP_LATE, 9, "timeout")),
+])
+def test_after_an_attempt_a_row_is_done_given_up_or_due_again(
+        outcome: DeliveryOutcome, created: float, attempts: int, now: float,
+        decided: AfterAttempt) -> None:
+    """The policy the URL workers apply (app._record): one pure decision per attempt."""
+    decision = after_attempt(outcome, created, attempts, now, first=10.0)
+    assert decision == decided
+    assert decision.given_up == (decided.fate in (Fate.GIVE_UP_NOW, Fate.GIVE_UP_LATE))
+
+
 def test_outcome_crosses_the_process_boundary_unchanged() -> None:
     for outcome in (DeliveryOutcome.ok(), DeliveryOutcome.retry("HTTP 429", 3.0),
                     DeliveryOutcome.permanent("HTTP 404 Not Found")):
@@ -108,7 +134,7 @@ def test_an_older_state_file_gets_the_outbox_notify_type(tmp_path: Path) -> None
     db.commit()
     db.close()
     store = Store.open(path)
-    store.plan([("hook", "json://h/x", "new", "b", "failure")], [], now=2.0)
+    store.plan([Outgoing("hook", "json://h/x", "new", "b", "failure")], [], now=2.0)
     assert [(d.title, d.notify_type) for d in store.pending("hook")] == [
         ("left over", "info"), ("new", "failure")]
     store.close()

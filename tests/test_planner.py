@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alertd.config import schema as s
 from alertd.errors import Loc
-from alertd.model import Notification
+from alertd.model import AlertSettled, Notification
+from alertd.notify.decision import Decision, Reason, describe
 from alertd.notify.mute import muted_until
 from alertd.notify.planner import Entry, Plan, Planner, Settled
 from alertd.notify.silences import Silence, from_config
@@ -55,27 +57,27 @@ class Timeline:
         self.planner = planner
         self.sent: list[tuple[float, str, str, str]] = []
         self.consumed: list[int] = []
-        self.decisions: list[str] = []
+        self.decided: list[Decision] = []
         self.ids = 0
+
+    @property
+    def decisions(self) -> list[str]:
+        """The decisions as the daemon logs them."""
+        return [describe(decision) for decision in self.decided]
 
     def offer(self, now: float, channel: str, n: Notification) -> None:
         self.run_until(now)
         self.ids += 1
-        plan = Plan()
-        self.planner.offer(Entry(self.ids, channel, n), now, plan)
-        self.planner.on_timer(now, plan)
-        self.take(now, plan)
+        self.take(now, self.planner.step([Entry(self.ids, channel, n)], now))
 
     def run_until(self, end: float) -> None:
         while (due := self.planner.next_deadline()) is not None and due <= end:
-            plan = Plan()
-            self.planner.on_timer(due, plan)
-            self.take(due, plan)
+            self.take(due, self.planner.on_timer(due))
 
     def take(self, now: float, plan: Plan) -> None:
         self.sent += [(now, m.channel, m.title, m.body) for m in plan.messages]
         self.consumed += plan.consumed
-        self.decisions += plan.decisions
+        self.decided += plan.decisions
 
 
 def test_a_burst_within_group_wait_is_one_message_listed_by_rule() -> None:
@@ -131,10 +133,13 @@ def test_a_silenced_alert_still_firing_is_notified_when_the_silence_ends() -> No
     line.offer(T0 + 600, "ops", note("warm", "cold/room2", "resolved"))
     line.run_until(T0 + 3000)
     assert line.sent == [] and line.consumed == [1, 2, 3]
+    assert [(d.reason, d.silence and d.silence.id) for d in line.decided] == \
+        [(Reason.SILENCED, "a1b2c3d4")] * 3
     assert line.decisions[0] == "warm cold/room1 firing -> ops: silenced by a1b2c3d4 (defrost)"
     line.run_until(T0 + 7200)
     ((when, _, title, _),) = line.sent
     assert when == T0 + 3600 + 5 and title == "[FIRING] warm: room1"  # room2 resolved meanwhile
+    assert line.decided[-1].reason is Reason.SILENCE_ENDED and line.consumed == [1, 2, 3]
 
 
 def test_a_silence_matches_only_its_keys_and_labels() -> None:
@@ -285,6 +290,47 @@ def test_a_notice_for_a_channel_no_longer_configured_is_dropped_with_a_reason() 
                               "longer configured"]
 
 
+def test_the_engines_settled_event_is_taken_as_it_is() -> None:
+    assert Settled is AlertSettled
+    planner = Planner([rule("warm", group_wait=0)], {"ops": channel()},
+                      [silence(T0, T0 + 60, rule="warm")])
+    silenced = planner.step([Entry(1, "ops", note("warm", "cold/room1"))], T0)
+    assert planner.next_deadline() == T0 + 60  # held until the silence ends
+    settled = planner.step([AlertSettled("warm", "cold/room1")], T0 + 1)
+    assert planner.next_deadline() is None and settled == Plan()
+    assert silenced == Plan(consumed=(1,), decisions=(Decision(
+        Reason.SILENCED, "ops", note("warm", "cold/room1"), silence(T0, T0 + 60, rule="warm")),))
+
+
+def test_each_reason_is_worded_for_the_log() -> None:
+    """The log's words come from the decision (describe), and only from there."""
+    said = note("warm", "cold/room1", repeat=True)
+    held = Silence("a1b2c3d4", {"rule": "warm"}, T0, T0 + 60, "")
+    it = "warm cold/room1 firing (repeat) ->"
+    table = [
+        (Decision(Reason.CHANNEL_GONE, "gone", said),
+         f"{it} gone: dropped, the channel is no longer configured"),
+        (Decision(Reason.ALERTMANAGER, "am", said), f"{it} am: posted to Alertmanager"),
+        (Decision(Reason.SILENCED, "ops", said, held), f"{it} ops: silenced by a1b2c3d4"),
+        (Decision(Reason.SILENCE_ENDED, "ops", said, held),
+         f"{it} ops: silence a1b2c3d4 ended and the alert is still firing"),
+        (Decision(Reason.QUIET_HOURS, "mail", said, until=at("2026-12-02T07:00:00", BERLIN),
+                  timezone="Europe/Berlin"),
+         f"{it} mail: quiet hours until 2026-12-02 07:00 Europe/Berlin; it goes in the digest"),
+        (Decision(Reason.QUIET_HOURS_TOOK_GROUP, "mail", count=3),
+         "mail: quiet hours began within group_wait; 3 notices go in the digest"),
+        (Decision(Reason.GROUPED, "ops", count=4), "ops: 4 notices grouped into one message"),
+        (Decision(Reason.DIGEST, "mail", count=1),
+         "mail: quiet hours over; digest of 1 alert still firing"),
+        (Decision(Reason.NOTHING_STILL_FIRING, "mail", settled=2),
+         "mail: quiet hours over; nothing is still firing (2 alerts came and went)"),
+    ]
+    assert [decision.reason for decision, _ in table] == list(Reason)
+    assert [describe(decision) for decision, _ in table] == [words for _, words in table]
+    with pytest.raises(ValueError, match="SILENCED"):
+        describe(Decision(Reason.SILENCED, "ops", said))  # which silence?
+
+
 # ---- properties --------------------------------------------------------------------------
 
 STEP = st.tuples(
@@ -326,3 +372,21 @@ def test_a_planned_silence_of_the_file_is_named_by_its_file_and_line() -> None:
                         datetime(2026, 1, 2, tzinfo=timezone.utc), "sensor swap")
     assert from_config(planned) == Silence("rules.yaml:12", {"entity": "fleet/21080"},
                                            1767225600.0, 1767312000.0, "sensor swap")
+
+
+def test_quiet_hours_that_take_a_group_keep_what_came_in_the_quiet_meanwhile() -> None:
+    """A group still waiting when quiet hours begin joins the notices the quiet hours already
+    hold for the channel (once dropped them: those were never sent nor consumed)."""
+    night = channel("night", (s.MuteWindow(10 * 60 + 30, 12 * 60),))
+    line = Timeline(Planner([rule("warm"), rule("door")], {"night": night}))
+    line.offer(at("2026-12-01T10:29:58"), "night", note("warm", "cold/room1",
+                                                      when=at("2026-12-01T10:29:58")))
+    line.offer(at("2026-12-01T10:30:01"), "night", note("door", "cold/room2",
+                                                      when=at("2026-12-01T10:30:01")))
+    line.run_until(at("2026-12-01T13:00:00"))
+    assert sorted(line.consumed) == [1, 2]
+    [(when, _, title, body)] = line.sent
+    assert when == at("2026-12-01T12:00:00")
+    assert title == "[DIGEST] 2 alerts still firing after quiet hours"
+    assert [d.reason for d in line.decided] == [
+        Reason.QUIET_HOURS, Reason.QUIET_HOURS_TOOK_GROUP, Reason.DIGEST]

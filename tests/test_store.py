@@ -8,6 +8,7 @@ from alertd.config import schema as s
 from alertd.engine import Engine
 from alertd.errors import Loc
 from alertd.model import Message, StatusChanged
+from alertd.notify.plan import Outgoing
 from alertd.store import Store, StoredAlert
 
 LOC = Loc("t", 1)
@@ -93,7 +94,8 @@ def test_retry_schedule_doubles_to_ten_minutes_and_gives_up_after_an_hour() -> N
 
 def test_outbox_keeps_deliveries_until_done(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "s.db")
-    store.plan([("hook", "json://a", "t1", "b"), ("hook", "json://b", "t1", "b")], [], now=5.0)
+    store.plan([Outgoing("hook", "json://a", "t1", "b"), Outgoing("hook", "json://b", "t1", "b")],
+               [], now=5.0)
     first, second = store.pending("hook")
     store.retry(first.id, due=20.0)  # only the URL that failed waits
     store.delivered(second.id)

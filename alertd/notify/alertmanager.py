@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alertd.config import schema as s
-from alertd.model import Notification
+from alertd.model import NoticeKind, Notification
 from alertd.notify.message import compose
 
 ENDS_AFTER = 4  # resend intervals a firing alert's endsAt lies ahead (Prometheus: 4)
@@ -69,9 +69,9 @@ def alert(note: Notification, rule: s.Rule | None, now: float, resend: float,
     """One element of the ``/api/v2/alerts`` list."""
     title, body = compose(note, rule)
     annotations = {"summary": title, "description": body}
-    if note.state == "flapping":
+    if note.state == NoticeKind.FLAPPING:
         annotations["flapping"] = "true"
-    ends = note.at if note.state == "resolved" else now + ENDS_AFTER * resend
+    ends = note.at if note.state == NoticeKind.RESOLVED else now + ENDS_AFTER * resend
     out: dict[str, Any] = {"labels": labels(note), "annotations": annotations,
                            "startsAt": timestamp(min(note.since, ends)),
                            "endsAt": timestamp(ends)}
@@ -141,7 +141,7 @@ class AlertmanagerStage:
         """The post of one notice for ``channel``, at once."""
         key = (note.rule, note.entity)
         active = self._active[channel]
-        if note.state == "resolved":
+        if note.state == NoticeKind.RESOLVED:
             active.pop(key, None)
         else:
             active[key] = note

@@ -64,7 +64,8 @@ def muted_until(channel: s.Channel, now: float) -> float | None:
     return end
 
 
-def local_text(channel: s.Channel, at: float) -> str:
-    """``06:30 Europe/Berlin``: how a log line names the end of quiet hours."""
-    moment = datetime.fromtimestamp(at, _zone(channel.timezone))
-    return f"{moment:%Y-%m-%d %H:%M} {channel.timezone}"
+def zone_text(timezone: str, at: float) -> str:
+    """``2026-12-02 06:30 Europe/Berlin``: how a log line names the end of quiet hours (in
+    the channel's time zone)."""
+    moment = datetime.fromtimestamp(at, _zone(timezone))
+    return f"{moment:%Y-%m-%d %H:%M} {timezone}"

@@ -30,6 +30,10 @@ class DeliveryOutcome:
     def delivered(self) -> bool:
         return self.verdict is Verdict.DELIVERED
 
+    @property
+    def retryable(self) -> bool:
+        return self.verdict is Verdict.RETRY
+
     @classmethod
     def ok(cls) -> DeliveryOutcome:
         return cls(Verdict.DELIVERED)
