@@ -130,12 +130,15 @@ async def test_many_alerts_clients_cost_one_render_and_never_stall_the_loop() ->
     async with trio.open_nursery() as nursery:
         port = await nursery.start(http_server.serve, "127.0.0.1", 0, {"/alerts": render})
         nursery.start_soon(ticker)
+        started = trio.current_time()
         with trio.fail_after(60):
             async with trio.open_nursery() as clients:
                 for _ in range(300):
                     clients.start_soon(client, port)
+        took = trio.current_time() - started
         nursery.cancel_scope.cancel()
-    assert len(renders) <= 3, len(renders)
+    # at most one render a second while they are served (a loaded machine serves them slower)
+    assert len(renders) <= int(took) + 2, (len(renders), took)
     assert codes.count(200) >= 64 and set(codes) <= {200, 503}
     assert max(lags) < 0.5, max(lags)
 
