@@ -153,6 +153,94 @@ def test_clearing_is_a_state_of_its_own_shown_as_firing() -> None:
     assert again.step(False, 70) == ["resolved"] and again.state is AlertState.RESOLVED
 
 
+# ---- what a restart reads back (the state file's `data` column) ------------------------
+
+
+def flappy(**options: object) -> s.Rule:
+    return rule(above(1), clear_for=30.0, repeat=3600.0, severity="critical",
+                labels={"team": "cold"}, flapping=s.Flapping(3, 600.0), **options)
+
+
+def test_the_saved_alert_is_written_field_by_field() -> None:
+    """The format a restart (and an older or newer alertd) reads: every key, every value."""
+    alert = Alert(flappy(), "fleet/1")
+    alert.field, alert.value = "v", 7.5
+    alert.step(True, 100.0)  # fires (for: 0)
+    alert.step(False, 110.0)  # clearing
+    alert.shift = 2.5
+    assert alert.to_data() == {
+        "state": "firing", "since": 100.0, "clearing_since": 110.0, "last_notified": 100.0,
+        "notified_state": "firing", "flapping": False, "changes": [100.0], "field": "v",
+        "value": 7.5, "severity": "critical", "labels": {"team": "cold"}, "started": 100.0,
+        "shift": 2.5}
+    alert.step(False, 140.0)  # resolved
+    data = alert.to_data()
+    assert (data["state"], data["since"], data["clearing_since"], data["notified_state"],
+            data["changes"], data["started"]) == ("resolved", 140.0, None, "resolved",
+                                                  [100.0, 140.0], 100.0)
+
+
+def test_a_saved_alert_is_read_back_field_by_field() -> None:
+    data = {"state": "firing", "since": 100.0, "clearing_since": 110.0,
+            "last_notified": 105.0, "notified_state": "resolved", "flapping": True,
+            "changes": [100, 104.5], "field": "v", "value": 7.5, "severity": "critical",
+            "labels": {"team": "cold"}, "started": 90.0, "shift": 2.5}
+    alert = Alert.from_data(flappy(), "fleet/1", data)
+    assert (alert.rule.name, alert.entity, alert.state, alert.since, alert.clearing_since,
+            alert.last_notified, alert.notified_state, alert.flapping, alert.field,
+            alert.value, alert.started, alert.shift) == (
+        "r", "fleet/1", AlertState.CLEARING, 100.0, 110.0, 105.0, AlertState.RESOLVED, True,
+        "v", 7.5, 90.0, 2.5)
+    assert alert.flap is not None and list(alert.flap.changes) == [100.0, 104.5]
+    assert all(type(t) is float for t in alert.flap.changes)
+    assert alert.to_data() == data | {"changes": [100.0, 104.5]}
+
+
+def test_a_saved_alert_with_keys_missing_gets_the_defaults() -> None:
+    """Rows written by older versions lack keys: each has a default, and `started` falls
+    back to `since`."""
+    alert = Alert.from_data(flappy(), "fleet/1", {})
+    assert (alert.state, alert.since, alert.clearing_since, alert.last_notified,
+            alert.notified_state, alert.flapping, alert.field, alert.value, alert.started,
+            alert.shift) == (AlertState.INACTIVE, 0.0, None, None, None, False, "", None, 0.0,
+                             0.0)
+    assert alert.flap is not None and not alert.flap.changes
+    alert = Alert.from_data(flappy(), "fleet/1", {"state": "pending", "since": 40})
+    assert (alert.state, alert.since, alert.started) == (AlertState.PENDING, 40.0, 40.0)
+    assert type(alert.since) is float and type(alert.started) is float
+
+
+def test_a_saved_clearing_time_counts_only_for_a_firing_alert() -> None:
+    pending = Alert.from_data(flappy(), "e", {"state": "pending", "clearing_since": 5.0})
+    assert pending.state is AlertState.PENDING and pending.clearing_since is None
+    firing = Alert.from_data(flappy(), "e", {"state": "firing", "clearing_since": None})
+    assert firing.state is AlertState.FIRING
+
+
+def test_a_saved_alert_in_a_state_that_does_not_exist_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown alert state 'exploded'"):
+        Alert.from_data(flappy(), "e", {"state": "exploded"})
+
+
+def test_flapping_saved_for_a_rule_that_no_longer_flaps_is_dropped() -> None:
+    """A reload that removed `flapping:` must not hold the alert's notices back for ever."""
+    alert = Alert.from_data(rule(above(1)), "e", {"state": "firing", "flapping": True,
+                                                  "changes": [1.0, 2.0]})
+    assert alert.flap is None and not alert.flapping
+    assert alert.to_data()["flapping"] is False and alert.to_data()["changes"] == []
+
+
+def test_the_fingerprint_changes_with_everything_a_restart_needs() -> None:
+    alert = Alert(flappy(), "e")
+    seen = {alert.fingerprint()}
+    for holds, t in [(True, 10.0), (False, 20.0), (False, 60.0), (True, 70.0)]:
+        alert.step(holds, t)
+        assert alert.fingerprint() not in seen
+        seen.add(alert.fingerprint())
+    alert.flap.changes.append(71.0)  # type: ignore[union-attr]
+    assert alert.fingerprint() not in seen
+
+
 # ---- the engine ---------------------------------------------------------------------------
 
 
