@@ -34,7 +34,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 import trio
 
@@ -42,30 +42,33 @@ from alertd import http_server, shard
 from alertd.clock import Clock
 from alertd.config import load_config
 from alertd.config import schema as s
-from alertd.engine import Engine
+from alertd.engine import Engine, firing_at_start
 from alertd.errors import ConfigError, ResourceError
 from alertd.logs import Redact, secrets_of
 from alertd.metrics import (Histogram, Snapshot, alerts_json, down_tolerances, health_json,
                             render)
-from alertd.model import Batch, Event, Notification, NoticeKind
+from alertd.model import AlertEvent, AlertSettled, Batch, Event, Notification
 from alertd.notify.message import plural
 from alertd.notify.decision import describe
 from alertd.notify.plan import Entry, Outgoing, Plan, Settled, outgoing
 from alertd.notify.planner import Planner
 from alertd.notify.schedule import FIRST_RETRY, AfterAttempt, Fate, after_attempt
 from alertd.notify.silences import Silence, from_config
+from alertd.records import AlertView
 from alertd.senders.apprise_sender import CONSOLE_URL
 from alertd.senders.console import print_console
 from alertd.senders.outcome import DeliveryOutcome
 from alertd.senders.pool import ProcessSender
 from alertd.sources import element_client, navixy_client
 from alertd.sources.stats import SourceStats
-from alertd.store import Delivery, Store, StoredAlert, StoreFailed, StoreUnavailable
+from alertd.store import Delivery, Store, StoreFailed, StoreUnavailable
+from alertd.writes import Unwritten, WriteSchedule, positions_of
 
 if TYPE_CHECKING:
     from alertd.record import Recorder
 
 log = logging.getLogger("alertd")
+T = TypeVar("T")
 BATCH_LIMIT = 512  # batches taken per wake-up: keeps one wake-up short under a flood
 CHANNEL_QUEUE = 10_000  # notifications waiting for the planner (they are in the inbox)
 HISTORY_KEPT = 90 * 86400  # notifications and ended silences, pruned at start and reload
@@ -273,8 +276,7 @@ async def _generation(config: s.Config, runtime: Runtime,
         log.info("reload: carried the histories of %d %s over", carried,
                  "entity" if carried == 1 else "entities")
     runtime.engine = engine
-    resumed = engine.restore(((a.rule, a.entity, a.data)
-                              for a in runtime.store.load_alerts()), now)
+    resumed = engine.restore(runtime.store.load_alerts(), now)
     if resumed:
         log.info("resumed %s from %s", plural(resumed, "alert"), runtime.store.path)
     batches_send, batches_receive = trio.open_memory_channel[Batch](1024)
@@ -345,135 +347,131 @@ async def _watch_store(runtime: Runtime) -> None:
                               f"{STORE_PATIENCE / 60:g} minutes: {store.trouble}; stopping")
 
 
-@dataclass
-class _Unwritten:
-    """What the engine loop has yet to write: held in memory while the store fails, in the
-    order it happened, written in one transaction when the store is back."""
-
-    alerts: dict[tuple[str, str], StoredAlert] = field(default_factory=dict)
-    changed: list[StoredAlert] = field(default_factory=list)
-    cursors: dict[tuple[str, str], str] = field(default_factory=dict)
-    made: list[Notification] = field(default_factory=list)
-    offered: list[tuple[str, Notification]] = field(default_factory=list)
-
-    def add(self, changed: list[StoredAlert], made: list[Notification],
-            offered: list[tuple[str, Notification]]) -> None:
-        for alert in changed:
-            self.alerts[(alert.rule, alert.entity)] = alert
-        self.changed += changed
-        self.made += made
-        self.offered += offered
-
-    @property
-    def alerting(self) -> bool:
-        return bool(self.changed or self.made)
-
-
 async def _evaluate(engine: Engine, batches: trio.MemoryReceiveChannel[Batch], runtime: Runtime,
                     entries: trio.MemorySendChannel[Entry | Settled],
                     owned: Callable[[Event], bool] | None = None) -> None:
-    """The engine loop. Replay positions that come with no alert change are written at most
-    every ``CURSOR_WRITE`` seconds (and when the loop ends), not once per frame: re-reading
-    a second of readings that changed nothing after a crash costs nothing, while a
-    transaction per frame was the largest cost per message. The first position of each
-    socket is written at once, so that a kill in the first second still finds one.
-
-    A failed write keeps everything in memory (``_Unwritten``) and is tried again with
-    backoff while the engine goes on; notifications reach the planner only once written,
-    and a replay position is only ever written with the alert changes it covers.
+    """The engine loop: take the batches waiting, hand their events to the engine, write
+    what changed (``writes.WriteSchedule`` says when: alert changes at once, replay positions
+    alone at most every ``CURSOR_WRITE`` seconds and when the loop ends, a failed write again
+    with backoff while the engine goes on), then forward what was written to the planner.
     ``owned`` (sharded: ``shard.event_filter``) drops other shards' entities first."""
     clock, store = runtime.clock, runtime.store
-    notify = {rule.name: rule.notify for rule in engine.rules}
-    work = _Unwritten()
-    cursors_due = retry_at = math.inf
-    delay = STORE_RETRY[0]
-    positioned: set[tuple[str, str]] = set()  # sockets with a position written
+    work, schedule = Unwritten(), WriteSchedule(CURSOR_WRITE, STORE_RETRY)
     try:
         async with batches, entries:
             while True:
-                deadline = min(engine.next_deadline() or math.inf,
-                               cursors_due if retry_at == math.inf else retry_at)
-                taken: list[Batch] = []
-                with trio.move_on_at(clock.trio_time(deadline)):
-                    try:
-                        taken.append(await batches.receive())
-                    except trio.EndOfChannel:
-                        return
-                    while len(taken) < BATCH_LIMIT:
-                        try:
-                            taken.append(batches.receive_nowait())
-                        except (trio.WouldBlock, trio.EndOfChannel):
-                            break
+                wake = min(engine.next_deadline() or math.inf, schedule.next_deadline())
+                taken = await _take(batches, clock.trio_time(wake), BATCH_LIMIT)
+                if taken is None:
+                    return
                 now = clock.now()
-                made: list[Notification] = []
-                for batch in taken:
-                    for event in batch.events:
-                        if owned is None or owned(event):
-                            made.extend(engine.receive(event, now))
-                    if batch.cursor:
-                        work.cursors[(batch.source, batch.socket)] = batch.cursor
-                        if (batch.source, batch.socket) not in positioned:
-                            cursors_due = min(cursors_due, now)
-                    for key, position in batch.positions:
-                        work.cursors[(batch.source, key)] = position
-                        if (batch.source, key) not in positioned:
-                            cursors_due = min(cursors_due, now)
-                made.extend(engine.on_timer(now))
-                changed = [StoredAlert(*item) for item in engine.take_changed()]
-                work.add(changed, made, [(channel, note) for note in made
-                                         for channel in notify[note.rule]])
-                if now >= retry_at or (retry_at == math.inf and (
-                        work.alerting or (work.cursors and now >= cursors_due))):
-                    try:
-                        ids = _write(store, work, now)
-                    except StoreUnavailable:
-                        retry_at, delay = now + delay, min(delay * 2, STORE_RETRY[1])
-                    else:
-                        positioned.update(work.cursors)
-                        cursors_due = retry_at = math.inf
-                        delay = STORE_RETRY[0]
-                        done, work = work, _Unwritten()
-                        await _hand_on(done.made, done.changed, ids, done.offered, entries)
-                elif work.cursors and cursors_due == math.inf:
-                    cursors_due = now + CURSOR_WRITE
-                done_at = clock.monotonic()
-                for batch in taken:
-                    if batch.received is not None:
-                        runtime.latency.observe(max(0.0, done_at - batch.received))
-                following = engine.next_deadline()
-                if following is not None and following <= now and not taken and not made:
-                    log.error("engine: a timer did not advance at %.3f; pausing 1 s", following)
-                    await trio.sleep(1)  # never spin a core, even on a bug
+                events = _apply(engine, taken, now, owned, work, schedule)
+                if not schedule.due(work, now):
+                    schedule.hold(work, now)
+                elif (ids := _write_now(store, work, schedule, now)) is not None:
+                    done, work = work, Unwritten()
+                    await _hand_on(done.events, ids, entries)
+                _observe_latency(runtime, taken)
+                await _never_spin(engine, now, bool(taken or events))
     finally:
-        if work.alerting or work.cursors:  # a stop or a reload: keep what was reached
+        _write_at_end(store, work, clock.now())
+
+
+async def _take(channel: trio.MemoryReceiveChannel[T], until: float,
+                limit: float = math.inf) -> list[T] | None:
+    """What is waiting on ``channel`` (at most ``limit``: keeps one wake-up short under a
+    flood), waiting for the first until trio time ``until``; None once the channel is closed
+    and empty."""
+    taken: list[T] = []
+    with trio.move_on_at(until):
+        try:
+            taken.append(await channel.receive())
+        except trio.EndOfChannel:
+            return None
+        while len(taken) < limit:
             try:
-                _write(store, work, clock.now())
-            except StoreUnavailable:
-                log.error("state file %s: %d alert changes and the replay positions after "
-                          "them could not be written; they are evaluated again from the "
-                          "last saved position", store.path, len(work.alerts))
+                taken.append(channel.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+    return taken
 
 
-def _write(store: Store, work: _Unwritten, now: float) -> list[int]:
-    return store.commit(work.alerts.values(), work.cursors,
-                        [(n.at, n.rule, n.entity, n.state) for n in work.made], now,
-                        work.offered)
+def _apply(engine: Engine, taken: list[Batch], now: float, owned: Callable[[Event], bool] | None,
+           work: Unwritten, schedule: WriteSchedule) -> list[AlertEvent]:
+    """Evaluate the batches' events (the owned ones) and the timers due at ``now``; add what
+    changed, what the alerts did and the positions reached to ``work``."""
+    events: list[AlertEvent] = []
+    for batch in taken:
+        for event in batch.events:
+            if owned is None or owned(event):
+                events.extend(engine.receive(event, now))
+        for position in positions_of(batch):
+            key = (position.source, position.socket)
+            work.positions[key] = position
+            schedule.position(key, now)
+    events.extend(engine.on_timer(now))
+    work.add(engine.take_changed(), events)
+    return events
 
 
-async def _hand_on(made: list[Notification], changed: list[StoredAlert], ids: list[int],
-                   offered: list[tuple[str, Notification]],
+def _write_now(store: Store, work: Unwritten, schedule: WriteSchedule,
+               now: float) -> list[int] | None:
+    """Write ``work``; its inbox ids, or None when the store failed (tried again later)."""
+    try:
+        ids = _write(store, work, now)
+    except StoreUnavailable:
+        schedule.failed(now)
+        return None
+    schedule.written(work)
+    return ids
+
+
+def _write(store: Store, work: Unwritten, now: float) -> list[int]:
+    return store.commit(work.alerts.values(), work.positions.values(), work.notes(), now,
+                        work.offers())
+
+
+def _write_at_end(store: Store, work: Unwritten, now: float) -> None:
+    """A stop or a reload: keep what was reached."""
+    if not (work.alerting or work.positions):
+        return
+    try:
+        _write(store, work, now)
+    except StoreUnavailable:
+        log.error("state file %s: %d alert changes and the replay positions after them could "
+                  "not be written; they are evaluated again from the last saved position",
+                  store.path, len(work.alerts))
+
+
+def _observe_latency(runtime: Runtime, taken: list[Batch]) -> None:
+    done_at = runtime.clock.monotonic()
+    for batch in taken:
+        if batch.received is not None:
+            runtime.latency.observe(max(0.0, done_at - batch.received))
+
+
+async def _never_spin(engine: Engine, now: float, busy: bool) -> None:
+    """A timer that does not advance (a bug) pauses the loop instead of spinning a core."""
+    following = engine.next_deadline()
+    if following is not None and following <= now and not busy:
+        log.error("engine: a timer did not advance at %.3f; pausing 1 s", following)
+        await trio.sleep(1)
+
+
+async def _hand_on(events: list[AlertEvent], ids: list[int],
                    entries: trio.MemorySendChannel[Entry | Settled]) -> None:
-    """Log the notifications made and pass them, as inbox entries, to the planner; tell it
-    of alerts that resolved without a notice."""
-    for note in made:
+    """Log each notification written and pass it to the planner, once per channel (as the
+    inbox entry ``ids`` gives, in order); tell it of alerts that settled without a notice."""
+    next_id = iter(ids)
+    for event in events:
+        if isinstance(event, AlertSettled):
+            await entries.send(Settled(event.rule, event.entity))
+            continue
+        note = event.note
         log.info("%s %s %s", note.rule, note.entity,
                  note.state + (" (repeat)" if note.repeat else ""))
-    for entry_id, (channel, note) in zip(ids, offered, strict=True):
-        await entries.send(Entry(entry_id, channel, note))
-    told = {(n.rule, n.entity) for n in made if n.state == "resolved"}
-    for alert in changed:
-        if alert.state == "resolved" and (alert.rule, alert.entity) not in told:
-            await entries.send(Settled(alert.rule, alert.entity))
+        for channel in event.channels:
+            await entries.send(Entry(next(next_id), channel, note))
 
 
 def _routes(runtime: Runtime, config: s.Config) -> dict[str, http_server.Route]:
@@ -484,7 +482,7 @@ def _routes(runtime: Runtime, config: s.Config) -> dict[str, http_server.Route]:
                         engine.alerts() if engine else [], runtime.delivered, runtime.failed,
                         runtime.store.queued(), runtime.latency)
 
-    def alerts() -> list[tuple[str, str, str, float]]:
+    def alerts() -> list[AlertView]:
         return runtime.engine.alerts() if runtime.engine else []
 
     tolerances = down_tolerances(config.sources, (
@@ -523,11 +521,7 @@ def _silences(config: s.Config, store: Store, now: float) -> list[Silence]:
 
 def _firing_at_start(store: Store) -> list[Notification]:
     """Alerts restored firing, as the planner needs to know them (silences, digests)."""
-    return [Notification(a.rule, a.entity, NoticeKind.FIRING, a.since, a.since,
-                         str(a.data.get("severity", "")), a.entity.split("/", 1)[0],
-                         a.entity.rsplit("/", 1)[-1], str(a.data.get("field", "")),
-                         a.data.get("value"), labels=dict(a.data.get("labels") or {}))
-            for a in store.load_alerts() if a.state == "firing"]
+    return firing_at_start(store.load_alerts())
 
 
 async def _deliver(config: s.Config, entries: trio.MemoryReceiveChannel[Entry | Settled],
@@ -556,24 +550,6 @@ async def _deliver(config: s.Config, entries: trio.MemoryReceiveChannel[Entry | 
             if now >= silences_read + SILENCES_EVERY:
                 planner.set_silences(_silences(config, store, now))
                 silences_read = now
-
-
-async def _take(entries: trio.MemoryReceiveChannel[Entry | Settled],
-                until: float) -> list[Entry | Settled] | None:
-    """What the engine loop handed on: waits until some comes or ``until`` (trio time),
-    then takes all there is; None once the channel is closed and empty."""
-    taken: list[Entry | Settled] = []
-    with trio.move_on_at(until):
-        try:
-            taken.append(await entries.receive())
-        except trio.EndOfChannel:
-            return None
-        while True:
-            try:
-                taken.append(entries.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
-    return taken
 
 
 def _page_url(config: s.Config, runtime: Runtime) -> str | None:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from alertd.model import SHOWN_STATES
+from alertd.records import AlertView
 
 STATES = SHOWN_STATES
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -40,7 +41,7 @@ class Snapshot:
     bad_frames: Mapping[str, int]
     open_sockets: Mapping[str, int]
     connected: Mapping[str, bool]
-    alerts: Iterable[tuple[str, str, str, float]]  # rule, entity, state, since
+    alerts: Iterable[AlertView]
     delivered: int
     failed: int
     queued: Mapping[str, int]  # channel -> outbox rows
@@ -73,8 +74,8 @@ def render(snap: Snapshot) -> str:
     lines += [f'alertd_source_up{{source="{_label(s)}"}} {int(snap.connected.get(s, False))}'
               for s in snap.sources]
     counts: dict[tuple[str, str], int] = {}
-    for rule, _entity, state, _since in snap.alerts:
-        counts[(rule, state)] = counts.get((rule, state), 0) + 1
+    for alert in snap.alerts:
+        counts[(alert.rule, alert.state)] = counts.get((alert.rule, alert.state), 0) + 1
     _family(lines, "alertd_alerts", "gauge", "alerts by rule and state")
     lines += [f'alertd_alerts{{rule="{_label(rule)}",state="{state}"}} {n}'
               for (rule, state), n in sorted(counts.items())]
@@ -99,10 +100,10 @@ def render(snap: Snapshot) -> str:
     return "\n".join(lines) + "\n"
 
 
-def alerts_json(alerts: Iterable[tuple[str, str, str, float]]) -> str:
+def alerts_json(alerts: Iterable[AlertView]) -> str:
     """``/alerts``: the alerts that are not inactive, as a JSON list."""
-    return json.dumps([{"rule": rule, "entity": entity, "state": state, "since": since}
-                       for rule, entity, state, since in alerts], indent=1) + "\n"
+    return json.dumps([{"rule": a.rule, "entity": a.entity, "state": a.state, "since": a.since}
+                       for a in alerts], indent=1) + "\n"
 
 
 HEALTH_DOWN_DEFAULT = 60.0  # seconds a source with no source_down rule may be down

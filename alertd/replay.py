@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from alertd.config import schema as s
-from alertd.engine import Engine
-from alertd.engine.alerts import FIRING
-from alertd.model import Event, Message, Notification, SourceDown, SourceUp
+from alertd.engine import Engine, notices
+from alertd.model import AlertEvent, AlertState, Event, Message, Notification, SourceDown, SourceUp
 from alertd.record import recordings
 from alertd.sources.element import ElementDecoder
 from alertd.sources.element_client import FUTURE_CURSOR
@@ -191,18 +190,19 @@ class Replay:
 
     # ---- output ----------------------------------------------------------------------
 
-    def _made(self, notes: list[Notification]) -> None:
-        self.notes.extend(notes)
-        for rule, entity, state, _since, _data in self.engine.take_changed():
-            key = (rule, entity)
-            summary = self.summary.get(rule)
+    def _made(self, events: list[AlertEvent]) -> None:
+        self.notes.extend(notices(events))
+        for alert in self.engine.take_changed():
+            key = (alert.rule, alert.entity)
+            summary = self.summary.get(alert.rule)
             if summary is None:
                 continue
-            if state == FIRING and key not in self._firing_since:
+            firing = alert.state == AlertState.FIRING
+            if firing and key not in self._firing_since:
                 self._firing_since[key] = self.now
                 summary.fired += 1
-                summary.by_entity[entity] = summary.by_entity.get(entity, 0) + 1
-            elif state != FIRING and key in self._firing_since:
+                summary.by_entity[alert.entity] = summary.by_entity.get(alert.entity, 0) + 1
+            elif not firing and key in self._firing_since:
                 summary.firing_seconds += self.now - self._firing_since.pop(key)
 
     def close_summary(self) -> dict[str, RuleSummary]:

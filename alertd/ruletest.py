@@ -16,7 +16,7 @@ from alertd.config import schema as s
 from alertd.config.fields import Reader, parse_duration
 from alertd.config.load import read_file
 from alertd.config.nodes import Mapping, Node, Scalar
-from alertd.engine import Engine
+from alertd.engine import Engine, notices
 from alertd.engine.alerts import EPS
 from alertd.errors import ConfigError, Loc, Problem
 from alertd.model import (
@@ -301,13 +301,13 @@ def run_case(case: Case, config: s.Config) -> Outcome:
 
     def run_timers(until: float) -> None:
         while (deadline := engine.next_deadline()) is not None and deadline <= until:
-            got.extend(engine.on_timer(max(deadline, case.start)))
+            got.extend(notices(engine.on_timer(max(deadline, case.start))))
 
     for event in sorted(case.events, key=lambda e: e.at):
         now = case.start + event.at
         run_timers(now)
         for decoded in _events(event, case.start, config, decoders):
-            got.extend(engine.receive(decoded, now))
+            got.extend(notices(engine.receive(decoded, now)))
     run_timers(case.start + case.until)
     return _compare(case, got)
 

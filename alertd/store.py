@@ -41,13 +41,16 @@ from pathlib import Path
 from typing import Any
 
 from alertd.errors import AlertdError
-from alertd.model import Notification
+from alertd.model import AlertState, Notification
 from alertd.notify.plan import Entry, Outgoing
+from alertd.records import Offer, Position
+from alertd.records import StoredAlert as StoredAlert  # its home is records.py
 
 log = logging.getLogger("alertd.store")
 DAEMON_BUSY_TIMEOUT = 0.05  # seconds the daemon's event loop may wait for another's lock
 CLI_BUSY_TIMEOUT = 5.0  # alertd alerts / silence: a person waits, the daemon's writes are short
 FATAL = ("SQLITE_CORRUPT", "SQLITE_NOTADB")  # the file is not a usable state file any more
+_STATES = frozenset(AlertState)  # a row in another state (written by hand) is not an alert
 
 
 class StoreError(AlertdError):
@@ -146,17 +149,6 @@ def note_from_json(text: str) -> Notification:
     fields = json.loads(text)
     known = {k: v for k, v in fields.items() if k in Notification.__dataclass_fields__}
     return Notification(**known)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredAlert:
-    """An alert as persisted: its state and the engine's data to resume it (JSON-able)."""
-
-    rule: str
-    entity: str
-    state: str
-    since: float
-    data: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,18 +358,19 @@ class Store:
 
     # ---- alerts ------------------------------------------------------------------------
 
-    def commit(self, alerts: Iterable[StoredAlert], cursors: dict[tuple[str, str], str],
-               history: Iterable[tuple[float, str, str, str]], now: float,
-               inbox: Iterable[tuple[str, Notification]] = ()) -> list[int]:
+    def commit(self, alerts: Iterable[StoredAlert], positions: Iterable[Position],
+               made: Iterable[Notification], now: float,
+               offers: Iterable[Offer] = ()) -> list[int]:
         """One wake-up of the engine loop in one transaction: changed alerts (inactive ones
-        removed), the replay positions of the frames evaluated, the notifications made, and
-        each (channel, notification) for the planner's inbox. Returns the inbox ids."""
+        removed), the replay positions of the frames evaluated, the notifications made (the
+        history), and each offer of a notification to a channel for the planner's inbox.
+        Returns the inbox ids, in the order of ``offers``."""
         ids: list[int] = []
         try:
             with self.transaction() as db:
                 for sql, rows in self._held:
                     db.executemany(sql, rows)
-                self._commit(db, ids, alerts, cursors, history, now, inbox)
+                self._commit(db, ids, alerts, positions, made, now, offers)
         except sqlite3.Error as error:
             raise self._failed(error) from None
         self._written()
@@ -385,25 +378,24 @@ class Store:
 
     @staticmethod
     def _commit(db: sqlite3.Connection, ids: list[int], alerts: Iterable[StoredAlert],
-                cursors: dict[tuple[str, str], str],
-                history: Iterable[tuple[float, str, str, str]], now: float,
-                inbox: Iterable[tuple[str, Notification]]) -> None:
-        for channel, note in inbox:
+                positions: Iterable[Position], made: Iterable[Notification], now: float,
+                offers: Iterable[Offer]) -> None:
+        for offer in offers:
             done = db.execute("INSERT INTO inbox (channel, note, created) VALUES (?, ?, ?)",
-                              (channel, note_json(note), now))
+                              (offer.channel, note_json(offer.note), now))
             ids.append(int(done.lastrowid or 0))
         for alert in alerts:
-            if alert.state == "inactive":
+            if alert.state == AlertState.INACTIVE:
                 db.execute("DELETE FROM alerts WHERE rule = ? AND entity = ?",
                            (alert.rule, alert.entity))
             else:
                 db.execute("INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?)",
-                           (alert.rule, alert.entity, alert.state, alert.since,
+                           (alert.rule, alert.entity, str(alert.state), alert.since,
                             json.dumps(alert.data), now))
         db.executemany("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?)",
-                       [(source, socket, after) for (source, socket), after
-                        in cursors.items()])
-        db.executemany("INSERT INTO history VALUES (?, ?, ?, ?)", history)
+                       [(p.source, p.socket, p.after) for p in positions])
+        db.executemany("INSERT INTO history VALUES (?, ?, ?, ?)",
+                       [(n.at, n.rule, n.entity, str(n.state)) for n in made])
 
     def prune(self, before: float) -> int:
         """Forget notifications, and silences that ended, before ``before``; how many
@@ -418,7 +410,8 @@ class Store:
     def load_alerts(self) -> list[StoredAlert]:
         rows = self._reading("alerts", "SELECT rule, entity, state, since, data FROM alerts "
                              "ORDER BY rule, entity")
-        return [StoredAlert(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+        return [StoredAlert(r[0], r[1], AlertState(r[2]), r[3], json.loads(r[4]))
+                for r in rows if r[2] in _STATES]
 
     # ---- the planner's inbox and the outbox -----------------------------------------------
 

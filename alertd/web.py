@@ -210,12 +210,13 @@ def daemon_handlers(config: s.Config, engine: Callable[[], Engine | None], store
     def rows(at: float, active: list[Silence]) -> list[AlertRow]:
         current = engine()
         found = []
-        for rule, entity, state, since in (current.alerts() if current else []):
-            cfg = rules.get(rule)
+        for alert in (current.alerts() if current else []):
+            cfg = rules.get(alert.rule)
             severity = cfg.severity if cfg else ""
             labels = cfg.labels if cfg else {}
-            silence = covering(active, alert_values(rule, entity, severity, labels), at)
-            found.append(AlertRow(rule, entity, state, since, severity,
+            silence = covering(active, alert_values(alert.rule, alert.entity, severity, labels),
+                               at)
+            found.append(AlertRow(alert.rule, alert.entity, alert.state, alert.since, severity,
                                   silence.id if silence else None))
         return found
 

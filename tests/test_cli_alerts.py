@@ -21,7 +21,7 @@ def test_alerts_lists_rule_entity_state_since_and_silence(tmp_path: Path) -> Non
     now = time.time()
     store.commit([StoredAlert("fuel-gap", "fleet/21080", "firing", now - 300,
                               {"severity": "warning", "labels": {}}),
-                  StoredAlert("stream-down", "cold", "pending", now - 30, {})], {}, [], now)
+                  StoredAlert("stream-down", "cold", "pending", now - 30, {})], [], [], now)
     silence = store.add_silence({"rule": "fuel-gap"}, now - 10, now + 3600, "", now)
     store.close()
     before = time.time()
@@ -79,7 +79,7 @@ silences:
     store = Store.open(tmp_path / "state.db")
     now = time.time()
     store.commit([StoredAlert("fuel-gap", "fleet/21080", "firing", now - 60, {}),
-                  StoredAlert("fuel-gap", "fleet/21081", "firing", now - 60, {})], {}, [], now)
+                  StoredAlert("fuel-gap", "fleet/21081", "firing", now - 60, {})], [], [], now)
     store.close()
     added = alertd("silence", "add", "--match", "entity=fleet/21080", "--match",
                    "rule=fuel-gap", "--for", "2h", "--comment", "sensor swap", "-c", str(rules))
@@ -116,7 +116,7 @@ def test_alerts_lists_pending_and_firing_all_adds_resolved_json_and_daemon(
     now = time.time()
     store.commit([StoredAlert("fuel-gap", "fleet/21080", "firing", 1767225600.0,
                               {"severity": "critical", "labels": {"site": "hh"}}),
-                  StoredAlert("warm", "cold/room1", "resolved", now - 30, {})], {}, [], now)
+                  StoredAlert("warm", "cold/room1", "resolved", now - 30, {})], [], [], now)
     store.close()
     plain = alertd("alerts", "--state", str(path))
     assert plain.returncode == 0, plain.stderr
@@ -144,7 +144,7 @@ def test_alerts_reads_the_state_file_alone_when_the_rule_file_is_invalid(
                      "trackers: [1]}}\nrules: [{name: a, silent: {after: soon}}]\n")
     store = Store.open(tmp_path / "here.db")
     now = time.time()
-    store.commit([StoredAlert("a", "fleet/1", "firing", now - 60, {})], {}, [], now)
+    store.commit([StoredAlert("a", "fleet/1", "firing", now - 60, {})], [], [], now)
     store.close()
     done = alertd("alerts", "-c", str(rules))
     assert done.returncode == 0, done.stderr

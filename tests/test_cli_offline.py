@@ -69,7 +69,7 @@ def test_offline_commands_need_no_secrets(tmp_path: Path, quote: str) -> None:
     (tmp_path / "cases.yaml").write_text(CASES)
     store = Store.open(tmp_path / "state.db")
     now = time.time()
-    store.commit([StoredAlert("fuel-gap", "fleet/21080", "firing", now - 60, {})], {}, [], now)
+    store.commit([StoredAlert("fuel-gap", "fleet/21080", "firing", now - 60, {})], [], [], now)
     store.close()
 
     tested = alertd("test", "-c", "rules.yaml", "cases.yaml", cwd=tmp_path)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from alertd.config import schema as s
 from alertd.engine import Engine
+from alertd.engine import notices as notes_of
 from alertd.engine.compiled import FieldThresholds
 from alertd.engine.history import DEPTH, FieldHistory
 from alertd.errors import Loc
@@ -96,11 +97,11 @@ def notices(engine: Engine, events: list[tuple[float, Message]]) -> list[Notific
     out: list[Notification] = []
     for t, message in events:
         while (due := engine.next_deadline()) is not None and due <= t:
-            out += engine.on_timer(due)
-        out += engine.receive(message, t)
+            out += notes_of(engine.on_timer(due))
+        out += notes_of(engine.receive(message, t))
     end = events[-1][0] + 300 if events else 300
     while (due := engine.next_deadline()) is not None and due <= end:
-        out += engine.on_timer(due)
+        out += notes_of(engine.on_timer(due))
     return out
 
 

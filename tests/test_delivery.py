@@ -19,6 +19,7 @@ from alertd import app
 from alertd.config import load_config
 from alertd.model import Notification
 from alertd.notify.plan import Outgoing
+from alertd.records import Offer
 from alertd.simulator.element import FakeElement
 from alertd.simulator.navixy import FakeNavixy
 from alertd.store import Store
@@ -173,7 +174,7 @@ async def test_a_restart_resumes_deliveries_and_notices_left_behind(tmp_path: Pa
                now=0.0)
     note = Notification("warm", "cold/room2", "firing", 100.0, 90.0, "warning", "cold",
                         "room2", "t", 9.5)
-    store.commit([], {}, [], 100.0, [("hook", note), ("gone", note)])  # gone: removed
+    store.commit([], [], [], 100.0, [Offer("hook", note), Offer("gone", note)])  # gone: removed
     store.close()
 
     async def scenario(element: FakeElement) -> None:

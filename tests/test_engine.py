@@ -10,11 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alertd.config import schema as s
-from alertd.engine import Engine
+from alertd.engine import Engine, notices
 from alertd.engine.alerts import FIRING, INACTIVE, PENDING, RESOLVED, TABLE, Alert, Signal
 from alertd.engine.history import DEPTH, FieldHistory, normalise
 from alertd.errors import Loc
 from alertd.model import AlertState, Message, Notification
+from alertd.records import AlertView, StoredAlert
 from tests.budget import examples
 
 PACKAGE = Path(__file__).resolve().parent.parent / "alertd"
@@ -260,11 +261,11 @@ def run(engine: Engine, events: list[tuple[float, Message]], until: float,
             now = min(candidates)
             if extra is not None and now == extra:
                 wakes.pop(0)
-            out.extend(engine.on_timer(now))
+            out.extend(notices(engine.on_timer(now)))
 
     for at, message in events:
         timers(at)
-        out.extend(engine.receive(message, at))
+        out.extend(notices(engine.receive(message, at)))
     timers(until)
     return out
 
@@ -398,16 +399,16 @@ def test_a_change_window_edge_never_schedules_a_timer_that_is_already_due() -> N
     condition = s.Change(LOC, "fuel", within=600.0, drop=30.0)
     t0 = 1796014278.0
     engine = Engine([rule(condition, name="drain")], FLEET, t0)
-    fired = engine.on_timer(t0)  # the listed tracker's first look
+    fired = notices(engine.on_timer(t0))  # the listed tracker's first look
     deadlines: list[tuple[float | None, float]] = []
 
     def feed() -> None:
         for minute, fuel in [(0, 300.0), (8, 290.0), (9, 280.0), (10, 270.0)]:
             now = t0 + 60 * minute + 2.0990161895751953
-            fired.extend(engine.receive(Message("fleet", "1", t0 + 60 * minute,
-                                                {"fuel": fuel}), now))
+            fired.extend(notices(engine.receive(Message("fleet", "1", t0 + 60 * minute,
+                                                {"fuel": fuel}), now)))
             deadlines.append((engine.next_deadline(), now))
-            fired.extend(engine.on_timer(now))
+            fired.extend(notices(engine.on_timer(now)))
 
     worker = threading.Thread(target=feed, daemon=True)
     worker.start()
@@ -428,7 +429,7 @@ def test_a_reload_carries_null_gaps_and_change_windows_over() -> None:
     longer = rule(s.Change(LOC, "level", within=900.0, drop=30.0), name="drain")
     new = Engine([gap, longer], FLEET, 40.0)
     assert new.adopt(old, 40.0) == 1
-    made = new.receive(Message("fleet", "1", 50.0, {"fuel": None, "level": 269.0}), 50.0)
+    made = notices(new.receive(Message("fleet", "1", 50.0, {"fuel": None, "level": 269.0}), 50.0))
     assert sorted((n.rule, n.state) for n in made) == [("drain", "firing"), ("gap", "firing")]
     fresh = Engine([gap, longer], FLEET, 40.0)  # without adopt: nothing to go on
     assert fresh.receive(Message("fleet", "1", 50.0, {"fuel": None, "level": 269.0}), 50.0) == []
@@ -439,16 +440,17 @@ def test_a_reload_carries_null_gaps_and_change_windows_over() -> None:
 
 def restored(condition: s.Condition, state: str) -> Engine:
     engine = Engine([rule(condition)], FLEET, 0.0)
-    engine.restore([("r", "fleet/1", {"state": state, "since": 0.0, "started": 0.0,
-                                      "last_notified": 0.0, "notified_state": state})], 0.0)
+    engine.restore([StoredAlert("r", "fleet/1", AlertState(state), 0.0, {
+        "state": state, "since": 0.0, "started": 0.0, "last_notified": 0.0,
+        "notified_state": state})], 0.0)
     return engine
 
 
 def test_one_null_after_a_restart_does_not_resolve_a_firing_gap() -> None:
     engine = restored(s.Missing(LOC, "v", nulls=3), FIRING)
     assert engine.receive(Message("fleet", "1", 10.0, {"v": None}), 10.0) == []
-    assert engine.alerts() == [("r", "fleet/1", FIRING, 0.0)]
-    (note,) = engine.receive(Message("fleet", "1", 20.0, {"v": 5}), 20.0)
+    assert engine.alerts() == [AlertView("r", "fleet/1", AlertState.FIRING, 0.0)]
+    (note,) = notices(engine.receive(Message("fleet", "1", 20.0, {"v": 5}), 20.0))
     assert note.state == "resolved"
 
 
@@ -456,23 +458,24 @@ def test_n_of_m_stays_undecided_while_it_could_still_hold() -> None:
     engine = restored(s.Missing(LOC, "v", nulls=2, of=4), FIRING)
     assert engine.receive(Message("fleet", "1", 10.0, {"v": None}), 10.0) == []
     assert engine.receive(Message("fleet", "1", 20.0, {"w": 1}), 20.0) == []  # a null
-    assert engine.alerts() == [("r", "fleet/1", FIRING, 0.0)]
+    assert engine.alerts() == [AlertView("r", "fleet/1", AlertState.FIRING, 0.0)]
 
 
 def test_a_composite_resolves_once_any_part_knows_and_none_holds() -> None:
     either = s.AnyOf(LOC, (above(10), s.Threshold(LOC, "w", above=5)))
     engine = restored(either, FIRING)
     assert engine.receive(Message("fleet", "1", 10.0, {"x": 1}), 10.0) == []  # nothing known
-    (note,) = engine.receive(Message("fleet", "1", 20.0, {"v": 3}), 20.0)  # w: no data
+    (note,) = notices(engine.receive(Message("fleet", "1", 20.0, {"v": 3}), 20.0))  # w: no data
     assert note.state == "resolved"
 
 
 def test_a_firing_notice_its_resolved_notice_and_the_alert_list_show_one_since() -> None:
     engine = Engine([rule(above(1))], FLEET, 0.0)
-    (fired,) = engine.receive(Message("fleet", "1", 100.9, {"v": 5}), 101.2)
-    assert engine.alerts() == [("r", "fleet/1", FIRING, fired.since)]
-    assert [since for *_, since, _ in engine.take_changed()] == [fired.since]
-    (resolved,) = engine.receive(Message("fleet", "1", 150.0, {"v": 0}), 150.9)  # more lag now
+    (fired,) = notices(engine.receive(Message("fleet", "1", 100.9, {"v": 5}), 101.2))
+    assert engine.alerts() == [AlertView("r", "fleet/1", AlertState.FIRING, fired.since)]
+    assert [alert.since for alert in engine.take_changed()] == [fired.since]
+    # more lag now
+    (resolved,) = notices(engine.receive(Message("fleet", "1", 150.0, {"v": 0}), 150.9))
     assert resolved.since == fired.since
 
 

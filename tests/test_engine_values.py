@@ -14,7 +14,7 @@ import pytest
 
 from alertd.config import load_config
 from alertd.config import schema as s
-from alertd.engine import Engine
+from alertd.engine import Engine, notices
 from alertd.model import Message, Notification, SourceDown, SourceUp
 
 RULES = """\
@@ -60,8 +60,8 @@ def feed(config: s.Config, rule: str, *readings: dict[str, Any],
     out: list[Notification] = []
     for i, fields in enumerate(readings):
         at = 10.0 * (i + 1)
-        out += engine.receive(Message("cold", "d1", at, fields, at if srv else None,
-                                      absent_is_null=False), at)
+        out += notices(engine.receive(Message("cold", "d1", at, fields, at if srv else None,
+                                      absent_is_null=False), at))
     return [(n.state, n.field, n.value) for n in out if n.rule == rule]
 
 
@@ -111,7 +111,7 @@ def test_a_value_that_says_nothing_leaves_a_firing_alert_firing(config: s.Config
 
 def test_lag_needs_a_server_time(config: s.Config) -> None:
     engine = Engine(config.rules, config.sources, 0.0)
-    late = engine.receive(Message("cold", "d1", 0.0, {}, 100.0), 100.0)
+    late = notices(engine.receive(Message("cold", "d1", 0.0, {}, 100.0), 100.0))
     assert [(n.rule, n.value) for n in late if n.rule == "lag"] == [("lag", 100.0)]
     assert feed(config, "lag", {"x": 1}, srv=False) == []
 
@@ -129,9 +129,9 @@ def test_source_down_reports_the_connection_down_then_up(config: s.Config) -> No
     rule = s.Rule(config.rules[0].loc, "link", s.SourceDown(config.rules[0].loc, 60.0),
                   notify=("ops",))
     engine = Engine([rule], config.sources, 0.0)
-    out = engine.receive(SourceDown("cold", "closed"), 10.0)
-    out += engine.on_timer(70.0)
-    out += engine.receive(SourceUp("cold"), 80.0)
+    out = notices(engine.receive(SourceDown("cold", "closed"), 10.0))
+    out += notices(engine.on_timer(70.0))
+    out += notices(engine.receive(SourceUp("cold"), 80.0))
     assert [(n.rule, n.entity, n.state, n.at, n.field, n.value) for n in out] == [
         ("link", "cold", "firing", 70.0, "connection", "down"),
         ("link", "cold", "resolved", 80.0, "connection", "up")]
@@ -154,11 +154,11 @@ def test_a_change_resolves_exactly_when_its_first_value_leaves_the_window(
     engine = Engine(config.rules, config.sources, 0.0)
     out: list[Notification] = []
     for at, fuel in ((10.0, 10.0), (20.0, 9.5)):
-        out += engine.receive(Message("cold", "d1", at - behind, {"fuel": fuel}, at,
-                                      absent_is_null=False), at)
+        out += notices(engine.receive(Message("cold", "d1", at - behind, {"fuel": fuel}, at,
+                                      absent_is_null=False), at))
     for _ in range(100):  # bounded: a timer that does not advance fails, not hangs
         if (deadline := engine.next_deadline()) is None or deadline >= 2000:
             break
-        out += engine.on_timer(deadline)
+        out += notices(engine.on_timer(deadline))
     drained = [(n.state, n.field, n.value, round(n.at, 3)) for n in out if n.rule == "drain"]
     assert drained == [("firing", "fuel", 9.5, 20.0), ("resolved", "fuel", 9.5, 610.0)]

@@ -144,7 +144,7 @@ def test_alerts_table_escapes_cells(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "state.db")
     try:
         store.commit([StoredAlert("warm", "cold/" + FORGED_ID, "firing", 0.0,
-                                  {"since": 0.0})], {}, [], 0.0)
+                                  {"since": 0.0})], [], [], 0.0)
     finally:
         store.close()
     done = subprocess.run([sys.executable, "-m", "alertd", "alerts", "--state",

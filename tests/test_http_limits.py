@@ -18,6 +18,8 @@ import trio
 
 from alertd import http_server
 from alertd.metrics import alerts_json
+from alertd.model import AlertState
+from alertd.records import AlertView
 from alertd.simulator.element import FakeElement
 from tests.test_hostile_config import process_env
 from tests.test_http import get
@@ -105,7 +107,7 @@ async def test_many_alerts_clients_cost_one_render_and_never_stall_the_loop() ->
     """2,000 alerts, 300 clients at once: the body is rendered once a second, not 300 times
     (measured here before the fix: 300 renders, 7 s until every client had its answer;
     after: 2 renders, about 1 s), and a task that wakes every 10 ms is never held up long."""
-    alerts = [("warm", f"cold/device{i}", "firing", 1.0) for i in range(2000)]
+    alerts = [AlertView("warm", f"cold/device{i}", AlertState.FIRING, 1.0) for i in range(2000)]
     renders = []
 
     def render() -> tuple[str, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alertd.config import schema as s
-from alertd.engine import Engine
+from alertd.engine import Engine, notices
 from alertd.errors import Loc
 from alertd.model import Message, Notification
 from alertd.notify.message import (
@@ -53,8 +53,9 @@ def test_values_keep_their_digits_without_a_spec() -> None:
 def test_a_resolved_notice_says_how_long_the_problem_lasted() -> None:
     condition = s.Threshold(LOC, "v", above=8)
     engine = Engine([s.Rule(LOC, "warm", condition, notify=("ops",))], FLEET, T0)
-    (fired,) = engine.receive(Message("fleet", "1", T0 + 10, {"v": 9}), T0 + 10)
-    (resolved,) = engine.receive(Message("fleet", "1", T0 + 25 * 60, {"v": 5}), T0 + 25 * 60)
+    (fired,) = notices(engine.receive(Message("fleet", "1", T0 + 10, {"v": 9}), T0 + 10))
+    (resolved,) = notices(engine.receive(Message("fleet", "1", T0 + 25 * 60, {"v": 5}),
+                                         T0 + 25 * 60))
     assert resolved.state == "resolved" and resolved.since == fired.since == T0 + 10
     title, body = compose(resolved, s.Rule(LOC, "warm", condition, notify=("ops",),
                                            title="{rule} over after {duration}"))
@@ -92,7 +93,7 @@ def test_a_change_notice_says_how_much_from_what_and_within_how_long() -> None:
     engine = Engine([drain], {"fleet": s.NavixySource(LOC, "fleet", "h", (1,))}, 0.0)
     assert engine.receive(Message("fleet", "1", 100.0, {"lls_level_1": "241.5"}), 100.0) == []
     assert engine.receive(Message("fleet", "1", 200.0, {"lls_level_1": 230}), 200.0) == []
-    (fired,) = engine.receive(Message("fleet", "1", 300.0, {"lls_level_1": 200}), 300.0)
+    (fired,) = notices(engine.receive(Message("fleet", "1", 300.0, {"lls_level_1": 200}), 300.0))
     assert fired.change == (41.5, 241.5, 200.0)
     _, body = compose(fired, drain)
     assert "lls_level_1: 200 (it fell by 41.5 from 241.5 within 3m20s)" in body

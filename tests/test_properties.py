@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 
 from alertd.config import load_config
 from alertd.config import schema as s
-from alertd.engine import Engine
+from alertd.engine import Engine, notices
 from alertd.model import Message, Notification
+from alertd.records import StoredAlert
 from alertd.sources.element import ElementDecoder
 from tests.budget import examples
 
@@ -95,12 +96,12 @@ def one_at_a_time(cfg: s.Config, messages: list[tuple[float, str, dict[str, Any]
 
     def timers(upto: float) -> None:
         while (deadline := engine.next_deadline()) is not None and deadline <= upto:
-            out.extend(engine.on_timer(deadline))
+            out.extend(notices(engine.on_timer(deadline)))
 
     for i, (at, entity, data) in enumerate(messages):
         timers(at)
-        out.extend(engine.receive(Message("cold", entity, at, dict(data), at + i * 1e-6,
-                                          absent_is_null=True), at))
+        out.extend(notices(engine.receive(Message("cold", entity, at, dict(data), at + i * 1e-6,
+                                          absent_is_null=True), at)))
     timers(until)
     return out
 
@@ -117,13 +118,13 @@ def replayed_as_frames(cfg: s.Config, messages: list[tuple[float, str, dict[str,
     out: list[Notification] = []
     for at, envelopes in frames.items():
         while (deadline := engine.next_deadline()) is not None and deadline <= at:
-            out.extend(engine.on_timer(deadline))
+            out.extend(notices(engine.on_timer(deadline)))
         decoded = decoder.decode(json.dumps(envelopes))
         assert decoded.problems == () and len(decoded.events) == len(envelopes)
         for event in decoded.events:
-            out.extend(engine.receive(event, at))
+            out.extend(notices(engine.receive(event, at)))
     while (deadline := engine.next_deadline()) is not None and deadline <= until:
-        out.extend(engine.on_timer(deadline))
+        out.extend(notices(engine.on_timer(deadline)))
     return out
 
 
@@ -181,22 +182,22 @@ def restarted(cfg: s.Config, messages: list[tuple[float, str, dict[str, Any]]], 
     that changed, as ``take_changed`` gives them), and go on in a new engine restored from it,
     as a restart does."""
     engine = Engine(cfg.rules, cfg.sources, START)
-    saved: dict[tuple[str, str], dict[str, Any]] = {}
+    saved: dict[tuple[str, str], StoredAlert] = {}
     out: list[Notification] = []
 
     def timers(upto: float) -> None:
         while (deadline := engine.next_deadline()) is not None and deadline <= upto:
-            out.extend(engine.on_timer(deadline))
+            out.extend(notices(engine.on_timer(deadline)))
 
     for i, (t, entity, data) in enumerate(messages):
         timers(t)
         if i == at:
-            saved.update({(rule, key): d for rule, key, _, _, d in engine.take_changed()})
+            saved.update({(a.rule, a.entity): a for a in engine.take_changed()})
             engine = Engine(cfg.rules, cfg.sources, t)
-            engine.restore(((rule, key, d) for (rule, key), d in saved.items()), t)
-        out.extend(engine.receive(Message("cold", entity, t, dict(data), t + i * 1e-6,
-                                          absent_is_null=True), t))
-        saved.update({(rule, key): d for rule, key, _, _, d in engine.take_changed()})
+            engine.restore(saved.values(), t)
+        out.extend(notices(engine.receive(Message("cold", entity, t, dict(data), t + i * 1e-6,
+                                          absent_is_null=True), t)))
+        saved.update({(a.rule, a.entity): a for a in engine.take_changed()})
     timers(until)
     return out
 

@@ -14,6 +14,7 @@ import trio
 
 from alertd import app
 from alertd.config import load_config
+from alertd.records import Position
 from alertd.simulator.element import FakeElement
 from alertd.simulator.navixy import FakeNavixy
 from alertd.sources.element import ElementDecoder
@@ -46,8 +47,8 @@ def test_a_far_future_inserted_at_is_evaluated_but_not_adopted() -> None:
 def test_a_saved_future_position_is_not_used(tmp_path: Path,
                                              caplog: pytest.LogCaptureFixture) -> None:
     store = Store.open(tmp_path / "s.db")
-    store.commit([], {("cold", "readings"): json.dumps({"after": FAR, "ids": ["x"]}),
-                      ("cold", "packets"): "2026-01-01T00:00:00Z"}, [], 0.0)
+    store.commit([], [Position("cold", "readings", json.dumps({"after": FAR, "ids": ["x"]})),
+                      Position("cold", "packets", "2026-01-01T00:00:00Z")], [], 0.0)
     now = 1_767_225_600.0
     with caplog.at_level(logging.WARNING):
         assert app._cursor(store, "cold", "readings", now) is None

@@ -130,7 +130,7 @@ def test_a_bad_shard_option_is_one_line_and_exit_2(tmp_path: Path) -> None:
 def test_silent_and_source_down_per_shard(tmp_path: Path) -> None:
     """A tracker that never reports is silent in its own shard only; each shard's
     source_down speaks for its own connection."""
-    from alertd.engine import Engine
+    from alertd.engine import Engine, notices
     from alertd.model import SourceUp
 
     path = tmp_path / "rules.yaml"
@@ -143,7 +143,7 @@ def test_silent_and_source_down_per_shard(tmp_path: Path) -> None:
         engine = Engine(config.rules, config.sources, 0.0, connected=False)
         if connects:
             engine.receive(SourceUp("fleet"), 1.0)
-        return {f"{n.rule} {n.entity}" for n in engine.on_timer(601.0)}
+        return {f"{n.rule} {n.entity}" for n in notices(engine.on_timer(601.0))}
 
     assert "down fleet" in run(1, connects=False)  # shard 1's connection never came up
     assert "down fleet" not in run(0, connects=True)

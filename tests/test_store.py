@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from alertd.config import schema as s
-from alertd.engine import Engine
+from alertd.engine import Engine, notices
 from alertd.errors import Loc
-from alertd.model import Message, StatusChanged
+from alertd.model import AlertState, Message, Notification, NoticeKind, StatusChanged
 from alertd.notify.plan import Outgoing
+from alertd.records import AlertView, Position
 from alertd.store import Store, StoredAlert
 
 LOC = Loc("t", 1)
@@ -19,9 +20,10 @@ def test_alerts_cursors_and_history_survive_reopening(tmp_path: Path) -> None:
     store = Store.open(path)
     store.commit([StoredAlert("hot", "cold/room1", "firing", 10.0, {"state": "firing"}),
                   StoredAlert("gap", "fleet/1", "pending", 5.0, {"state": "pending"})],
-                 {("cold", "readings"): "2026-01-01T00:00:00.123456Z"},
-                 [(10.0, "hot", "cold/room1", "firing")], now=11.0)
-    store.commit([StoredAlert("gap", "fleet/1", "inactive", 5.0, {})], {}, [], now=12.0)
+                 [Position("cold", "readings", "2026-01-01T00:00:00.123456Z")],
+                 [Notification("hot", "cold/room1", NoticeKind.FIRING, 10.0, 10.0, "warning",
+                               "cold")], now=11.0)
+    store.commit([StoredAlert("gap", "fleet/1", "inactive", 5.0, {})], [], [], now=12.0)
     store.close()
     again = Store.open(path)
     assert [(a.rule, a.entity, a.state, a.since) for a in again.load_alerts()] == [
@@ -48,19 +50,18 @@ def test_engine_resumes_a_firing_alert_without_a_second_notification(tmp_path: P
                     notify=("ops",))]
     store = Store.open(tmp_path / "s.db")
     first = Engine(rules, sources, 0.0)
-    notes = first.receive(Message("fleet", "1", 0.0, {"v": 5, "w": 5}, absent_is_null=False),
-                          0.0)
+    notes = notices(first.receive(Message("fleet", "1", 0.0, {"v": 5, "w": 5},
+                                          absent_is_null=False), 0.0))
     assert [n.rule for n in notes] == ["hot"]
-    store.commit([StoredAlert(*x) for x in first.take_changed()], {}, [], 0.0)
+    store.commit(first.take_changed(), [], [], 0.0)
 
     second = Engine(rules, sources, 100.0)  # the restart
-    assert second.restore(((a.rule, a.entity, a.data) for a in store.load_alerts()),
-                          100.0) == 2
-    again = second.receive(Message("fleet", "1", 100.0, {"v": 6, "w": 6},
-                                   absent_is_null=False), 100.0)
+    assert second.restore(store.load_alerts(), 100.0) == 2
+    again = notices(second.receive(Message("fleet", "1", 100.0, {"v": 6, "w": 6},
+                                   absent_is_null=False), 100.0))
     assert again == []  # still firing: no second notification; slow still pending
-    assert second.on_timer(600.0)[0].rule == "slow"  # the pending start (0 s) was kept
-    assert ("hot", "fleet/1", "firing", 0.0) in second.alerts()
+    assert notices(second.on_timer(600.0))[0].rule == "slow"  # the pending start (0 s) was kept
+    assert AlertView("hot", "fleet/1", AlertState.FIRING, 0.0) in second.alerts()
 
 
 def test_restored_alerts_hold_until_data_says_otherwise(tmp_path: Path) -> None:
@@ -72,14 +73,14 @@ def test_restored_alerts_hold_until_data_says_otherwise(tmp_path: Path) -> None:
     first = Engine(rules, sources, 0.0)
     first.receive(StatusChanged("fleet", "1", "blocked"), 0.0)
     first.receive(Message("fleet", "1", 0.0, {"v": 5}, absent_is_null=False), 0.0)
-    saved = [(rule, entity, data) for rule, entity, _, _, data in first.take_changed()]
+    saved = first.take_changed()
     second = Engine(rules, sources, 50.0, connected=False)
     assert second.restore(saved, 50.0) == 2
     assert second.on_timer(60.0) == []
     assert second.receive(StatusChanged("fleet", "1", "blocked"), 70.0) == []
     assert second.receive(Message("fleet", "1", 70.0, {"v": 6}, absent_is_null=False),
                           70.0) == []
-    resolved = second.receive(StatusChanged("fleet", "1", "normal"), 80.0)
+    resolved = notices(second.receive(StatusChanged("fleet", "1", "normal"), 80.0))
     assert [(n.rule, n.state) for n in resolved] == [("blocked", "resolved")]
 
 
@@ -109,8 +110,9 @@ def test_outbox_keeps_deliveries_until_done(tmp_path: Path) -> None:
 
 def test_old_history_and_ended_silences_are_pruned(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "state.db")
-    store.commit([], {}, [(10.0, "r", "fleet/1", "firing"), (500.0, "r", "fleet/1", "resolved")],
-                 now=500.0)
+    made = [Notification("r", "fleet/1", state, at, 10.0, "warning", "fleet")
+            for at, state in [(10.0, NoticeKind.FIRING), (500.0, NoticeKind.RESOLVED)]]
+    store.commit([], [], made, now=500.0)
     old = store.add_silence({"rule": "r"}, 0.0, 50.0, "", 0.0)
     new = store.add_silence({"rule": "r"}, 0.0, 5000.0, "", 0.0)
     assert store.prune(before=100.0) == 1

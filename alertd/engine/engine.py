@@ -30,7 +30,10 @@ from alertd.engine.conditions import VIRTUAL_FIELDS, Result, evaluate
 from alertd.engine.explain import EntitySeen, explain
 from alertd.engine.history import FieldHistory, normalise
 from alertd.engine.late import restart_periods
-from alertd.model import Event, Message, NoticeKind, Notification, SourceUp, StatusChanged
+from alertd.model import (AlertEvent, AlertFired, AlertFlapping, AlertRepeated, AlertResolved,
+                          AlertSettled, AlertState, Event, Message, Notification, NoticeKind,
+                          SourceUp, StatusChanged)
+from alertd.records import AlertView, StoredAlert
 
 _STATUS = "\x00status"  # index key of rules that read a tracker's status
 _NO_OVERRIDES: dict[int, s.Condition] = {}  # shared, never written
@@ -282,8 +285,9 @@ class Engine:
 
     # ---- input -------------------------------------------------------------------------
 
-    def receive(self, event: Event, now: float) -> list[Notification]:
-        """Apply one event received at daemon time ``now``; return the notifications due."""
+    def receive(self, event: Event, now: float) -> list[AlertEvent]:
+        """Apply one event received at daemon time ``now``; return what alerts did: the
+        notices due, each with its rule's channels, and the alerts that settled silently."""
         if event.source not in self._sources:
             return []
         if isinstance(event, Message):
@@ -304,7 +308,7 @@ class Engine:
                     out.extend(self._evaluate(entity, self._silent_rules(entity), now))
         return out
 
-    def _message(self, message: Message, now: float) -> list[Notification]:
+    def _message(self, message: Message, now: float) -> list[AlertEvent]:
         entity = self._entity(message.source, message.entity, now)
         src = self._sources[message.source]
         msg_time = min(message.msg_time, now)  # a clock in the future: take the receipt time
@@ -379,8 +383,8 @@ class Engine:
         owner = self._entities.get(key) or self._sources.get(key)
         return owner is not None and owner.scheduled == when
 
-    def on_timer(self, now: float) -> list[Notification]:
-        out: list[Notification] = []
+    def on_timer(self, now: float) -> list[AlertEvent]:
+        out: list[AlertEvent] = []
         while self._timers and self._timers[0][0] <= now + EPS:
             timer = heapq.heappop(self._timers)
             if not self._is_current(timer):
@@ -406,8 +410,8 @@ class Engine:
 
     # ---- evaluation --------------------------------------------------------------------
 
-    def _evaluate(self, entity: Entity, numbers: Iterable[int], now: float) -> list[Notification]:
-        out: list[Notification] = []
+    def _evaluate(self, entity: Entity, numbers: Iterable[int], now: float) -> list[AlertEvent]:
+        out: list[AlertEvent] = []
         clock = now - entity.offset
         src = self._sources[entity.source]
         wakes: list[float] = []
@@ -436,6 +440,7 @@ class Engine:
             elif not result.known:  # no data since a restart: the alert keeps its answer
                 result = Result(alert.state is PENDING or alert.state is FIRING,
                                 alert.field, alert.value, result.wake)
+            shown = alert.value
             if result.holds or alert.firing:
                 alert.field, alert.value = result.field, result.value
                 if result.change is not None:
@@ -445,9 +450,8 @@ class Engine:
             notices = alert.step(result.holds, clock)
             if alert.started != started:  # a new episode: its times are shown from now on
                 alert.shift = entity.offset
-            for kind in notices:
-                out.append(self._notification(alert, kind, entity, now))
-            if alert.fingerprint() != before:
+            out.extend(self._events(alert, notices, before, entity, now))
+            if alert.fingerprint() != before or _new_pending_value(alert, shown):
                 self._changed[id(alert)] = alert
                 _track(entity, number, alert)
             deadline = alert.deadline()
@@ -456,8 +460,8 @@ class Engine:
         self._schedule(entity, _after(wakes, now))
         return out
 
-    def _evaluate_source(self, src: _Source, now: float) -> list[Notification]:
-        out: list[Notification] = []
+    def _evaluate_source(self, src: _Source, now: float) -> list[AlertEvent]:
+        out: list[AlertEvent] = []
         wakes: list[float] = []
         for number, rule in src.down_rules:
             assert isinstance(rule.condition, s.SourceDown)
@@ -474,14 +478,25 @@ class Engine:
                 alert = self._source_alerts[key] = Alert(rule, src.name)
             alert.field, alert.value = "connection", "down" if not src.up else "up"
             before = alert.fingerprint()
-            for kind in alert.step(holds, now):
-                out.append(self._notification(alert, kind, None, now))
+            out.extend(self._events(alert, alert.step(holds, now), before, None, now))
             if alert.fingerprint() != before:
                 self._changed[id(alert)] = alert
             deadline = alert.deadline()
             if deadline is not None:
                 wakes.append(deadline)
         self._schedule(src, _after(wakes, now))
+        return out
+
+    def _events(self, alert: Alert, kinds: list[Notice], before: tuple[Any, ...],
+                entity: Entity | None, now: float) -> list[AlertEvent]:
+        """What one step of an alert reports: a notice per kind, routed to its rule's
+        channels, and ``AlertSettled`` when the step left it resolved without saying so
+        (``resolved: false``, or held back while flapping)."""
+        channels = alert.rule.notify
+        out: list[AlertEvent] = [_NOTICES[kind](self._notification(alert, kind, entity, now),
+                                                channels) for kind in kinds]
+        if _settled_silently(alert, kinds, before):
+            out.append(AlertSettled(alert.rule.name, alert.entity))
         return out
 
     def _notification(self, alert: Alert, kind: Notice, entity: Entity | None,
@@ -499,10 +514,10 @@ class Engine:
 
     # ---- persistence -------------------------------------------------------------------
 
-    def take_changed(self) -> list[tuple[str, str, str, float, dict[str, Any]]]:
-        """(rule, entity, state, since, data) of every alert changed since the last call."""
-        changed = [(a.rule.name, a.entity, str(a.state.shown), a.since + a.shift, a.to_data())
-                   for a in self._changed.values()]
+    def take_changed(self) -> list[StoredAlert]:
+        """Every alert changed since the last call, as the store keeps it."""
+        changed = [StoredAlert(a.rule.name, a.entity, a.state.shown,
+                               a.since + a.shift, a.to_data()) for a in self._changed.values()]
         self._changed.clear()
         return changed
 
@@ -530,12 +545,13 @@ class Engine:
             carried += 1
         return carried
 
-    def restore(self, saved: Iterable[tuple[str, str, dict[str, Any]]], now: float) -> int:
-        """Resume alerts saved by an earlier run (rule name, entity, data); alerts of rules
-        or sources that no longer exist are dropped. Returns how many were resumed."""
+    def restore(self, saved: Iterable[StoredAlert], now: float) -> int:
+        """Resume alerts saved by an earlier run (``take_changed``); alerts of rules or
+        sources that no longer exist are dropped. Returns how many were resumed."""
         numbers = {rule.name: n for n, rule in enumerate(self.rules)}
         resumed = 0
-        for rule_name, entity_key, data in saved:
+        for stored in saved:
+            rule_name, entity_key, data = stored.rule, stored.entity, stored.data
             number = numbers.get(rule_name)
             if number is None:
                 continue
@@ -578,13 +594,37 @@ class Engine:
         """For each source, since when its connection has been down (None while up)."""
         return {name: None if src.up else src.changed_at for name, src in self._sources.items()}
 
-    def alerts(self) -> list[tuple[str, str, str, float]]:
-        """(rule, entity, state, since) of every alert that is not inactive."""
-        found: list[Any] = [*self._source_alerts.values()]
+    def alerts(self) -> list[AlertView]:
+        """Every alert that is not inactive, by rule and entity."""
+        found: list[Alert] = [*self._source_alerts.values()]
         for entity in self._entities.values():
             found.extend(entity.alerts.values())
-        return sorted((a.rule.name, a.entity, str(a.state.shown), a.since + a.shift) for a in found
-                      if a.state != INACTIVE)
+        return sorted((AlertView(a.rule.name, a.entity, a.state.shown,
+                                 a.since + a.shift) for a in found if a.state != INACTIVE),
+                      key=lambda view: (view.rule, view.entity))
+
+
+_NOTICES: dict[Notice, type[AlertFired | AlertRepeated | AlertResolved | AlertFlapping]] = {
+    Notice.FIRED: AlertFired, Notice.REPEATED: AlertRepeated, Notice.RESOLVED: AlertResolved,
+    Notice.FLAPPING: AlertFlapping}
+
+
+def _settled_silently(alert: Alert, kinds: list[Notice], before: tuple[Any, ...]) -> bool:
+    """Whether a step left the alert resolved without a resolved notice of its own, so that
+    whoever counts it as firing must stop (the planner's digests and silences)."""
+    return alert.state is AlertState.RESOLVED and Notice.RESOLVED not in kinds \
+        and alert.fingerprint() != before
+
+
+def _new_pending_value(alert: Alert, before: Any) -> bool:
+    """Whether a pending alert's value changed: saved, so that one that fires after a
+    restart, with no new value read, shows the newest value that held, not the first."""
+    return alert.state is AlertState.PENDING and alert.value != before
+
+
+def notices(events: Iterable[AlertEvent]) -> list[Notification]:
+    """The notifications among an engine's events (``alertd test``, ``alertd replay``)."""
+    return [event.note for event in events if not isinstance(event, AlertSettled)]
 
 
 def _live(alert: Alert) -> bool:

@@ -1,0 +1,197 @@
+"""What the engine reports (issue 14): typed events that carry their rule's channels and
+say when an alert settled without a notice; dataclasses across the store boundary; a
+restored pending alert fires with the value that holds; the loop's write schedule."""
+
+from __future__ import annotations
+
+import math
+
+from alertd.config import schema as s
+from alertd.engine import Engine, firing_at_start
+from alertd.errors import Loc
+from alertd.model import (AlertFired, AlertFlapping, AlertRepeated, AlertResolved, AlertSettled,
+                          AlertState, Batch, Message, NoticeKind, SourceDown)
+from alertd.records import AlertView, Position, StoredAlert
+from alertd.writes import Unwritten, WriteSchedule, positions_of
+
+LOC = Loc("test", 1)
+FLEET = {"fleet": s.NavixySource(LOC, "fleet", "h", (1,))}
+
+
+def rule(**options: object) -> s.Rule:
+    condition = options.pop("condition", s.Threshold(LOC, "v", above=5.0))
+    return s.Rule(LOC, str(options.pop("name", "hot")), condition,  # type: ignore[arg-type]
+                  notify=options.pop("notify", ("ops", "pager")), **options)  # type: ignore[arg-type]
+
+
+def msg(t: float, v: object, **more: object) -> Message:
+    return Message("fleet", "1", t, {"v": v, **more}, absent_is_null=False)
+
+
+def test_each_notice_is_an_event_of_its_kind_with_the_rules_channels() -> None:
+    engine = Engine([rule(repeat=60.0)], FLEET, 0.0)
+    (fired,) = engine.receive(msg(0.0, 9), 0.0)
+    assert isinstance(fired, AlertFired) and fired.channels == ("ops", "pager")
+    assert (fired.note.rule, fired.note.entity, fired.note.state, fired.note.value) == (
+        "hot", "fleet/1", NoticeKind.FIRING, 9.0)
+    (repeated,) = engine.on_timer(60.0)
+    assert isinstance(repeated, AlertRepeated) and repeated.note.repeat
+    assert repeated.channels == ("ops", "pager")
+    (resolved,) = engine.receive(msg(70.0, 1), 70.0)
+    assert isinstance(resolved, AlertResolved) and resolved.channels == ("ops", "pager")
+    assert resolved.note.state is NoticeKind.RESOLVED
+
+
+def test_a_rule_without_channels_still_reports_its_notices() -> None:
+    engine = Engine([rule(notify=())], FLEET, 0.0)
+    (fired,) = engine.receive(msg(0.0, 9), 0.0)
+    assert isinstance(fired, AlertFired) and fired.channels == ()
+
+
+def test_resolving_without_a_notice_settles_the_alert() -> None:
+    """``resolved: false``: no resolved notice, but the planner must stop counting it."""
+    engine = Engine([rule(resolved=False)], FLEET, 0.0)
+    assert [type(e) for e in engine.receive(msg(0.0, 9), 0.0)] == [AlertFired]
+    assert engine.receive(msg(10.0, 1), 10.0) == [AlertSettled("hot", "fleet/1")]
+    assert engine.receive(msg(20.0, 1), 20.0) == []  # still resolved: nothing to say
+
+
+def test_a_resolved_notice_is_not_also_a_settlement() -> None:
+    engine = Engine([rule()], FLEET, 0.0)
+    engine.receive(msg(0.0, 9), 0.0)
+    events = engine.receive(msg(10.0, 1), 10.0)
+    assert [type(e) for e in events] == [AlertResolved]
+
+
+def test_a_resolve_held_back_while_flapping_settles_the_alert() -> None:
+    flapping = s.Flapping(3, 600.0)
+    engine = Engine([rule(flapping=flapping)], FLEET, 0.0)
+    kinds = []
+    for t, v in [(0.0, 9), (10.0, 1), (20.0, 9), (30.0, 1)]:
+        kinds.append([type(e) for e in engine.receive(msg(t, v), t)])
+    assert kinds == [[AlertFired], [AlertResolved], [AlertFlapping], [AlertSettled]]
+
+
+def test_a_source_down_alert_reports_events_too() -> None:
+    down = rule(name="down", condition=s.SourceDown(LOC, 60.0), resolved=False)
+    engine = Engine([down], FLEET, 0.0)
+    engine.receive(SourceDown("fleet"), 0.0)
+    (fired,) = engine.on_timer(60.0)
+    assert isinstance(fired, AlertFired) and fired.note.entity == "fleet"
+    assert fired.channels == ("ops", "pager")
+
+
+def test_the_store_boundary_is_dataclasses() -> None:
+    engine = Engine([rule(for_=60.0)], FLEET, 0.0)
+    assert engine.receive(msg(0.0, 9), 0.0) == []
+    (stored,) = engine.take_changed()
+    assert isinstance(stored, StoredAlert)
+    assert (stored.rule, stored.entity, stored.state, stored.since) == (
+        "hot", "fleet/1", AlertState.PENDING, 0.0)
+    assert engine.alerts() == [AlertView("hot", "fleet/1", AlertState.PENDING, 0.0)]
+    again = Engine([rule(for_=60.0)], FLEET, 10.0)
+    assert again.restore([stored], 10.0) == 1
+    assert again.alerts() == engine.alerts()
+
+
+def test_a_restored_pending_alert_fires_with_the_newest_value_that_held() -> None:
+    """The daemon saves what changed after each wake-up. 9 starts the pending period, 12
+    arrives in a later wake-up; after a restart, with no new value read, ``for`` elapses:
+    the notice must say 12 (as without the restart), not the 9 saved with the state change.
+    Before the fix, a pending alert was saved only when its state changed: it said 9."""
+    saved: dict[tuple[str, str], StoredAlert] = {}
+    first = Engine([rule(for_=60.0)], FLEET, 0.0)
+    for t, v in [(0.0, 9), (30.0, 12)]:
+        assert first.receive(msg(t, v), t) == []
+        saved.update({(a.rule, a.entity): a for a in first.take_changed()})  # a wake-up
+    control = first.on_timer(60.0)
+    assert [e.note.value for e in control if isinstance(e, AlertFired)] == [12.0]
+
+    second = Engine([rule(for_=60.0)], FLEET, 40.0)  # the restart
+    assert second.restore(saved.values(), 40.0) == 1
+    (fired,) = second.on_timer(60.0)
+    assert isinstance(fired, AlertFired) and fired.note.value == 12.0
+
+    third = Engine([rule(for_=60.0)], FLEET, 40.0)  # a message without the rule's field
+    third.restore(saved.values(), 40.0)
+    (fired,) = third.receive(Message("fleet", "1", 65.0, {"w": 1}, absent_is_null=False), 65.0)
+    assert isinstance(fired, AlertFired) and fired.note.value == 12.0
+
+
+def test_an_unchanged_pending_value_is_not_written_again() -> None:
+    engine = Engine([rule(for_=60.0)], FLEET, 0.0)
+    engine.receive(msg(0.0, 9), 0.0)
+    assert len(engine.take_changed()) == 1
+    engine.receive(msg(10.0, 9), 10.0)
+    assert engine.take_changed() == []
+
+
+def test_firing_alerts_at_start_become_the_planners_seed() -> None:
+    saved = [StoredAlert("hot", "fleet/1", AlertState.FIRING, 5.0,
+                         {"severity": "critical", "field": "v", "value": 9.0,
+                          "labels": {"site": "hh"}}),
+             StoredAlert("slow", "fleet/2", AlertState.PENDING, 5.0, {}),
+             StoredAlert("down", "fleet", AlertState.FIRING, 7.0, {})]
+    notes = firing_at_start(saved)
+    assert [(n.rule, n.entity, n.state, n.at, n.since, n.severity, n.source, n.entity_name,
+             n.field, n.value, dict(n.labels)) for n in notes] == [
+        ("hot", "fleet/1", NoticeKind.FIRING, 5.0, 5.0, "critical", "fleet", "1", "v", 9.0,
+         {"site": "hh"}),
+        ("down", "fleet", NoticeKind.FIRING, 7.0, 7.0, "", "fleet", "fleet", "", None, {})]
+
+
+# ---- the engine loop's writes (pure) ----------------------------------------------------
+
+
+def test_positions_alone_wait_except_each_sockets_first() -> None:
+    schedule, work = WriteSchedule(1.0, (0.25, 5.0)), Unwritten()
+    key = ("cold", "readings")
+    work.positions[key] = Position("cold", "readings", "a")
+    schedule.position(key, 10.0)
+    assert schedule.due(work, 10.0)  # the first position of a socket: at once
+    schedule.written(work)
+    work = Unwritten()
+    work.positions[key] = Position("cold", "readings", "b")
+    schedule.position(key, 10.5)
+    assert not schedule.due(work, 10.5)
+    schedule.hold(work, 10.5)
+    assert schedule.next_deadline() == 11.5
+    assert not schedule.due(work, 11.4) and schedule.due(work, 11.5)
+
+
+def test_alert_changes_are_written_at_once_and_failures_back_off() -> None:
+    schedule, work = WriteSchedule(1.0, (0.25, 5.0)), Unwritten()
+    work.add([StoredAlert("hot", "fleet/1", AlertState.PENDING, 0.0, {})], [])
+    assert schedule.due(work, 0.0)
+    retries = []
+    now = 0.0
+    for _ in range(7):
+        schedule.failed(now)
+        retries.append(schedule.next_deadline() - now)
+        assert not schedule.due(work, now)  # nothing is written before the retry
+        now = schedule.next_deadline()
+        assert schedule.due(work, now)
+    assert retries == [0.25, 0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
+    schedule.written(work)
+    assert schedule.next_deadline() == math.inf
+
+
+def test_the_inbox_gets_one_offer_per_channel_in_event_order() -> None:
+    engine = Engine([rule(resolved=False), rule(name="cold", notify=("mail",),
+                                               condition=s.Threshold(LOC, "w", above=5.0))],
+                    FLEET, 0.0)
+    work = Unwritten()
+    work.add(engine.take_changed(), engine.receive(msg(0.0, 9, w=9), 0.0))
+    work.add(engine.take_changed(), engine.receive(msg(10.0, 1, w=9), 10.0))
+    assert [(o.channel, o.note.rule) for o in work.offers()] == [
+        ("ops", "hot"), ("pager", "hot"), ("mail", "cold")]
+    assert [n.rule for n in work.notes()] == ["hot", "cold"]
+    assert work.events[-1] == AlertSettled("hot", "fleet/1")
+    assert set(work.alerts) == {("hot", "fleet/1"), ("cold", "fleet/1")}
+
+
+def test_a_batch_brings_its_sockets_and_its_trackers_positions() -> None:
+    batch = Batch("fleet", (), "socket", "c1", positions=(("tracker/1", "p1"),))
+    assert positions_of(batch) == [Position("fleet", "socket", "c1"),
+                                   Position("fleet", "tracker/1", "p1")]
+    assert positions_of(Batch("fleet", ())) == []
