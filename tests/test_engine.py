@@ -242,6 +242,62 @@ def test_the_fingerprint_changes_with_everything_a_restart_needs() -> None:
     assert alert.fingerprint() not in seen
 
 
+# ---- flapping, step by step -------------------------------------------------------------
+
+
+def flapper(changes: int = 3, **options: object) -> Alert:
+    return Alert(rule(above(1), repeat=3600.0, flapping=s.Flapping(changes, 100.0),
+                      **options), "e")
+
+
+def steps(alert: Alert, timeline: list[tuple[bool, float]]) -> list[list[str]]:
+    return [alert.step(holds, t) for holds, t in timeline]
+
+
+def test_flapping_that_ends_firing_notifies_the_firing_it_held_back() -> None:
+    alert = flapper()
+    assert steps(alert, [(True, 0), (False, 10), (True, 20), (False, 30), (True, 40)]) == [
+        ["firing"], ["resolved"], ["flapping"], [], []]
+    assert alert.flapping and alert.deadline() == 140
+    # stable since 40: still flapping at 135 (100 s after the change before the last)...
+    assert steps(alert, [(True, 135), (True, 139.9)]) == [[], []] and alert.flapping
+    # ... and steady exactly `within` after the last change: the firing is told once
+    assert alert.step(True, 140) == ["firing"]
+    assert not alert.flapping and alert.to_data()["flapping"] is False
+    assert alert.notified_state is FIRING and alert.last_notified == 140
+    assert alert.deadline() == 140 + 3600  # reminders count from that notice
+    # steady again: the next change is told at once
+    assert alert.step(False, 150) == ["resolved"]
+
+
+def test_flapping_that_ends_where_the_last_notice_left_it_says_nothing() -> None:
+    alert = flapper()
+    assert steps(alert, [(True, 0), (False, 10), (True, 20), (False, 30)]) == [
+        ["firing"], ["resolved"], ["flapping"], []]
+    assert alert.step(False, 130) == [] and not alert.flapping
+    assert alert.notified_state is RESOLVED
+
+
+@pytest.mark.parametrize("resolved", [True, False])
+def test_flapping_that_ends_resolved_after_a_firing_notice(resolved: bool) -> None:
+    alert = flapper(changes=4, resolved=resolved)
+    told = steps(alert, [(True, 0), (False, 10), (True, 20), (False, 30)])
+    assert told == ([["firing"], ["resolved"], ["firing"], ["flapping"]] if resolved else
+                    [["firing"], [], ["firing"], ["flapping"]])
+    assert alert.notified_state is FIRING
+    assert alert.step(False, 130) == (["resolved"] if resolved else [])
+    assert alert.notified_state is (RESOLVED if resolved else FIRING)
+
+
+def test_a_change_exactly_within_old_still_counts_for_flapping() -> None:
+    alert = flapper()
+    assert steps(alert, [(True, 0), (False, 50), (True, 100)]) == [
+        ["firing"], ["resolved"], ["flapping"]]
+    other = flapper()
+    assert steps(other, [(True, 0), (False, 50), (True, 100.5)]) == [
+        ["firing"], ["resolved"], ["firing"]]
+
+
 # ---- the engine ---------------------------------------------------------------------------
 
 
