@@ -36,6 +36,7 @@ from alertd import app
 from alertd.clock import Clock
 from alertd.config import load_config
 from alertd.config import schema as s
+from alertd.model import NoticeKind
 from alertd.senders.apprise_sender import CONSOLE_URL
 from alertd.simulator import scenario
 from alertd.simulator.element import FakeElement
@@ -224,14 +225,14 @@ def _summary(out: TextIO, config: s.Config, store: Store, result: Result) -> Non
     fired_rules = resolved_rules = 0
     for rule in config.rules:
         entities = sorted(entity for name, entity in seen if name == rule.name)
-        fired_rules += any(seen[(rule.name, e)].get("firing") for e in entities)
-        resolved_rules += any(seen[(rule.name, e)].get("resolved") for e in entities)
+        fired_rules += any(seen[(rule.name, e)].get(NoticeKind.FIRING) for e in entities)
+        resolved_rules += any(seen[(rule.name, e)].get(NoticeKind.RESOLVED) for e in entities)
         if not entities:
             table.append((rule.name, kind_of(rule.condition), "-", "no", "-"))
         for entity in entities:
             states = seen[(rule.name, entity)]
-            fired = _times(states.get("firing", []))
-            resolved = _times(states.get("resolved", [])) or (
+            fired = _times(states.get(NoticeKind.FIRING, []))
+            resolved = _times(states.get(NoticeKind.RESOLVED, [])) or (
                 "still firing" if fired else "-")
             table.append((rule.name, kind_of(rule.condition), entity, fired or "no", resolved))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
