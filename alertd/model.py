@@ -116,6 +116,16 @@ class Notification:
 
 
 @dataclass(frozen=True, slots=True)
+class Position:
+    """A replay position to save: an ELEMENT socket's ``after=`` (``socket`` is its path), or
+    a Navixy tracker's queue positions (``socket`` is ``tracker/ID``)."""
+
+    source: str
+    socket: str
+    after: str
+
+
+@dataclass(frozen=True, slots=True)
 class Batch:
     """The events of one frame (or one connection change), as a source hands them to the
     engine loop. ``cursor`` is the socket's replay position (ELEMENT ``after=``), saved only
@@ -126,8 +136,8 @@ class Batch:
     socket: str = ""
     cursor: str | None = None
     received: float | None = None  # trio time the frame arrived (for the latency metric)
-    # more positions to save with the events, (key, position): a Navixy tracker's queues
-    positions: tuple[tuple[str, str], ...] = ()
+    # more positions to save with the events: a Navixy tracker's queues
+    positions: tuple[Position, ...] = ()
 
 
 # ---- what the engine reports (``Engine.receive``/``on_timer``) --------------------------

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alertd.model import AlertState, Notification
+from alertd.model import Position as Position  # defined with Batch, which carries it
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,16 +37,6 @@ class AlertView:
     entity: str
     state: AlertState
     since: float
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    """A replay position to save: an ELEMENT socket's ``after=`` (``socket`` is its path), or
-    a Navixy tracker's queue positions (``socket`` is ``tracker/ID``)."""
-
-    source: str
-    socket: str
-    after: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,7 +56,7 @@ class Unwritten:
 def positions_of(batch: Batch) -> list[Position]:
     """The replay positions a batch reaches: its socket's, and its trackers' queues'."""
     found = [Position(batch.source, batch.socket, batch.cursor)] if batch.cursor else []
-    return found + [Position(batch.source, key, after) for key, after in batch.positions]
+    return found + list(batch.positions)
 
 
 class WriteSchedule:

@@ -191,7 +191,7 @@ def test_the_inbox_gets_one_offer_per_channel_in_event_order() -> None:
 
 
 def test_a_batch_brings_its_sockets_and_its_trackers_positions() -> None:
-    batch = Batch("fleet", (), "socket", "c1", positions=(("tracker/1", "p1"),))
+    batch = Batch("fleet", (), "socket", "c1", positions=(Position("fleet", "tracker/1", "p1"),))
     assert positions_of(batch) == [Position("fleet", "socket", "c1"),
                                    Position("fleet", "tracker/1", "p1")]
     assert positions_of(Batch("fleet", ())) == []

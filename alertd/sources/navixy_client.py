@@ -22,7 +22,7 @@ import trio_websocket
 
 from alertd.config import schema as s
 from alertd.errors import CredentialsRejected
-from alertd.model import Batch, Message, StatusChanged
+from alertd.model import Batch, Message, Position, StatusChanged
 from alertd.sources.common import Decoded
 from alertd.sources.connection import SUBSCRIBE_RETRY_FIRST, NavixyConnection
 from alertd.sources.navixy import (
@@ -219,5 +219,6 @@ async def _handle(decoded: Decoded, decoder: NavixyDecoder, source: s.NavixySour
         stats.messages(source.name, sum(1 for e in events if isinstance(e, Message)
                                         and not e.history_only))
         await send.send(Batch(source.name, tuple(events), received=trio.current_time(),
-                              positions=tuple((POSITION_PREFIX + tracker, position)
+                              positions=tuple(Position(source.name, POSITION_PREFIX + tracker,
+                                                       position)
                                               for tracker, position in positions.items())))
