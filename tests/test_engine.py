@@ -14,7 +14,7 @@ from alertd.engine import Engine
 from alertd.engine.alerts import FIRING, INACTIVE, PENDING, RESOLVED, Alert
 from alertd.engine.history import DEPTH, FieldHistory, normalise
 from alertd.errors import Loc
-from alertd.model import Message, Notification
+from alertd.model import AlertState, Message, NoticeKind, Notification
 
 PACKAGE = Path(__file__).resolve().parent.parent / "alertd"
 LOC = Loc("test", 1)
@@ -377,3 +377,27 @@ def test_the_pure_packages_load_no_io_library_at_run_time(package: str) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, cwd=PACKAGE.parent)
     assert done.stdout.strip() == ""
+
+
+def test_a_restored_alert_stays_while_its_field_has_not_been_seen_since_the_restart() -> None:
+    # a message that says nothing of the field (an ELEMENT reading of other fields) is no
+    # evidence: the gap and the drop restored as firing stay firing until the field reports
+    for condition in (s.Missing(LOC, "v", nulls=3), s.Change(LOC, "v", 600.0, drop=5.0)):
+        engine = restored(condition, AlertState.FIRING)
+        assert engine.receive(Message("fleet", "1", 10.0, {"w": 1}, absent_is_null=False),
+                              10.0) == []
+        assert engine.alerts() == [("r", "fleet/1", AlertState.FIRING, 0.0)], condition
+
+
+def test_a_late_message_older_than_the_kept_nulls_and_silent_on_the_field_is_harmless() -> None:
+    # the gap's history keeps the 12 newest entries; a late message measured before all of
+    # them says nothing of the field: judged on an empty history it breaks nothing
+    engine = Engine([rule(s.Missing(LOC, "v", nulls=1), for_=3600.0)], FLEET, 0.0)
+    for t in range(10, 140, 10):
+        engine.receive(Message("fleet", "1", float(t), {"v": None}, absent_is_null=False),
+                       float(t))
+    assert engine.receive(Message("fleet", "1", 15.0, {"w": 1}, absent_is_null=False),
+                          140.0) == []
+    assert [a[2] for a in engine.alerts()] == [AlertState.PENDING]
+    (fired,) = engine.on_timer(3620.0)
+    assert fired.state == NoticeKind.FIRING
