@@ -401,3 +401,37 @@ def test_a_late_message_older_than_the_kept_nulls_and_silent_on_the_field_is_har
     assert [a[2] for a in engine.alerts()] == [AlertState.PENDING]
     (fired,) = engine.on_timer(3620.0)
     assert fired.state == NoticeKind.FIRING
+
+
+def test_n_of_n_stays_undecided_after_a_restart_while_every_message_so_far_was_null() -> None:
+    # 2 of 2 after one null: the next message could still make it hold
+    engine = restored(s.Missing(LOC, "v", nulls=2, of=2), AlertState.FIRING)
+    assert engine.receive(Message("fleet", "1", 10.0, {"v": None}), 10.0) == []
+    assert engine.alerts() == [("r", "fleet/1", AlertState.FIRING, 0.0)]
+
+
+def test_nulls_after_a_restart_stop_a_clearing_gap_from_resolving() -> None:
+    # restored firing and clearing (clear_for running since 0): a null makes the gap hold
+    # again, so it keeps firing past the end of clear_for
+    engine = Engine([rule(s.Missing(LOC, "v", nulls=1), clear_for=600.0)], FLEET, 0.0)
+    engine.restore([("r", "fleet/1", {"state": "firing", "since": 0.0, "started": 0.0,
+                                      "clearing_since": 0.0, "last_notified": 0.0,
+                                      "notified_state": "firing"})], 0.0)
+    assert engine.receive(Message("fleet", "1", 10.0, {"v": None}), 10.0) == []
+    assert engine.on_timer(700.0) == []
+    assert engine.alerts() == [("r", "fleet/1", AlertState.FIRING, 0.0)]
+
+
+def test_a_gap_that_can_no_longer_hold_after_a_reload_resolves() -> None:
+    # fired on 2 nulls of 4 after a value; reloaded as 5 of 5, the value kept in the history
+    # means it cannot hold: the next null decides, and the alert resolves
+    old = Engine([rule(s.Missing(LOC, "v", nulls=2, of=4))], FLEET, 0.0)
+    for t, v in ((10.0, 1), (20.0, None), (30.0, None)):
+        old.receive(Message("fleet", "1", t, {"v": v}), t)
+    saved = [(name, key, data) for name, key, _, _, data in old.take_changed()]
+    assert [a[2] for a in old.alerts()] == [AlertState.FIRING]
+    new = Engine([rule(s.Missing(LOC, "v", nulls=5, of=5))], FLEET, 40.0)
+    new.adopt(old, 40.0)
+    assert new.restore(saved, 40.0) == 1
+    (resolved,) = new.receive(Message("fleet", "1", 40.0, {"v": None}), 40.0)
+    assert resolved.state == NoticeKind.RESOLVED
