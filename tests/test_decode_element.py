@@ -259,3 +259,66 @@ def test_no_frame_makes_the_decoder_raise(data: str | bytes) -> None:
     decoded = ElementDecoder("cold").decode(data)
     assert all(isinstance(event, Message) for event in decoded.events)
     assert all(isinstance(problem, str) for problem in decoded.problems)
+
+
+# ---- what an operator reads and what rules see, exactly (found by mutation testing) ---------
+
+
+def with_body(**changes: Any) -> str:
+    envelope = reading("x", "2026-01-01T00:00:01Z")
+    envelope["body"].update(changes)
+    return json.dumps([envelope])
+
+
+def test_location_preloads_and_meta_become_fields() -> None:
+    (message,) = messages(ElementDecoder("cold").decode(with_body(
+        location={"type": "Point", "coordinates": [9.99, 53.55, 12.5]},
+        meta={"rssi": -90}, packet={"id": "p1"}, interface={"name": "lora"},
+        device={"name": "Cold room"})))
+    assert message.fields == {
+        "t": 1, "meta.rssi": -90, "packet.id": "p1", "interface.name": "lora",
+        "device.name": "Cold room", "location.type": "Point",
+        "location.coordinates": [9.99, 53.55, 12.5], "location.lon": 9.99,
+        "location.lat": 53.55, "location.alt": 12.5}
+    (flat,) = messages(ElementDecoder("cold").decode(with_body(
+        location={"type": "Point", "coordinates": [9.99, 53.55]})))
+    assert (flat.fields["location.lon"], flat.fields["location.lat"]) == (9.99, 53.55)
+    assert "location.alt" not in flat.fields
+
+
+@pytest.mark.parametrize("location", [
+    {"type": "Point", "coordinates": [1, 2, 3, 4]}, {"type": "Point", "coordinates": ["1", "2"]},
+    {"type": "Point", "coordinates": [True, False]}, {"type": "Point", "coordinates": None},
+    {"type": "Point", "coordinates": "12"}, {"type": "LineString", "coordinates": [1, 2]},
+    {"type": "Point", "coordinates": [1]}])
+def test_a_location_that_is_no_point_of_numbers_gives_no_lon_and_lat(
+        location: dict[str, Any]) -> None:
+    (message,) = messages(ElementDecoder("cold").decode(with_body(location=location)))
+    assert not {"location.lon", "location.lat", "location.alt"} & set(message.fields)
+    assert message.fields["location.type"] == location["type"]
+
+
+def test_a_reading_without_measured_at_is_measured_when_inserted() -> None:
+    envelope = reading("x", "2026-01-01T00:00:01Z")
+    del envelope["body"]["measured_at"]
+    (message,) = messages(ElementDecoder("cold").decode(json.dumps([envelope])))
+    assert message.msg_time == message.srv_time == 1767225601.0
+
+
+@pytest.mark.parametrize(("changes", "problem"), [
+    ({"device_id": ""}, "body without device_id"),
+    ({"device_id": 7}, "body without device_id"),
+    ({"inserted_at": "later"}, "inserted_at is not an ISO 8601 time"),
+    ({"measured_at": "soon"}, "measured_at is not an ISO 8601 time"),
+])
+def test_each_problem_of_a_body_is_named_exactly(changes: dict[str, Any], problem: str) -> None:
+    (found,) = ElementDecoder("cold").decode(with_body(**changes)).problems
+    assert found.split(": ", 1)[0] == problem
+
+
+def test_an_event_without_a_body_and_an_unknown_event_are_named_exactly() -> None:
+    kind = "k" * 60
+    problems = ElementDecoder("cold").decode(json.dumps([
+        {"event": "reading_added"}, {"event": kind, "body": {}}])).problems
+    assert [p.split(": ", 1)[0] for p in problems] == [
+        "event without a body", "unknown event '" + "k" * 39 + "...",]
