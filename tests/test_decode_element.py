@@ -310,6 +310,7 @@ def test_a_reading_without_measured_at_is_measured_when_inserted() -> None:
     ({"device_id": 7}, "body without device_id"),
     ({"inserted_at": "later"}, "inserted_at is not an ISO 8601 time"),
     ({"measured_at": "soon"}, "measured_at is not an ISO 8601 time"),
+    ({"data": [1]}, "reading whose data is not an object"),
 ])
 def test_each_problem_of_a_body_is_named_exactly(changes: dict[str, Any], problem: str) -> None:
     (found,) = ElementDecoder("cold").decode(with_body(**changes)).problems
@@ -322,3 +323,16 @@ def test_an_event_without_a_body_and_an_unknown_event_are_named_exactly() -> Non
         {"event": "reading_added"}, {"event": kind, "body": {}}])).problems
     assert [p.split(": ", 1)[0] for p in problems] == [
         "event without a body", "unknown event '" + "k" * 39 + "...",]
+
+
+def test_readings_inserted_at_the_same_time_in_two_frames_are_all_in_the_cursor() -> None:
+    # a restart resumes with after= that time, which sends both again: both are skipped
+    decoder = ElementDecoder("cold")
+    for item_id in ("a", "b"):
+        frame_of_one = json.dumps([reading(item_id, "2026-01-01T00:00:05Z")])
+        assert len(messages(decoder.decode(frame_of_one))) == 1
+    assert json.loads(decoder.cursor or "") == {"after": "2026-01-01T00:00:05Z",
+                                                "ids": ["a", "b"]}
+    again = ElementDecoder("cold", decoder.cursor)
+    replay = [reading(i, "2026-01-01T00:00:05Z") for i in ("a", "b", "c")]
+    assert [m.fields for m in messages(again.decode(json.dumps(replay)))] == [{"t": 1}]
