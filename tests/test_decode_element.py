@@ -336,3 +336,39 @@ def test_readings_inserted_at_the_same_time_in_two_frames_are_all_in_the_cursor(
     again = ElementDecoder("cold", decoder.cursor)
     replay = [reading(i, "2026-01-01T00:00:05Z") for i in ("a", "b", "c")]
     assert [m.fields for m in messages(again.decode(json.dumps(replay)))] == [{"t": 1}]
+
+
+def test_a_saved_position_without_ids_still_resumes_there() -> None:
+    decoder = ElementDecoder("cold", '{"after": "2026-01-01T00:00:05Z"}')
+    assert decoder.newest_inserted_at == "2026-01-01T00:00:05Z"
+
+
+def test_two_readings_of_a_frame_are_handed_on_in_measurement_order() -> None:
+    first, second = reading("a", "2026-01-01T00:00:05Z"), reading("b", "2026-01-01T00:00:06Z")
+    first["body"]["measured_at"] = "2026-01-01T00:00:02Z"
+    assert [m.msg_time for m in messages(ElementDecoder("cold").decode(
+        json.dumps([first, second])))] == [1767225600.0, 1767225602.0]
+
+
+def test_the_position_may_reach_exactly_the_latest_allowed_time() -> None:
+    decoder = ElementDecoder("cold")
+    decoder.latest = lambda: 1767225605.0
+    decoder.decode(json.dumps([reading("a", "2026-01-01T00:00:05Z")]))
+    assert decoder.newest_inserted_at == "2026-01-01T00:00:05Z"
+    decoder.decode(json.dumps([reading("b", "2026-01-01T00:00:06Z")]))  # beyond: not kept
+    assert decoder.newest_inserted_at == "2026-01-01T00:00:05Z"
+
+
+@pytest.mark.parametrize("device", ["Cold room", None, {"name": 5}, {"id": "d1"}])
+def test_a_device_that_is_no_object_with_a_text_name_names_nothing(device: Any) -> None:
+    (message,) = messages(ElementDecoder("cold").decode(with_body(device=device)))
+    assert message.entity_name is None
+
+
+def test_undecodable_and_too_deep_frames_are_named_with_what_was_sent() -> None:
+    (problem,) = ElementDecoder("cold").decode(b"\xff\xfe[{}]").problems
+    assert problem.startswith("frame is not UTF-8 text: ") and "[{}]" in problem
+    deep = json.dumps([reading("x", "2026-01-01T00:00:00Z")]).replace(
+        '{"t": 1}', '{"a": ' * 990 + "1" + "}" * 990)
+    (problem,) = ElementDecoder("cold").decode(deep).problems
+    assert problem.startswith("envelope nested too deeply: ")
