@@ -260,3 +260,116 @@ def test_no_frame_makes_the_decoder_raise(data: str | bytes) -> None:
     decoded = ElementDecoder("cold").decode(data)
     assert all(isinstance(event, Message) for event in decoded.events)
     assert all(isinstance(problem, str) for problem in decoded.problems)
+
+
+# ---- what an operator reads and what rules see, exactly (found by mutation testing) ---------
+
+
+def with_body(**changes: Any) -> str:
+    envelope = reading("x", "2026-01-01T00:00:01Z")
+    envelope["body"].update(changes)
+    return json.dumps([envelope])
+
+
+def test_location_preloads_and_meta_become_fields() -> None:
+    (message,) = messages(ElementDecoder("cold").decode(with_body(
+        location={"type": "Point", "coordinates": [9.99, 53.55, 12.5]},
+        meta={"rssi": -90}, packet={"id": "p1"}, interface={"name": "lora"},
+        device={"name": "Cold room"})))
+    assert message.fields == {
+        "t": 1, "meta.rssi": -90, "packet.id": "p1", "interface.name": "lora",
+        "device.name": "Cold room", "location.type": "Point",
+        "location.coordinates": [9.99, 53.55, 12.5], "location.lon": 9.99,
+        "location.lat": 53.55, "location.alt": 12.5}
+    (flat,) = messages(ElementDecoder("cold").decode(with_body(
+        location={"type": "Point", "coordinates": [9.99, 53.55]})))
+    assert (flat.fields["location.lon"], flat.fields["location.lat"]) == (9.99, 53.55)
+    assert "location.alt" not in flat.fields
+
+
+@pytest.mark.parametrize("location", [
+    {"type": "Point", "coordinates": [1, 2, 3, 4]}, {"type": "Point", "coordinates": ["1", "2"]},
+    {"type": "Point", "coordinates": [True, False]}, {"type": "Point", "coordinates": None},
+    {"type": "Point", "coordinates": "12"}, {"type": "LineString", "coordinates": [1, 2]},
+    {"type": "Point", "coordinates": [1]}])
+def test_a_location_that_is_no_point_of_numbers_gives_no_lon_and_lat(
+        location: dict[str, Any]) -> None:
+    (message,) = messages(ElementDecoder("cold").decode(with_body(location=location)))
+    assert not {"location.lon", "location.lat", "location.alt"} & set(message.fields)
+    assert message.fields["location.type"] == location["type"]
+
+
+def test_a_reading_without_measured_at_is_measured_when_inserted() -> None:
+    envelope = reading("x", "2026-01-01T00:00:01Z")
+    del envelope["body"]["measured_at"]
+    (message,) = messages(ElementDecoder("cold").decode(json.dumps([envelope])))
+    assert message.msg_time == message.srv_time == 1767225601.0
+
+
+@pytest.mark.parametrize(("changes", "problem"), [
+    ({"device_id": ""}, "body without device_id"),
+    ({"device_id": 7}, "body without device_id"),
+    ({"inserted_at": "later"}, "inserted_at is not an ISO 8601 time"),
+    ({"measured_at": "soon"}, "measured_at is not an ISO 8601 time"),
+    ({"data": [1]}, "reading whose data is not an object"),
+])
+def test_each_problem_of_a_body_is_named_exactly(changes: dict[str, Any], problem: str) -> None:
+    (found,) = ElementDecoder("cold").decode(with_body(**changes)).problems
+    assert found.split(": ", 1)[0] == problem
+
+
+def test_an_event_without_a_body_and_an_unknown_event_are_named_exactly() -> None:
+    kind = "k" * 60
+    problems = ElementDecoder("cold").decode(json.dumps([
+        {"event": "reading_added"}, {"event": kind, "body": {}}])).problems
+    assert [p.split(": ", 1)[0] for p in problems] == [
+        "event without a body", "unknown event '" + "k" * 39 + "...",]
+
+
+def test_readings_inserted_at_the_same_time_in_two_frames_are_all_in_the_cursor() -> None:
+    # a restart resumes with after= that time, which sends both again: both are skipped
+    decoder = ElementDecoder("cold")
+    for item_id in ("a", "b"):
+        frame_of_one = json.dumps([reading(item_id, "2026-01-01T00:00:05Z")])
+        assert len(messages(decoder.decode(frame_of_one))) == 1
+    assert json.loads(decoder.cursor or "") == {"after": "2026-01-01T00:00:05Z",
+                                                "ids": ["a", "b"]}
+    again = ElementDecoder("cold", decoder.cursor)
+    replay = [reading(i, "2026-01-01T00:00:05Z") for i in ("a", "b", "c")]
+    assert [m.fields for m in messages(again.decode(json.dumps(replay)))] == [{"t": 1}]
+
+
+def test_a_saved_position_without_ids_still_resumes_there() -> None:
+    decoder = ElementDecoder("cold", '{"after": "2026-01-01T00:00:05Z"}')
+    assert decoder.newest_inserted_at == "2026-01-01T00:00:05Z"
+
+
+def test_two_readings_of_a_frame_are_handed_on_in_measurement_order() -> None:
+    first, second = reading("a", "2026-01-01T00:00:05Z"), reading("b", "2026-01-01T00:00:06Z")
+    first["body"]["measured_at"] = "2026-01-01T00:00:02Z"
+    assert [m.msg_time for m in messages(ElementDecoder("cold").decode(
+        json.dumps([first, second])))] == [1767225600.0, 1767225602.0]
+
+
+def test_the_position_may_reach_exactly_the_latest_allowed_time() -> None:
+    decoder = ElementDecoder("cold")
+    decoder.latest = lambda: 1767225605.0
+    decoder.decode(json.dumps([reading("a", "2026-01-01T00:00:05Z")]))
+    assert decoder.newest_inserted_at == "2026-01-01T00:00:05Z"
+    decoder.decode(json.dumps([reading("b", "2026-01-01T00:00:06Z")]))  # beyond: not kept
+    assert decoder.newest_inserted_at == "2026-01-01T00:00:05Z"
+
+
+@pytest.mark.parametrize("device", ["Cold room", None, {"name": 5}, {"id": "d1"}])
+def test_a_device_that_is_no_object_with_a_text_name_names_nothing(device: Any) -> None:
+    (message,) = messages(ElementDecoder("cold").decode(with_body(device=device)))
+    assert message.entity_name is None
+
+
+def test_undecodable_and_too_deep_frames_are_named_with_what_was_sent() -> None:
+    (problem,) = ElementDecoder("cold").decode(b"\xff\xfe[{}]").problems
+    assert problem.startswith("frame is not UTF-8 text: ") and "[{}]" in problem
+    deep = json.dumps([reading("x", "2026-01-01T00:00:00Z")]).replace(
+        '{"t": 1}', '{"a": ' * 990 + "1" + "}" * 990)
+    (problem,) = ElementDecoder("cold").decode(deep).problems
+    assert problem.startswith("envelope nested too deeply: ")

@@ -429,3 +429,62 @@ def test_queue_entries_without_a_time_are_counted_and_the_rest_is_decoded() -> N
     assert NavixyDecoder("fleet").decode(json.dumps({
         "type": "event", "event": "iot_monitor", "data": {"iot_last_values": [{"x": 1}]}})
     ).problems[0].startswith("iot_monitor item without tracker_id")
+
+
+# ---- each problem names itself and quotes the frame; defaults of what a frame leaves out -----
+
+UNKNOWN = '{"type": "' + "q" * 60 + '"}'
+DEAF = '{"type": "response", "data": {"iot_monitor": {"value": {"7": "' + "z" * 60 + '"}}}}'
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("[1, 2]", "frame is not a JSON object: [1, 2]"),
+    ('[1, "|", "|"]', 'frame is not a JSON object: [1, "|", "|"]'),
+    ('{"type": "a|b|c"}', """frame of unknown type 'a|b|c': {"type": "a|b|c"}"""),
+    (UNKNOWN, "frame of unknown type '" + "q" * 39 + "...: " + UNKNOWN),
+    ('{"type": "error", "status": {"description": "x"}}',
+     'error frame without a code: {"type": "error", "status": {"description": "x"}}'),
+    ("25|x|X", "handshake without an interval: 25|x|X"),
+    ('{"type": "response", "data": {"iot_monitor": 5}}',
+     'response without iot_monitor statuses: {"type": "response", "data": {"iot_monitor": 5}}'),
+    ('{"type": "event", "event": "lifecycle", "data": {}}',
+     'lifecycle event of unexpected shape: {"type": "event", "event": "lifecycle", "data": {}}'),
+    ('{"type": "event", "event": "iot_monitor", "data": [1]}',
+     'iot_monitor event without iot_last_values: '
+     '{"type": "event", "event": "iot_monitor", "data": [1]}'),
+    (DEAF, "tracker 7 has unknown status '" + "z" * 40 + "...'"),
+])
+def test_each_frame_problem_names_itself_and_quotes_the_frame(text: str, problem: str) -> None:
+    assert NavixyDecoder("fleet").decode(text).problems == (problem,)
+
+
+def test_an_undecodable_frame_is_quoted() -> None:
+    (problem,) = NavixyDecoder("fleet").decode(b"\xff\xfe{}").problems
+    assert problem.startswith("frame is not UTF-8 text: ") and "{}" in problem
+
+
+@pytest.mark.parametrize(("text", "notice"), [
+    ('{"type": "error", "status": {"code": 12}}', RequestFailed(12, "")),
+    ('{"type": "event", "event": "logout", "data": "kicked"}', LoggedOut("kicked")),
+    ('{"type": "event", "event": "logout", "data": ""}', LoggedOut("session closed")),
+    ('{"type": "event", "event": "lifecycle", "data": {"source_id": 5}}', Lifecycle(5, "")),
+    ('{"type": "response", "data": {"iot_monitor": {"success": false, "value": null}}}',
+     SubscribeRejected(())),
+    ("25|30000|X", Handshake(30000)),
+])
+def test_what_a_frame_leaves_out_has_a_plain_default(text: str, notice: object) -> None:
+    assert NavixyDecoder("fleet").decode(text) == Decoded((), (), (notice,))
+
+
+def test_a_response_to_another_subscription_is_nothing() -> None:
+    assert NavixyDecoder("fleet").decode('{"type": "response", "data": [1]}') == Decoded()
+
+
+def test_atmosphere_parameters_are_added_once_and_after_no_stray_ampersand() -> None:
+    added = ("X-Atmosphere-tracking-id=0&X-Atmosphere-Framework=2.3.6-javascript&"
+             "X-Atmosphere-Transport=websocket&Content-Type=application/json&X-atmo-protocol=true")
+    assert with_atmosphere_params("wss://h/event/subscription") == \
+        "wss://h/event/subscription?" + added
+    blank = with_atmosphere_params("wss://h/e?X-Atmosphere-tracking-id=")  # present, if blank
+    assert parse_qs(urlsplit(blank).query, keep_blank_values=True)[
+        "X-Atmosphere-tracking-id"] == [""]

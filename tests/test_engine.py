@@ -14,7 +14,7 @@ from alertd.engine import Engine, notices
 from alertd.engine.alerts import FIRING, INACTIVE, PENDING, RESOLVED, TABLE, Alert, Signal
 from alertd.engine.history import DEPTH, FieldHistory, normalise
 from alertd.errors import Loc
-from alertd.model import AlertState, Message, Notification
+from alertd.model import AlertState, Message, NoticeKind, Notification
 from alertd.records import AlertView, StoredAlert
 from tests.budget import examples
 
@@ -548,3 +548,61 @@ def test_the_pure_packages_load_no_io_library_at_run_time(package: str) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, cwd=PACKAGE.parent)
     assert done.stdout.strip() == ""
+
+
+def test_a_restored_alert_stays_while_its_field_has_not_been_seen_since_the_restart() -> None:
+    # a message that says nothing of the field (an ELEMENT reading of other fields) is no
+    # evidence: the gap and the drop restored as firing stay firing until the field reports
+    for condition in (s.Missing(LOC, "v", nulls=3), s.Change(LOC, "v", 600.0, drop=5.0)):
+        engine = restored(condition, AlertState.FIRING)
+        assert engine.receive(Message("fleet", "1", 10.0, {"w": 1}, absent_is_null=False),
+                              10.0) == []
+        assert engine.alerts() == [AlertView("r", "fleet/1", AlertState.FIRING, 0.0)], condition
+
+
+def test_a_late_message_older_than_the_kept_nulls_and_silent_on_the_field_is_harmless() -> None:
+    # the gap's history keeps the 12 newest entries; a late message measured before all of
+    # them says nothing of the field: judged on an empty history it breaks nothing
+    engine = Engine([rule(s.Missing(LOC, "v", nulls=1), for_=3600.0)], FLEET, 0.0)
+    for t in range(10, 140, 10):
+        engine.receive(Message("fleet", "1", float(t), {"v": None}, absent_is_null=False),
+                       float(t))
+    assert engine.receive(Message("fleet", "1", 15.0, {"w": 1}, absent_is_null=False),
+                          140.0) == []
+    assert [a.state for a in engine.alerts()] == [AlertState.PENDING]
+    (fired,) = notices(engine.on_timer(3620.0))
+    assert fired.state == NoticeKind.FIRING
+
+
+def test_n_of_n_stays_undecided_after_a_restart_while_every_message_so_far_was_null() -> None:
+    # 2 of 2 after one null: the next message could still make it hold
+    engine = restored(s.Missing(LOC, "v", nulls=2, of=2), AlertState.FIRING)
+    assert engine.receive(Message("fleet", "1", 10.0, {"v": None}), 10.0) == []
+    assert engine.alerts() == [AlertView("r", "fleet/1", AlertState.FIRING, 0.0)]
+
+
+def test_nulls_after_a_restart_stop_a_clearing_gap_from_resolving() -> None:
+    # restored firing and clearing (clear_for running since 0): a null makes the gap hold
+    # again, so it keeps firing past the end of clear_for
+    engine = Engine([rule(s.Missing(LOC, "v", nulls=1), clear_for=600.0)], FLEET, 0.0)
+    engine.restore([StoredAlert("r", "fleet/1", AlertState.FIRING, 0.0, {
+        "state": "firing", "since": 0.0, "started": 0.0, "clearing_since": 0.0,
+        "last_notified": 0.0, "notified_state": "firing"})], 0.0)
+    assert engine.receive(Message("fleet", "1", 10.0, {"v": None}), 10.0) == []
+    assert engine.on_timer(700.0) == []
+    assert engine.alerts() == [AlertView("r", "fleet/1", AlertState.FIRING, 0.0)]
+
+
+def test_a_gap_that_can_no_longer_hold_after_a_reload_resolves() -> None:
+    # fired on 2 nulls of 4 after a value; reloaded as 5 of 5, the value kept in the history
+    # means it cannot hold: the next null decides, and the alert resolves
+    old = Engine([rule(s.Missing(LOC, "v", nulls=2, of=4))], FLEET, 0.0)
+    for t, v in ((10.0, 1), (20.0, None), (30.0, None)):
+        old.receive(Message("fleet", "1", t, {"v": v}), t)
+    saved = old.take_changed()
+    assert [a.state for a in old.alerts()] == [AlertState.FIRING]
+    new = Engine([rule(s.Missing(LOC, "v", nulls=5, of=5))], FLEET, 40.0)
+    new.adopt(old, 40.0)
+    assert new.restore(saved, 40.0) == 1
+    (resolved,) = notices(new.receive(Message("fleet", "1", 40.0, {"v": None}), 40.0))
+    assert resolved.state == NoticeKind.RESOLVED

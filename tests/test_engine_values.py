@@ -15,7 +15,7 @@ import pytest
 from alertd.config import load_config
 from alertd.config import schema as s
 from alertd.engine import Engine, notices
-from alertd.model import Message, Notification, SourceDown, SourceUp
+from alertd.model import Message, NoticeKind, Notification, SourceDown, SourceUp
 
 RULES = """\
 sources:
@@ -162,3 +162,20 @@ def test_a_change_resolves_exactly_when_its_first_value_leaves_the_window(
         out += notices(engine.on_timer(deadline))
     drained = [(n.state, n.field, n.value, round(n.at, 3)) for n in out if n.rule == "drain"]
     assert drained == [("firing", "fuel", 9.5, 20.0), ("resolved", "fuel", 9.5, 610.0)]
+
+
+def test_a_change_resolved_by_a_late_null_shows_the_last_value_sent(config: s.Config) -> None:
+    # every number has left the window when the null comes: the notice keeps the last one
+    engine = Engine(config.rules, config.sources, 0.0)
+    out: list[Notification] = []
+    for at, fuel in ((10.0, 10.0), (20.0, 9.5), (5000.0, None)):
+        out += notices(engine.receive(Message("cold", "d1", at, {"fuel": fuel}, at,
+                                              absent_is_null=False), at))
+    assert [(n.state, n.value, n.at) for n in out if n.rule == "drain"] == [
+        (NoticeKind.FIRING, 9.5, 20.0), (NoticeKind.RESOLVED, 9.5, 5000.0)]
+
+
+def test_a_value_that_says_nothing_fires_nothing(config: s.Config) -> None:
+    assert feed(config, "warm", {"temperature": "error"}, {"temperature": "error"}) == []
+    assert feed(config, "over-limit", {"temperature": 9, "max_temp": "n/a"}) == []
+    assert feed(config, "over-limit", {"temperature": "error", "max_temp": 6}) == []

@@ -159,3 +159,22 @@ def test_every_problem_of_a_template_is_reported_once_each() -> None:
         f"unknown placeholder {{entty}} (did you mean {{entity}}?); use one of {listed}",
         f"unknown placeholder {{zzz}}; use one of {listed}",
         "placeholder {labels[]}: write labels as {labels[KEY]}"]
+
+
+def test_a_template_problem_is_found_wherever_it_stands_and_fine_ones_pass() -> None:
+    from alertd.notify.templates import problems
+
+    assert problems("{{ literal braces }} then {zzz}")[0].startswith(
+        "unknown placeholder {zzz};")  # a problem after an escaped brace is still found
+    assert problems("{entity[0]}") == ["placeholder {entity[0]} cannot be indexed"]
+    assert problems("{value:{field}}") == [
+        "placeholder {value}: nested placeholders are not allowed"]
+    assert problems("{value:.1f} {labels[x]} {labels[site]}") == []  # a format spec, short keys
+    for bad in ("{labels}", "{labels[a.b]}", "{labels[a[b]}", "{labels[a]b]}"):
+        assert problems(bad) == [f"placeholder {bad}: write labels as {{labels[KEY]}}"], bad
+
+
+def test_a_label_renders_by_its_whole_key_and_a_missing_one_renders_empty() -> None:
+    n = note(labels={"BOX": "7", "site": "hh"})
+    assert compose(n, rule(title="[{labels[BOX]}] [{labels[zone]}] {labels[site]}"))[0] == \
+        "[7] [] hh"

@@ -16,4 +16,4 @@ cd "$(dirname "$0")/.."
 MAX_CHILDREN="${MAX_CHILDREN:-2}"
 python3 -m mutmut run --max-children "$MAX_CHILDREN" "$@" || true
 python3 -m mutmut results > mutants/results.txt || true
-python3 tools/mutation_score.py mutants/results.txt docs/testing.md
+python3 tools/mutation_score.py docs/testing.md
