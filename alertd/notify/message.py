@@ -13,7 +13,7 @@ from typing import Any
 
 from alertd.config import schema as s
 from alertd.escape import cut, escape, safe
-from alertd.model import Notification
+from alertd.model import NoticeKind, Notification
 from alertd.notify.templates import render
 
 TITLE_LIMIT = 250  # characters: a lock screen shows far fewer, a subject line no more
@@ -21,7 +21,7 @@ BODY_LIMIT = 4000  # characters: below Telegram's 4096 and Slack's section limit
 
 DEFAULT_TITLE = "[{STATE}] {rule}: {entity_name}"
 LISTED = 20  # alerts listed in one message: a phone screen, not a report
-MARK = {"firing": "FIRING", "resolved": "RESOLVED", "flapping": "FLAPPING"}
+MARK = {kind: kind.value.upper() for kind in NoticeKind}  # {STATE} in a title
 
 
 def plural(count: int, word: str) -> str:
@@ -48,7 +48,7 @@ def notify_type(notes: Iterable[Notification]) -> NotifyType:
     """What apprise is told a message is (SPEC 6): a resolved notice is a success; a firing
     (or flapping) one says its severity (critical: failure, warning: warning, info: info); a
     group or digest takes the most severe of what it holds."""
-    kinds = [NotifyType.SUCCESS if note.state == "resolved"
+    kinds = [NotifyType.SUCCESS if note.state == NoticeKind.RESOLVED
              else _BY_SEVERITY.get(note.severity, NotifyType.WARNING) for note in notes]
     return max(kinds, key=_RANK.index, default=NotifyType.INFO)
 
@@ -131,7 +131,7 @@ def compose(note: Notification, rule: s.Rule | None) -> tuple[str, str]:
 def _change_text(condition: object, note: Notification) -> str:
     """For a ``change`` rule: how much the field changed, from what, within how long (as
     the engine found it when the alert fired), or else the change the rule watches for."""
-    if not isinstance(condition, s.Change) or note.state == "resolved":
+    if not isinstance(condition, s.Change) or note.state == NoticeKind.RESOLVED:
         return ""
     verb = "fell" if condition.drop is not None else "rose"
     if note.change:
