@@ -5,12 +5,15 @@
                                                +-- state store: alerts, replay   channel
                                                    positions, history, inbox, outbox
 
-The engine loop wakes on a batch or on the engine's next deadline, reads the clock once,
-evaluates, and persists what changed, with each (channel, notification) for the planner's
-inbox, in one transaction. The planner loop (``_deliver``) applies silences, quiet hours
-and grouping, and writes its messages to the outbox; each channel has its own worker, so a
-slow or failing channel never delays evaluation or the other channels, and a restart
-resumes what was neither planned nor delivered. An optional HTTP task serves /metrics.
+The engine loop wakes on a batch or on the engine's next deadline, reads the clock once and
+evaluates; its writer persists what changed, with each (channel, notification) for the
+planner's inbox, in one transaction, in the store's thread (``_in_store``: every store call
+of these tasks runs there, one at a time, so no fsync stalls the event loop), while the loop
+goes on evaluating; what it adds meanwhile goes into the next transaction. The planner
+loop (``_deliver``) applies silences, quiet hours and grouping, and writes its messages to
+the outbox; each channel has its own worker, so a slow or failing channel never delays
+evaluation or the other channels, and a restart resumes what was neither planned nor
+delivered. An optional HTTP task serves /metrics.
 SIGHUP loads the file again (a storm of them is one reload): an invalid file is logged and
 the old one kept; a valid one restarts sources, engine and planner, and alerts of rules that
 still exist resume from the store.

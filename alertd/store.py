@@ -4,13 +4,18 @@ It keeps what a restart must not forget: alert states (so firing alerts stay fir
 second notification and pending ones keep their start), each ELEMENT socket's replay position
 (``after=``), the planner's inbox (notices waiting for their group or for the end of quiet
 hours), the outbox (messages not yet delivered), runtime silences and the alert history.
-The daemon writes from its one event loop thread; ``alertd alerts`` and ``alertd silence``
-open the same file from other processes (``Store.open``, with a busy timeout: they may
-wait). The daemon opens it with ``Store.open_daemon``: a lock file next to it
-(``PATH.lock``, holding the daemon's pid) keeps a second daemon out, the journal is a
+The daemon calls the store from one worker thread (``app._in_store``: one call at a time,
+so a commit's fsync never stalls the event loop) and, for a few reads at start, a reload or
+from the web page, from the event loop thread; ``using``, one lock, serialises every use of
+the connection and of the writes held with it, so the two never race. ``alertd alerts`` and
+``alertd silence`` open the same file from other processes (``Store.open``, with a busy
+timeout: they may wait). The daemon opens it with ``Store.open_daemon``: a lock file next to
+it (``PATH.lock``, holding the daemon's pid) keeps a second daemon out, the journal is a
 rollback journal (``TRUNCATE``), not WAL, because WAL's ``-shm`` index is memory-mapped and
-a file truncated or made unwritable under the process ends it with SIGBUS, and the busy
-timeout is short, so that a lock held elsewhere never blocks the event loop for long.
+a file truncated or made unwritable under the process ends it with SIGBUS, with
+``synchronous=NORMAL``, so that a power loss never loses a written alert (each commit syncs
+the disk: that is why commits run off the event loop), and the busy timeout is short, so
+that a lock held elsewhere never holds the store's thread, or a read on the loop, for long.
 
 A write that fails for a reason that may pass (the file is locked, the disk is full, an I/O
 error, read-only) raises ``StoreUnavailable`` (``commit``), or is held in memory and
@@ -20,10 +25,11 @@ such failure logs one line, the first success after it one more (``trouble`` is 
 meanwhile). A corrupt file, or one that is no longer a database, raises ``StoreFailed``:
 the daemon stops.
 
-Writes are batched per wake-up of the loop: one transaction (``commit``) takes every alert
-that changed, the replay positions and the notices made, so a million messages do not mean
-a million fsyncs; ``plan`` moves the planner's messages from the inbox to the outbox in one
-transaction, so a crash in between loses nothing.
+Writes are batched: one transaction (``commit``) takes every alert that changed, the replay
+positions and the notices made since the last one (while a commit is in flight the engine
+goes on and its work waits for the next), so the fsyncs per second follow the disk, not
+the message or notification rate; ``plan`` moves the planner's messages from the inbox to
+the outbox in one transaction, so a crash in between loses nothing.
 """
 
 from __future__ import annotations
@@ -471,8 +477,17 @@ class Store:
         return found
 
     def queued(self) -> dict[str, int]:
-        """How many messages wait in the outbox, per channel."""
-        rows = self._reading("queued", "SELECT channel, COUNT(*) FROM outbox GROUP BY channel")
+        """How many messages wait in the outbox, per channel. ``/metrics`` asks from the event
+        loop: while the store's thread is in a call (a commit's fsync), the last count."""
+        if not self.using.acquire(blocking=False):
+            if "queued" in self._read:
+                return {channel: count for channel, count in self._read["queued"]}
+            self.using.acquire()
+        try:
+            rows = self._reading("queued",
+                                 "SELECT channel, COUNT(*) FROM outbox GROUP BY channel")
+        finally:
+            self.using.release()
         return {channel: count for channel, count in rows}
 
     @_serialised

@@ -21,6 +21,7 @@ import trio
 from alertd import app
 from alertd.config import load_config
 from alertd.model import AlertState
+from alertd.notify.plan import Outgoing
 from alertd.simulator.element import FakeElement
 from alertd.store import Store
 
@@ -111,3 +112,30 @@ async def test_frames_are_evaluated_while_a_commit_is_slow(tmp_path: Path) -> No
             ("cold/room1", AlertState.FIRING), ("cold/room2", AlertState.FIRING)}
     finally:
         again.close()
+
+
+def test_the_outbox_count_for_metrics_never_waits_for_the_store_thread(tmp_path: Path) -> None:
+    """``/metrics`` reads the outbox count on the event loop: while another thread is in a
+    store call, it gets the last count at once instead of waiting for that call."""
+    store = Store.open(tmp_path / "state.db")
+    try:
+        store.plan([Outgoing("ops", "json://127.0.0.1:9/", "t", "b")], [], 0.0)
+        assert store.queued() == {"ops": 1}
+        inside, leave = threading.Event(), threading.Event()
+
+        def call_in_flight() -> None:
+            with store.using:
+                inside.set()
+                leave.wait(LONGEST)
+
+        thread = threading.Thread(target=call_in_flight)
+        thread.start()
+        try:
+            assert inside.wait(LONGEST)
+            assert store.queued() == {"ops": 1}
+            assert thread.is_alive()  # answered while the other call still held the store
+        finally:
+            leave.set()
+            thread.join()
+    finally:
+        store.close()
