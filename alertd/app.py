@@ -362,6 +362,17 @@ class EngineWrites:
     schedule: WriteSchedule
     wake: trio.MemorySendChannel[None]
 
+    def after_wake_up(self, now: float) -> None:
+        """Tell the writer when the work is due now, or its deadline moved (positions alone
+        now wait); otherwise it sleeps on (a wake-up of its own per frame costs throughput)."""
+        deadline = self.schedule.next_deadline()
+        if self.schedule.due(self.work, now):
+            self.kick()
+        else:
+            self.schedule.hold(self.work, now)
+            if self.schedule.next_deadline() != deadline:
+                self.kick()
+
     def kick(self) -> None:
         try:
             self.wake.send_nowait(None)
@@ -391,7 +402,7 @@ async def _evaluate(engine: Engine, batches: trio.MemoryReceiveChannel[Batch], r
                     return
                 now = clock.now()
                 events = _apply(engine, taken, now, owned, writes.work, writes.schedule)
-                writes.kick()
+                writes.after_wake_up(now)
                 _observe_latency(runtime, taken)
                 await _never_spin(engine, now, bool(taken or events))
     finally:
@@ -424,6 +435,7 @@ async def _write_engine(writes: EngineWrites, wake: trio.MemoryReceiveChannel[No
             continue
         for key in writes.work.positions:  # a socket's first position, reached meanwhile
             schedule.position(key, clock.now())
+        schedule.hold(writes.work, clock.now())  # the other positions reached meanwhile
         await _hand_on(done.events, ids, entries)
 
 
