@@ -5,12 +5,15 @@
                                                +-- state store: alerts, replay   channel
                                                    positions, history, inbox, outbox
 
-The engine loop wakes on a batch or on the engine's next deadline, reads the clock once,
-evaluates, and persists what changed, with each (channel, notification) for the planner's
-inbox, in one transaction. The planner loop (``_deliver``) applies silences, quiet hours
-and grouping, and writes its messages to the outbox; each channel has its own worker, so a
-slow or failing channel never delays evaluation or the other channels, and a restart
-resumes what was neither planned nor delivered. An optional HTTP task serves /metrics.
+The engine loop wakes on a batch or on the engine's next deadline, reads the clock once and
+evaluates; its writer persists what changed, with each (channel, notification) for the
+planner's inbox, in one transaction, in the store's thread (``_in_store``: every store call
+of these tasks runs there, one at a time, so no fsync stalls the event loop), while the loop
+goes on evaluating; what it adds meanwhile goes into the next transaction. The planner
+loop (``_deliver``) applies silences, quiet hours and grouping, and writes its messages to
+the outbox; each channel has its own worker, so a slow or failing channel never delays
+evaluation or the other channels, and a restart resumes what was neither planned nor
+delivered. An optional HTTP task serves /metrics.
 SIGHUP loads the file again (a storm of them is one reload): an invalid file is logged and
 the old one kept; a valid one restarts sources, engine and planner, and alerts of rules that
 still exist resume from the store.
@@ -33,6 +36,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
@@ -104,6 +108,8 @@ class Runtime:
     recorder: Recorder | None = None  # --record: every frame received, to files
     dry_run: bool = False  # --dry-run: every channel prints (a reload keeps it so)
     alerts_route: http_server.Route | None = None  # /alerts, as alertd alerts --json says
+    store_thread: trio.CapacityLimiter | None = field(  # the store's calls, one at a time
+        default_factory=lambda: _store_thread())
 
 
 async def run(config: s.Config, store: Store, *, config_path: str | None = None,
@@ -337,7 +343,7 @@ async def _watch_store(runtime: Runtime) -> None:
             raise StoreFailed(f"state file {store.path}: {gone} while alertd ran; stopping "
                               "(start alertd again to use the file now at that path)")
         if store.held:
-            store.flush()
+            await _in_store(runtime, store.flush)
         if store.trouble is None:
             troubled_since = None
         elif troubled_since is None:
@@ -347,34 +353,90 @@ async def _watch_store(runtime: Runtime) -> None:
                               f"{STORE_PATIENCE / 60:g} minutes: {store.trouble}; stopping")
 
 
+@dataclass
+class EngineWrites:
+    """What the engine loop has not written yet (``work``, added to while a write is in
+    flight) and when to write it (``schedule``); ``wake`` tells the writer to look."""
+
+    work: Unwritten
+    schedule: WriteSchedule
+    wake: trio.MemorySendChannel[None]
+
+    def after_wake_up(self, now: float) -> None:
+        """Tell the writer when the work is due now, or its deadline moved (positions alone
+        now wait); otherwise it sleeps on (a wake-up of its own per frame costs throughput)."""
+        deadline = self.schedule.next_deadline()
+        if self.schedule.due(self.work, now):
+            self.kick()
+        else:
+            self.schedule.hold(self.work, now)
+            if self.schedule.next_deadline() != deadline:
+                self.kick()
+
+    def kick(self) -> None:
+        try:
+            self.wake.send_nowait(None)
+        except trio.WouldBlock:
+            pass  # the writer is already told
+
+
 async def _evaluate(engine: Engine, batches: trio.MemoryReceiveChannel[Batch], runtime: Runtime,
                     entries: trio.MemorySendChannel[Entry | Settled],
                     owned: Callable[[Event], bool] | None = None) -> None:
-    """The engine loop: take the batches waiting, hand their events to the engine, write
-    what changed (``writes.WriteSchedule`` says when: alert changes at once, replay positions
-    alone at most every ``CURSOR_WRITE`` seconds and when the loop ends, a failed write again
-    with backoff while the engine goes on), then forward what was written to the planner.
-    ``owned`` (sharded: ``shard.event_filter``) drops other shards' entities first."""
-    clock, store = runtime.clock, runtime.store
-    work, schedule = Unwritten(), WriteSchedule(CURSOR_WRITE, STORE_RETRY)
+    """The engine loop: take the batches waiting, hand their events to the engine, and add
+    what changed to the work not yet written; its writer (``_write_engine``) writes it in the
+    store's thread and forwards what was written to the planner, while this loop goes on
+    evaluating. ``owned`` (sharded: ``shard.event_filter``) drops other shards' entities
+    first. When the loop ends, what is still unwritten is written (``_write_at_end``)."""
+    clock = runtime.clock
+    wake_send, wake_receive = trio.open_memory_channel[None](1)
+    writes = EngineWrites(Unwritten(), WriteSchedule(CURSOR_WRITE, STORE_RETRY), wake_send)
     try:
-        async with batches, entries:
+        async with batches, entries, trio.open_nursery() as nursery:
+            nursery.start_soon(_write_engine, writes, wake_receive, runtime, entries)
             while True:
-                wake = min(engine.next_deadline() or math.inf, schedule.next_deadline())
+                wake = engine.next_deadline() or math.inf
                 taken = await _take(batches, clock.trio_time(wake), BATCH_LIMIT)
                 if taken is None:
+                    writes.wake.close()  # the writer writes what it was told of, and ends
                     return
                 now = clock.now()
-                events = _apply(engine, taken, now, owned, work, schedule)
-                if not schedule.due(work, now):
-                    schedule.hold(work, now)
-                elif (ids := _write_now(store, work, schedule, now)) is not None:
-                    done, work = work, Unwritten()
-                    await _hand_on(done.events, ids, entries)
+                events = _apply(engine, taken, now, owned, writes.work, writes.schedule)
+                writes.after_wake_up(now)
                 _observe_latency(runtime, taken)
                 await _never_spin(engine, now, bool(taken or events))
     finally:
-        _write_at_end(store, work, clock.now())
+        _write_at_end(runtime.store, writes.work, clock.now())
+
+
+async def _write_engine(writes: EngineWrites, wake: trio.MemoryReceiveChannel[None],
+                        runtime: Runtime, entries: trio.MemorySendChannel[Entry | Settled]) -> None:
+    """The engine loop's writer: whenever the loop added work, or the schedule's deadline
+    comes (``writes.WriteSchedule``: alert changes at once, replay positions alone at most
+    every ``CURSOR_WRITE`` seconds, a failed write again with backoff), write everything
+    unwritten in one transaction, then forward what was written to the planner. Whatever the
+    engine adds while a commit is in flight goes into the next one, so commits follow the
+    disk's pace, not the notifications'."""
+    clock, schedule = runtime.clock, writes.schedule
+    while True:
+        with trio.move_on_at(clock.trio_time(schedule.next_deadline())):
+            try:
+                await wake.receive()
+            except trio.EndOfChannel:
+                return  # the engine loop ended: what is left is written at its end
+        now = clock.now()
+        if not schedule.due(writes.work, now):
+            schedule.hold(writes.work, now)
+            continue
+        done, writes.work = writes.work, Unwritten()
+        ids = await _write_now(runtime, done, schedule, now)
+        if ids is None:
+            writes.work.put_back(done)  # tried again after the schedule's backoff
+            continue
+        for key in writes.work.positions:  # a socket's first position, reached meanwhile
+            schedule.position(key, clock.now())
+        schedule.hold(writes.work, clock.now())  # the other positions reached meanwhile
+        await _hand_on(done.events, ids, entries)
 
 
 async def _take(channel: trio.MemoryReceiveChannel[T], until: float,
@@ -414,16 +476,39 @@ def _apply(engine: Engine, taken: list[Batch], now: float, owned: Callable[[Even
     return events
 
 
-def _write_now(store: Store, work: Unwritten, schedule: WriteSchedule,
-               now: float) -> list[int] | None:
-    """Write ``work``; its inbox ids, or None when the store failed (tried again later)."""
+async def _write_now(runtime: Runtime, work: Unwritten, schedule: WriteSchedule,
+                     now: float) -> list[int] | None:
+    """Write ``work`` in the store's thread; its inbox ids, or None when the store failed
+    (tried again later)."""
     try:
-        ids = _write(store, work, now)
+        ids = await _in_store(runtime, partial(_write, runtime.store, work, now))
     except StoreUnavailable:
         schedule.failed(now)
         return None
     schedule.written(work)
     return ids
+
+
+def _store_thread() -> trio.CapacityLimiter | None:
+    """The store's thread: a limiter of one, so its calls run one at a time, in the order
+    they come. None on a virtual clock (trio's ``MockClock``, the tests' ``autojump_clock``):
+    it jumps while a thread works, so there the store is used on the loop thread."""
+    from trio.testing import MockClock
+
+    virtual = isinstance(trio.lowlevel.current_clock(), MockClock)
+    return None if virtual else trio.CapacityLimiter(1)
+
+
+async def _in_store(runtime: Runtime, call: Callable[[], T]) -> T:
+    """``call`` on the state store in the store's one thread (``Runtime.store_thread``), so
+    that a commit's fsync never stalls the event loop; one call at a time, in the order they
+    come. Shielded: a call that began is never left half-known by a cancellation (a stop or
+    reload finds what it did done), and every call is short (a busy timeout of 50 ms)."""
+    if runtime.store_thread is None:
+        return call()
+    with trio.CancelScope(shield=True):
+        done = await trio.to_thread.run_sync(call, limiter=runtime.store_thread)
+    return done
 
 
 def _write(store: Store, work: Unwritten, now: float) -> list[int]:
@@ -503,8 +588,6 @@ def _routes(runtime: Runtime, config: s.Config) -> dict[str, http_server.Route]:
 def _serve_http(runtime: Runtime, config: s.Config) -> Callable[..., Awaitable[None]]:
     """``http_server.serve`` with the web page's handlers (``web.py``) and access rules;
     ``/alerts`` in the schema of ``alertd alerts --json``."""
-    from functools import partial
-
     from alertd import web
 
     handlers, alerts = web.daemon_handlers(config, lambda: runtime.engine, runtime.store,
@@ -531,9 +614,10 @@ async def _deliver(config: s.Config, entries: trio.MemoryReceiveChannel[Entry | 
     run are planned first; the store's silences are read again every ``SILENCES_EVERY``."""
     store, clock = runtime.store, runtime.clock
     now = silences_read = clock.now()
-    planner = Planner(config.rules, config.channels, _silences(config, store, now),
+    planner = Planner(config.rules, config.channels,
+                      await _in_store(runtime, partial(_silences, config, store, now)),
                       generator_url=_page_url(config, runtime))
-    planner.seed(_firing_at_start(store))
+    planner.seed(await _in_store(runtime, partial(_firing_at_start, store)))
     taken: list[Entry | Settled] | None = list(left)
     if left:
         log.info("resuming %s left by the last run", plural(len(left), "notification"))
@@ -542,13 +626,14 @@ async def _deliver(config: s.Config, entries: trio.MemoryReceiveChannel[Entry | 
             plan = planner.step(taken, now)
             for decision in plan.decisions:
                 log.info("notify: %s", describe(decision))
-            _dispatch(config, plan, store, now, runtime)
+            await _dispatch(config, plan, now, runtime)
             due = planner.next_deadline()
             wake = min(math.inf if due is None else due, silences_read + SILENCES_EVERY)
             taken = await _take(entries, clock.trio_time(wake))
             now = clock.now()
             if now >= silences_read + SILENCES_EVERY:
-                planner.set_silences(_silences(config, store, now))
+                planner.set_silences(await _in_store(runtime,
+                                                     partial(_silences, config, store, now)))
                 silences_read = now
 
 
@@ -564,11 +649,11 @@ def _page_url(config: s.Config, runtime: Runtime) -> str | None:
     return f"http://{f'[{host}]' if ':' in host else host}:{runtime.http_port}/"
 
 
-def _dispatch(config: s.Config, plan: Plan, store: Store, now: float,
-              runtime: Runtime) -> None:
+async def _dispatch(config: s.Config, plan: Plan, now: float, runtime: Runtime) -> None:
     """A plan's messages, once per URL of their channel: ``console://`` prints at once, the
-    rest go to the outbox with the inbox rows the plan used up (one transaction), and their
-    URLs' workers (``Couriers``, which outlive this planner) are woken."""
+    rest go to the outbox with the inbox rows the plan used up (one transaction, in the
+    store's thread), and their URLs' workers (``Couriers``, which outlive this planner) are
+    woken once it is written."""
     queued = []
     for delivery in outgoing(plan.messages, config.channels):
         if delivery.url == CONSOLE_URL:
@@ -576,7 +661,7 @@ def _dispatch(config: s.Config, plan: Plan, store: Store, now: float,
         else:
             queued.append(delivery)
     if queued or plan.consumed:
-        store.plan(queued, plan.consumed, now)
+        await _in_store(runtime, partial(runtime.store.plan, queued, plan.consumed, now))
     if runtime.couriers is not None:
         for delivery in queued:
             runtime.couriers.kick(delivery.channel, delivery.url)
@@ -658,7 +743,8 @@ async def _url_worker(courier: Courier, sender: ProcessSender, runtime: Runtime)
         while not courier.stopping and await _send_due(courier, sender, runtime):
             if courier.stopping:
                 return
-            pending = store.pending(courier.channel, courier.url)
+            pending = await _in_store(runtime, partial(store.pending, courier.channel,
+                                                       courier.url))
             due = max(pending[0].due, courier.hold_until) if pending else math.inf
             with trio.move_on_at(clock.trio_time(due)):
                 await courier.woken.receive()
@@ -670,7 +756,9 @@ async def _url_worker(courier: Courier, sender: ProcessSender, runtime: Runtime)
 async def _send_due(courier: Courier, sender: ProcessSender, runtime: Runtime) -> bool:
     """Send the URL's rows that are due, oldest first, until one must wait (or the worker
     is stopping); False when a stop ended a send in flight (its row stays queued)."""
-    for delivery in runtime.store.pending(courier.channel, courier.url):
+    store = runtime.store
+    for delivery in await _in_store(runtime, partial(store.pending, courier.channel,
+                                                     courier.url)):
         now = runtime.clock.now()
         if courier.stopping or delivery.due > now or courier.hold_until > now:
             break
@@ -684,7 +772,7 @@ async def _send_due(courier: Courier, sender: ProcessSender, runtime: Runtime) -
                         "and was ended; it is sent again at the next start",
                         courier.channel, _kind(courier.url), runtime.stop_grace)
             return False
-        if not _record(courier, delivery, outcome, runtime):
+        if not await _record(courier, delivery, outcome, runtime):
             break
     return True
 
@@ -693,18 +781,20 @@ def _kind(url: str) -> str:
     return url.split("://", 1)[0]
 
 
-def _record(courier: Courier, delivery: Delivery, outcome: DeliveryOutcome,
-            runtime: Runtime) -> bool:
+async def _record(courier: Courier, delivery: Delivery, outcome: DeliveryOutcome,
+                  runtime: Runtime) -> bool:
     """Apply the decision on a send (``schedule.after_attempt``): the outbox row done or
-    due again, the counters, one log line; False when the URL is now held (try later)."""
+    due again (in the store's thread), the counters, one log line; False when the URL is
+    now held (try later)."""
     now = runtime.clock.now()
     decision = after_attempt(outcome, delivery.created, delivery.attempts, now,
                              first=runtime.retry_first)
     if decision.retry_at is None:
-        runtime.store.delivered(delivery.id)
+        await _in_store(runtime, partial(runtime.store.delivered, delivery.id))
     else:
-        runtime.store.retry(delivery.id, decision.retry_at)
         courier.hold_until = decision.retry_at
+        await _in_store(runtime, partial(runtime.store.retry, delivery.id,
+                                         decision.retry_at))
     runtime.delivered += int(decision.fate is Fate.DELIVERED)
     runtime.failed += int(decision.given_up)
     _log_attempt(decision, courier, delivery.title, now)

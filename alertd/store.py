@@ -4,13 +4,18 @@ It keeps what a restart must not forget: alert states (so firing alerts stay fir
 second notification and pending ones keep their start), each ELEMENT socket's replay position
 (``after=``), the planner's inbox (notices waiting for their group or for the end of quiet
 hours), the outbox (messages not yet delivered), runtime silences and the alert history.
-The daemon writes from its one event loop thread; ``alertd alerts`` and ``alertd silence``
-open the same file from other processes (``Store.open``, with a busy timeout: they may
-wait). The daemon opens it with ``Store.open_daemon``: a lock file next to it
-(``PATH.lock``, holding the daemon's pid) keeps a second daemon out, the journal is a
+The daemon calls the store from one worker thread (``app._in_store``: one call at a time,
+so a commit's fsync never stalls the event loop) and, for a few reads at start, a reload or
+from the web page, from the event loop thread; ``using``, one lock, serialises every use of
+the connection and of the writes held with it, so the two never race. ``alertd alerts`` and
+``alertd silence`` open the same file from other processes (``Store.open``, with a busy
+timeout: they may wait). The daemon opens it with ``Store.open_daemon``: a lock file next to
+it (``PATH.lock``, holding the daemon's pid) keeps a second daemon out, the journal is a
 rollback journal (``TRUNCATE``), not WAL, because WAL's ``-shm`` index is memory-mapped and
-a file truncated or made unwritable under the process ends it with SIGBUS, and the busy
-timeout is short, so that a lock held elsewhere never blocks the event loop for long.
+a file truncated or made unwritable under the process ends it with SIGBUS, with
+``synchronous=NORMAL``, so that a power loss never loses a written alert (each commit syncs
+the disk: that is why commits run off the event loop), and the busy timeout is short, so
+that a lock held elsewhere never holds the store's thread, or a read on the loop, for long.
 
 A write that fails for a reason that may pass (the file is locked, the disk is full, an I/O
 error, read-only) raises ``StoreUnavailable`` (``commit``), or is held in memory and
@@ -20,10 +25,11 @@ such failure logs one line, the first success after it one more (``trouble`` is 
 meanwhile). A corrupt file, or one that is no longer a database, raises ``StoreFailed``:
 the daemon stops.
 
-Writes are batched per wake-up of the loop: one transaction (``commit``) takes every alert
-that changed, the replay positions and the notices made, so a million messages do not mean
-a million fsyncs; ``plan`` moves the planner's messages from the inbox to the outbox in one
-transaction, so a crash in between loses nothing.
+Writes are batched: one transaction (``commit``) takes every alert that changed, the replay
+positions and the notices made since the last one (while a commit is in flight the engine
+goes on and its work waits for the next), so the fsyncs per second follow the disk, not
+the message or notification rate; ``plan`` moves the planner's messages from the inbox to
+the outbox in one transaction, so a crash in between loses nothing.
 """
 
 from __future__ import annotations
@@ -33,12 +39,14 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import update_wrapper
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from alertd.errors import AlertdError
 from alertd.model import AlertState, Notification
@@ -51,6 +59,8 @@ DAEMON_BUSY_TIMEOUT = 0.05  # seconds the daemon's event loop may wait for anoth
 CLI_BUSY_TIMEOUT = 5.0  # alertd alerts / silence: a person waits, the daemon's writes are short
 FATAL = ("SQLITE_CORRUPT", "SQLITE_NOTADB")  # the file is not a usable state file any more
 _STATES = frozenset(AlertState)  # a row in another state (written by hand) is not an alert
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class StoreError(AlertdError):
@@ -184,6 +194,16 @@ def _add_outbox_notify_type(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE outbox ADD COLUMN notify_type TEXT NOT NULL DEFAULT 'info'")
 
 
+def _serialised(method: Callable[Concatenate[Store, P], R]) -> Callable[Concatenate[Store, P], R]:
+    """One use of the connection (and of the writes held with it) at a time: the daemon's
+    writer thread and the event loop thread share them."""
+    def serialised(self: Store, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self.using:
+            return method(self, *args, **kwargs)
+    update_wrapper(serialised, method)
+    return serialised
+
+
 class Store:
     """The SQLite state file. Open with ``Store.open(path)`` (commands) or
     ``Store.open_daemon(path)`` (``alertd run``); close with ``close()``."""
@@ -198,6 +218,7 @@ class Store:
         self._gone: set[int] = set()  # outbox rows delivered, their delete held
         self._due: dict[int, tuple[float, int]] = {}  # retries held: (due, attempts added)
         self._read: dict[object, Any] = {}  # the last answer of a read, for when one fails
+        self.using = threading.RLock()  # held by whichever thread uses the connection
 
     @classmethod
     def open(cls, path: str | Path, busy_timeout: float = CLI_BUSY_TIMEOUT) -> Store:
@@ -260,6 +281,7 @@ class Store:
         status = os.stat(self.path)
         self.identity = (status.st_dev, status.st_ino)
 
+    @_serialised
     def close(self) -> None:
         self.db.close()
         if self._lock is not None:
@@ -283,17 +305,18 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-            self.db.execute("COMMIT")
-        except BaseException:
-            if self.db.in_transaction:  # a failed COMMIT may have rolled back already
-                try:
-                    self.db.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass  # the error being raised says more
-            raise
+        with self.using:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:  # a failed COMMIT may have rolled back already
+                    try:
+                        self.db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # the error being raised says more
+                raise
 
     # ---- failures ----------------------------------------------------------------------
 
@@ -323,6 +346,7 @@ class Store:
         self._held.extend(statements)
         self.flush()
 
+    @_serialised
     def flush(self) -> bool:
         """Write what is held; True when nothing is held any more."""
         if not self._held:
@@ -343,6 +367,7 @@ class Store:
     def held(self) -> bool:
         return bool(self._held)
 
+    @_serialised
     def _reading(self, key: object, query: str, args: tuple[Any, ...] = ()) -> list[Any]:
         """Rows of a read; when the file is locked for reading (an exclusive lock elsewhere)
         or failing, the last rows read for the same question, so the daemon goes on."""
@@ -358,6 +383,7 @@ class Store:
 
     # ---- alerts ------------------------------------------------------------------------
 
+    @_serialised
     def commit(self, alerts: Iterable[StoredAlert], positions: Iterable[Position],
                made: Iterable[Notification], now: float,
                offers: Iterable[Offer] = ()) -> list[int]:
@@ -397,6 +423,7 @@ class Store:
         db.executemany("INSERT INTO history VALUES (?, ?, ?, ?)",
                        [(n.at, n.rule, n.entity, str(n.state)) for n in made])
 
+    @_serialised
     def prune(self, before: float) -> int:
         """Forget notifications, and silences that ended, before ``before``; how many
         notifications went."""
@@ -420,6 +447,7 @@ class Store:
         rows = self._reading("inbox", "SELECT id, channel, note FROM inbox ORDER BY id")
         return [Entry(row[0], row[1], note_from_json(row[2])) for row in rows]
 
+    @_serialised
     def plan(self, deliveries: Iterable[Outgoing], consumed: Iterable[int],
              now: float) -> None:
         """The planner's step in one transaction: messages into the outbox (due now), and
@@ -431,6 +459,7 @@ class Store:
                        for d in deliveries]),
                      ("DELETE FROM inbox WHERE id = ?", [(i,) for i in consumed])])
 
+    @_serialised
     def pending(self, channel: str, url: str | None = None) -> list[Delivery]:
         """The channel's deliveries (to one of its URLs, if given), soonest due first."""
         query = "SELECT id, channel, url, title, body, created, due, attempts, notify_type " \
@@ -448,15 +477,26 @@ class Store:
         return found
 
     def queued(self) -> dict[str, int]:
-        """How many messages wait in the outbox, per channel."""
-        rows = self._reading("queued", "SELECT channel, COUNT(*) FROM outbox GROUP BY channel")
+        """How many messages wait in the outbox, per channel. ``/metrics`` asks from the event
+        loop: while the store's thread is in a call (a commit's fsync), the last count."""
+        if not self.using.acquire(blocking=False):
+            if "queued" in self._read:
+                return {channel: count for channel, count in self._read["queued"]}
+            self.using.acquire()
+        try:
+            rows = self._reading("queued",
+                                 "SELECT channel, COUNT(*) FROM outbox GROUP BY channel")
+        finally:
+            self.using.release()
         return {channel: count for channel, count in rows}
 
+    @_serialised
     def delivered(self, delivery_id: int) -> None:
         self._forget_read(delivery_id)
         self._gone.add(delivery_id)
         self._write([("DELETE FROM outbox WHERE id = ?", [(delivery_id,)])])
 
+    @_serialised
     def retry(self, delivery_id: int, due: float) -> None:
         self._forget_read(delivery_id)
         self._write([("UPDATE outbox SET due = ?, attempts = attempts + 1 WHERE id = ?",
@@ -471,6 +511,7 @@ class Store:
             if isinstance(key, tuple) and key[0] == "pending":
                 self._read[key] = [row for row in rows if row[0] != delivery_id]
 
+    @_serialised
     def orphans(self, channels: Mapping[str, Iterable[str]]) -> int:
         """Drop what waits for a channel (or a channel's URL) no longer configured; how many
         outbox deliveries were dropped. ``channels`` maps each channel to its URLs."""
@@ -489,15 +530,18 @@ class Store:
 
     # ---- replay positions --------------------------------------------------------------
 
+    @_serialised
     def save_cursor(self, source: str, socket: str, after: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?)",
                         (source, socket, after))
 
+    @_serialised
     def load_cursor(self, source: str, socket: str) -> str | None:
         row = self.db.execute("SELECT after FROM cursors WHERE source = ? AND socket = ?",
                               (source, socket)).fetchone()
         return None if row is None else str(row[0])
 
+    @_serialised
     def load_cursors(self, source: str) -> dict[str, str]:
         """Every position saved for one source, by socket (or ``tracker/ID`` for Navixy)."""
         rows = self.db.execute("SELECT socket, after FROM cursors WHERE source = ?",
@@ -506,6 +550,7 @@ class Store:
 
     # ---- runtime silences ---------------------------------------------------------------
 
+    @_serialised
     def add_silence(self, match: dict[str, str], starts: float, ends: float, comment: str,
                     now: float) -> StoredSilence:
         silence = StoredSilence(uuid.uuid4().hex[:8], dict(match), starts, ends, comment, now)
@@ -524,6 +569,7 @@ class Store:
                              query + " ORDER BY starts, id", args)
         return [StoredSilence(r[0], json.loads(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
 
+    @_serialised
     def expire_silence(self, silence_id: str, now: float) -> bool:
         """End a silence now; False when no active silence has that id."""
         done = self.db.execute("UPDATE silences SET ends = ? WHERE id = ? AND ends > ?",

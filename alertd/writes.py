@@ -39,6 +39,13 @@ class Unwritten:
             self.alerts[(alert.rule, alert.entity)] = alert
         self.events += events
 
+    def put_back(self, failed: Unwritten) -> None:
+        """A write of ``failed`` did not happen: its work goes before what came meanwhile
+        (newer alert states and positions win, events keep the order they happened)."""
+        self.alerts = {**failed.alerts, **self.alerts}
+        self.positions = {**failed.positions, **self.positions}
+        self.events = failed.events + self.events
+
     @property
     def alerting(self) -> bool:
         return bool(self.alerts or self.events)

@@ -1,0 +1,141 @@
+"""The state store's writes run off the event loop (issue 15): while a commit takes long (a
+slow disk's fsync, injected here as a COMMIT that waits for the test), the daemon goes on
+receiving and evaluating frames; what it evaluated meanwhile is written in the next commit,
+and a notification still reaches the planner only once its alert change is written.
+
+Real clock and an in-process daemon: the store's thread would race trio's autojump clock,
+and the injected commit needs the daemon's own connection."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+import textwrap
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from alertd import app
+from alertd.config import load_config
+from alertd.model import AlertState
+from alertd.notify.plan import Outgoing
+from alertd.simulator.element import FakeElement
+from alertd.store import Store
+
+KEY = "k"
+LONGEST = 6.0  # seconds a held COMMIT waits at most (the old code waited this long, blocked)
+
+
+class SlowCommits:
+    """The store's connection, every COMMIT held while ``gate`` is closed (at most
+    ``LONGEST`` seconds, then ``overran`` says so): a commit whose fsync takes long."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.gate = threading.Event()
+        self.gate.set()
+        self.holding = threading.Event()  # a COMMIT is waiting for the gate
+        self.overran = False
+        self.commits = 0
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "COMMIT" and not self.gate.is_set():
+            self.holding.set()
+            self.overran = not self.gate.wait(LONGEST) or self.overran
+        if sql == "COMMIT":
+            self.commits += 1
+        return self.db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+async def until(condition: Callable[[], bool], what: str, seconds: float = 20) -> None:
+    with trio.move_on_after(seconds):
+        while not condition():
+            await trio.sleep(0.02)
+        return
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_frames_are_evaluated_while_a_commit_is_slow(tmp_path: Path) -> None:
+    element = FakeElement(api_keys={KEY})
+    path = tmp_path / "rules.yaml"
+    out = io.StringIO()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(element.serve)
+        path.write_text(textwrap.dedent(f"""\
+            state: state.db
+            sources:
+              cold: {{type: element, url: "{element.url}", api_key: {KEY},
+                     subscribe: [readings]}}
+            channels: {{out: console://}}
+            rules:
+              - {{name: warm, threshold: {{field: t, above: 8}}, notify: [out], repeat: never}}
+            """))
+        config = load_config(path, {})
+        store = Store.open_daemon(config.state)
+        slow = SlowCommits(store.db)
+        store.db = slow  # type: ignore[assignment]
+        runtime = await nursery.start(lambda task_status: app.run(
+            config, store, out=out, task_status=task_status))
+        await until(lambda: bool(element.connections), "the daemon's connection")
+        element.add_reading("room0", {"t": 1})  # the socket's first position is written
+        await until(lambda: slow.commits >= 2, "the first replay position written")
+
+        slow.gate.clear()
+        element.add_reading("room1", {"t": 9})
+        await until(slow.holding.is_set, "room1's alert being committed")
+        element.add_reading("room2", {"t": 9})
+
+        def room2_evaluated() -> bool:
+            engine = runtime.engine
+            return engine is not None and any(
+                view.entity.endswith("room2") and view.state is AlertState.FIRING
+                for view in engine.alerts())
+
+        await until(lambda: room2_evaluated() or slow.overran, "room2's reading evaluated")
+        assert not slow.overran, "the event loop waited for the commit"
+        assert "[FIRING]" not in out.getvalue()  # not handed on before its commit
+
+        slow.gate.set()
+        await until(lambda: "FIRING: room2" in out.getvalue(), "room2's notification")
+        assert "FIRING: room1" in out.getvalue()
+        nursery.cancel_scope.cancel()
+    store.close()
+    again = Store.open(config.state)
+    try:
+        assert {(a.entity, a.state) for a in again.load_alerts()} == {
+            ("cold/room1", AlertState.FIRING), ("cold/room2", AlertState.FIRING)}
+    finally:
+        again.close()
+
+
+def test_the_outbox_count_for_metrics_never_waits_for_the_store_thread(tmp_path: Path) -> None:
+    """``/metrics`` reads the outbox count on the event loop: while another thread is in a
+    store call, it gets the last count at once instead of waiting for that call."""
+    store = Store.open(tmp_path / "state.db")
+    try:
+        store.plan([Outgoing("ops", "json://127.0.0.1:9/", "t", "b")], [], 0.0)
+        assert store.queued() == {"ops": 1}
+        inside, leave = threading.Event(), threading.Event()
+
+        def call_in_flight() -> None:
+            with store.using:
+                inside.set()
+                leave.wait(LONGEST)
+
+        thread = threading.Thread(target=call_in_flight)
+        thread.start()
+        try:
+            assert inside.wait(LONGEST)
+            assert store.queued() == {"ops": 1}
+            assert thread.is_alive()  # answered while the other call still held the store
+        finally:
+            leave.set()
+            thread.join()
+    finally:
+        store.close()
