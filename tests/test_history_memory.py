@@ -14,8 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from alertd.config import schema as s
+from alertd.config.schema import HISTORY_DEPTH as DEPTH
 from alertd.engine import Engine
-from alertd.engine.history import DEPTH, FieldHistory
+from alertd.engine.history import FieldHistory
 from alertd.errors import Loc
 from alertd.model import Message
 
@@ -58,7 +59,7 @@ def test_an_entity_with_five_full_histories_and_no_alert_stays_compact() -> None
     rules = [s.Rule(LOC, f"gap-{f}", s.Missing(LOC, f, 3), notify=("ops",)) for f in FIELDS]
     rules += [s.Rule(LOC, f"drop-{f}", s.Change(LOC, f, 600.0, drop=1000.0), notify=("ops",))
               for f in FIELDS]
-    sources = {"iot": s.ElementSource(LOC, "iot", "k", ("readings",))}
+    sources: dict[str, s.Source] = {"iot": s.ElementSource(LOC, "iot", "k", ("readings",))}
     entities = 500
 
     def fleet() -> Engine:
