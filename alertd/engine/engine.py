@@ -330,7 +330,7 @@ class Engine:
                 history = histories.get(field)
                 if history is None:
                     history = histories[field] = FieldHistory(read[field])
-                history.record(msg_time, normalise(value))
+                history.record(msg_time, value if value.__class__ is float else normalise(value))
         if message.absent_is_null:  # nulls matter only to `missing` conditions
             for field in src.null_fields:
                 if field not in fields:
@@ -421,12 +421,14 @@ class Engine:
 
     def _evaluate(self, entity: Entity, numbers: Iterable[int], now: float) -> list[AlertEvent]:
         out: list[AlertEvent] = []
-        clock = now - entity.offset
+        offset = entity.offset  # the loop changes no time of the entity's
+        clock = now - offset
         src = self._sources[entity.source]
         wakes: list[float] = []
+        rules, conditions = self.rules, entity.conditions
         for number in numbers:
-            rule = self.rules[number]
-            condition = entity.conditions.get(number, rule.condition)
+            rule = rules[number]
+            condition = conditions.get(number, rule.condition)
             alert = entity.alerts.get(number)
             firing = alert is not None and alert.firing
             if isinstance(condition, s.Silent):
@@ -458,14 +460,14 @@ class Engine:
             started = alert.started
             notices = alert.step(result.holds, clock)
             if alert.started != started:  # a new episode: its times are shown from now on
-                alert.shift = entity.offset
+                alert.shift = offset
             out.extend(self._events(alert, notices, before, entity, now))
             if alert.fingerprint() != before or _new_pending_value(alert, shown):
                 self._changed[id(alert)] = alert
                 _track(entity, number, alert)
             deadline = alert.deadline()
             if deadline is not None:
-                wakes.append(deadline + entity.offset)
+                wakes.append(deadline + offset)
         self._schedule(entity, _after(wakes, now))
         return out
 

@@ -34,6 +34,9 @@ OTHER = -math.inf  # the value is in ``_other``
 # is dropped. Grown an entry at a time instead, an array passes through four buffers and
 # settles at 34 doubles (CPython over-allocates), 64 bytes more per field.
 _FULL = array("d", bytes(8 * (2 * DEPTH + 2)))
+_QUEUE = 2 * DEPTH  # doubles in 12 entries
+_MOST = 2 * (WINDOW_CAP + DEPTH)  # doubles in the longest window and a queue
+_finite = math.isfinite
 
 
 def normalise(value: Any) -> Any:
@@ -86,29 +89,42 @@ class FieldHistory(_Doubles):
         """Add one message's value (None: null) in ``msg_time`` order. An entry with the same
         ``msg_time`` is the same message seen again (a resend, a replay) or another reading
         of it: merged, never counted twice, and a null never hides a value."""
-        entries = self
-        code = self._code(msg_time, value)
-        size = len(entries)
-        if size == 0 or msg_time > entries[size - 2]:
-            entries.append(msg_time)
-            entries.append(code)
+        if value is None:
+            code = NULL
+        elif value.__class__ is float and _finite(value):
+            code = value
         else:
-            index = size - 2
-            while index >= 0 and entries[index] > msg_time:
-                index -= 2
-            if index >= 0 and entries[index] == msg_time:
-                old = entries[index + 1]
-                if code == code or old != old:  # a value, or a null over a null
-                    if old == OTHER and code != OTHER and self._other:
-                        self._other.pop(msg_time, None)
-                    entries[index + 1] = code
-            else:  # out of order: rare
-                entries[index + 2:index + 2] = array("d", (msg_time, code))
-        if self.horizon > 0 and code == code and code != OTHER:
-            self._start = max(self._start, msg_time - self.horizon)
-        if len(entries) > 2 * DEPTH and (entries[0] < self._start or self.horizon <= 0
-                                         or len(entries) > 2 * (WINDOW_CAP + DEPTH)):
+            code = self._code(msg_time, value)
+        size = len(self)
+        if size == 0 or msg_time > self[size - 2]:
+            self.append(msg_time)
+            self.append(code)
+        else:
+            self._merge(msg_time, code)
+        horizon = self.horizon
+        if horizon > 0 and code == code and code != OTHER:
+            start = msg_time - horizon
+            if start > self._start:
+                self._start = start
+        if len(self) > _QUEUE and (horizon <= 0 or self[0] < self._start
+                                   or len(self) > _MOST):
             self._shorten()
+
+    def _merge(self, msg_time: float, code: float) -> None:
+        """Record an entry not newer than the newest: the same message again, or a late one."""
+        entries = self
+        size = len(entries)
+        index = size - 2
+        while index >= 0 and entries[index] > msg_time:
+            index -= 2
+        if index >= 0 and entries[index] == msg_time:
+            old = entries[index + 1]
+            if code == code or old != old:  # a value, or a null over a null
+                if old == OTHER and code != OTHER and self._other:
+                    self._other.pop(msg_time, None)
+                entries[index + 1] = code
+        else:  # out of order: rare
+            entries[index + 2:index + 2] = array("d", (msg_time, code))
 
     def _code(self, msg_time: float, value: Any) -> float:
         if value is None:
@@ -127,8 +143,7 @@ class FieldHistory(_Doubles):
         entries = self
         if len(entries) == 2 * DEPTH + 2 and (self.horizon <= 0 or entries[0] < self._start):
             oldest = entries[1]
-            newest = sum(entries[3::2])
-            if oldest != oldest or newest == newest:
+            if oldest != oldest or (newest := sum(entries[3::2])) == newest:
                 if self._other:
                     self._other.pop(entries[0], None)
                 del entries[:2]
