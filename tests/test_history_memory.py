@@ -27,6 +27,7 @@ FIELDS = ("temp", "hum", "bat", "co2", "press")
 def traced_bytes(build: Callable[[], Any]) -> int:
     """Bytes still allocated by ``build`` once it returned (what it built and keeps)."""
     gc.collect()
+    already = tracemalloc.is_tracing()  # e.g. python -X tracemalloc: leave it running
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
@@ -34,7 +35,8 @@ def traced_bytes(build: Callable[[], Any]) -> int:
         gc.collect()
         after = tracemalloc.get_traced_memory()[0]
     finally:
-        tracemalloc.stop()
+        if not already:
+            tracemalloc.stop()
     del kept
     return after - before
 
