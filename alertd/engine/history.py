@@ -15,8 +15,8 @@ that is among the 12 newest (the queue with gaps), among the 12 newest with a va
 queue without), or a number within the horizon (the window); ``all`` is its last 12
 entries, ``nonnull`` its last 12 with a value, ``window`` its numbers since the horizon's
 start. A null is NaN; a value that is not a finite number (text, true/false) is kept aside
-in ``_other`` and marked -inf. Arrays of doubles are not tracked by the garbage collector,
-and hold no object per value.
+in ``_other`` and marked -inf. The history is itself that array (one object per field, seen
+as one by the garbage collector), and holds no object per value.
 """
 
 from __future__ import annotations
