@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from alertd.config.schema import HISTORY_DEPTH as DEPTH
 
@@ -70,10 +70,10 @@ class FieldHistory(_Doubles):
     It *is* its array of doubles (a subclass with three slots): one object per field, not a
     history object holding an array, saves 40 bytes a field, 200 an entity of five."""
 
-    __slots__ = ("_start", "horizon", "_other")
+    __slots__ = ("_other", "_start", "horizon")
 
-    def __new__(cls, horizon: float = 0.0) -> FieldHistory:
-        history: FieldHistory = super().__new__(cls, "d", _FULL)  # type: ignore[assignment]
+    def __new__(cls, horizon: float = 0.0) -> Self:
+        history: Self = super().__new__(cls, "d", _FULL)  # type: ignore[assignment]
         del history[:DEPTH + 2]  # emptied in two steps, each shorter than CPython's 16
         del history[:]  # (below which an array keeps its buffer): room for a full history
         return history
@@ -103,9 +103,7 @@ class FieldHistory(_Doubles):
             self._merge(msg_time, code)
         horizon = self.horizon
         if horizon > 0 and code == code and code != OTHER:
-            start = msg_time - horizon
-            if start > self._start:
-                self._start = start
+            self._start = max(self._start, msg_time - horizon)
         if len(self) > _QUEUE and (horizon <= 0 or self[0] < self._start
                                    or len(self) > _MOST):
             self._shorten()
