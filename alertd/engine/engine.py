@@ -37,6 +37,7 @@ from alertd.records import AlertView, StoredAlert
 
 _STATUS = "\x00status"  # index key of rules that read a tracker's status
 _NO_OVERRIDES: dict[int, s.Condition] = {}  # shared, never written
+_NO_ALERTS: dict[int, Alert] = {}  # shared by entities without an alert, never written
 
 
 _KINDS = {Notice.FIRED: NoticeKind.FIRING, Notice.REPEATED: NoticeKind.FIRING,
@@ -113,7 +114,9 @@ class Entity:
         self.last_receipt: float | None = None
         self.created = now
         self.fields: dict[str, FieldHistory] = {}
-        self.alerts: dict[int, Alert] = {}  # rule number -> alert, created when first needed
+        # rule number -> alert, created when first needed (``add_alert``); most entities
+        # never have one and share an empty dict
+        self.alerts: dict[int, Alert] = _NO_ALERTS
         self.live: set[int] | None = None  # rules whose alert every message must see
         # (``_live``); None while there is none: most entities never have one
         # the indexes of the rules that reach it: the source's shared one, and one of the
@@ -123,6 +126,12 @@ class Entity:
             and not layers[0].conditions else {n: c for index in layers
                                                for n, c in index.conditions.items()}
         self.scheduled: float | None = None
+
+    def add_alert(self, number: int, alert: Alert) -> Alert:
+        if self.alerts is _NO_ALERTS:
+            self.alerts = {}
+        self.alerts[number] = alert
+        return alert
 
     def reached(self, key: str) -> set[int]:
         """The rules (not compiled) that a value of field ``key`` reaches."""
@@ -321,7 +330,7 @@ class Engine:
                 history = histories.get(field)
                 if history is None:
                     history = histories[field] = FieldHistory(read[field])
-                history.record(msg_time, normalise(value))
+                history.record(msg_time, value if value.__class__ is float else normalise(value))
         if message.absent_is_null:  # nulls matter only to `missing` conditions
             for field in src.null_fields:
                 if field not in fields:
@@ -412,12 +421,14 @@ class Engine:
 
     def _evaluate(self, entity: Entity, numbers: Iterable[int], now: float) -> list[AlertEvent]:
         out: list[AlertEvent] = []
-        clock = now - entity.offset
+        offset = entity.offset  # the loop changes no time of the entity's
+        clock = now - offset
         src = self._sources[entity.source]
         wakes: list[float] = []
+        rules, conditions = self.rules, entity.conditions
         for number in numbers:
-            rule = self.rules[number]
-            condition = entity.conditions.get(number, rule.condition)
+            rule = rules[number]
+            condition = conditions.get(number, rule.condition)
             alert = entity.alerts.get(number)
             firing = alert is not None and alert.firing
             if isinstance(condition, s.Silent):
@@ -436,7 +447,7 @@ class Engine:
             if alert is None:
                 if not result.holds:
                     continue
-                alert = entity.alerts[number] = Alert(rule, entity.key)
+                alert = entity.add_alert(number, Alert(rule, entity.key))
             elif not result.known:  # no data since a restart: the alert keeps its answer
                 result = Result(alert.state is PENDING or alert.state is FIRING,
                                 alert.field, alert.value, result.wake)
@@ -449,14 +460,14 @@ class Engine:
             started = alert.started
             notices = alert.step(result.holds, clock)
             if alert.started != started:  # a new episode: its times are shown from now on
-                alert.shift = entity.offset
+                alert.shift = offset
             out.extend(self._events(alert, notices, before, entity, now))
             if alert.fingerprint() != before or _new_pending_value(alert, shown):
                 self._changed[id(alert)] = alert
                 _track(entity, number, alert)
             deadline = alert.deadline()
             if deadline is not None:
-                wakes.append(deadline + entity.offset)
+                wakes.append(deadline + offset)
         self._schedule(entity, _after(wakes, now))
         return out
 
@@ -571,7 +582,7 @@ class Engine:
                         rule.entities is None or entity_id in rule.entities
                         or entity_key in rule.entities):
                     continue
-                entity.alerts[number] = alert
+                entity.add_alert(number, alert)
                 _track(entity, number, alert)
                 self._schedule(entity, now)
             else:

@@ -1,0 +1,79 @@
+"""Bytes per field history and per entity, counted by tracemalloc (deterministic for a given
+interpreter; no timing): the compact layout of issue 15 must not grow back unnoticed.
+
+The bounds are the layout's own sizes with a little room: a history is one object (an array
+of doubles with three slots) whose buffer holds a full history and the entry recorded before
+the oldest is dropped; an entity is its histories, one object, its fields dict and its key.
+"""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+from alertd.config import schema as s
+from alertd.config.schema import HISTORY_DEPTH as DEPTH
+from alertd.engine import Engine
+from alertd.engine.history import FieldHistory
+from alertd.errors import Loc
+from alertd.model import Message
+
+LOC = Loc("test", 1)
+FIELDS = ("temp", "hum", "bat", "co2", "press")
+
+
+def traced_bytes(build: Callable[[], Any]) -> int:
+    """Bytes still allocated by ``build`` once it returned (what it built and keeps)."""
+    gc.collect()
+    already = tracemalloc.is_tracing()  # e.g. python -X tracemalloc: leave it running
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = build()
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        if not already:
+            tracemalloc.stop()
+    del kept
+    return after - before
+
+
+def test_a_full_history_is_one_object_with_a_buffer_of_its_own_size() -> None:
+    def histories() -> list[FieldHistory]:
+        out = [FieldHistory(600.0) for _ in range(200)]
+        for history in out:
+            for k in range(100):  # long past full: the steady state of a fleet
+                history.record(60.0 * k, 20.0 + k % 7)
+                history.prune(60.0 * k)
+        return out
+
+    per_field = traced_bytes(histories) / 200
+    assert len(histories()[0].all) == DEPTH
+    # 104 bytes of object, 26 doubles, the window start (a float), the list pointer: 344
+    # here; 448 when a history held an array and the array grew to 34 doubles
+    assert per_field <= 104 + 8 * (2 * DEPTH + 2) + 24 + 8 + 8, per_field
+
+
+def test_an_entity_with_five_full_histories_and_no_alert_stays_compact() -> None:
+    rules = [s.Rule(LOC, f"gap-{f}", s.Missing(LOC, f, 3), notify=("ops",)) for f in FIELDS]
+    rules += [s.Rule(LOC, f"drop-{f}", s.Change(LOC, f, 600.0, drop=1000.0), notify=("ops",))
+              for f in FIELDS]
+    sources: dict[str, s.Source] = {"iot": s.ElementSource(LOC, "iot", "k", ("readings",))}
+    entities = 500
+
+    def fleet() -> Engine:
+        engine = Engine(rules, sources, 0.0)
+        for k in range(12):
+            for e in range(entities):
+                at = 1000.0 + 60.0 * k + e * 0.01
+                fields = {f: 20.0 + e % 10 + k * 0.25 + i for i, f in enumerate(FIELDS)}
+                engine.receive(Message("iot", f"dev{e}", at, fields), at)
+        return engine
+
+    per_entity = traced_bytes(fleet) / entities
+    # 2,320 here: five histories of 344, the entity (152), its dicts, key, id and times;
+    # 2,544 before histories were single objects and entities shared an empty alerts dict
+    assert per_entity <= 2_400, per_entity
