@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -515,7 +516,8 @@ def test_a_decision_about_a_channel_needs_a_reason_about_a_channel() -> None:
 
 def test_an_alertmanager_channel_gets_the_post_and_the_decision_in_one_plan() -> None:
     am = s.Channel(LOC, "am", ("alertmanager://127.0.0.1:9093",), (), "UTC")
-    planner = Planner([rule("warm")], {"am": am, "ops": channel()})
+    planner = Planner([rule("warm")], {"am": am, "ops": channel()},
+                      generator_url="http://alertd.example:9100/")
     plan = planner.step([Entry(7, "am", note("warm", "cold/room1"))], T0)
     assert plan.consumed == (7,)
     assert [describe(d) for d in plan.decisions] == [
@@ -523,6 +525,9 @@ def test_an_alertmanager_channel_gets_the_post_and_the_decision_in_one_plan() ->
     [message] = plan.messages
     assert (message.channel, message.title) == ("am", "warm cold/room1 firing")
     assert [n.entity for n in message.notes] == ["cold/room1"]
+    [posted] = json.loads(message.body)  # Alertmanager's alert, with alertd's address
+    assert posted["labels"]["alertname"] == "warm"
+    assert posted["generatorURL"] == "http://alertd.example:9100/"
 
 
 def test_each_message_goes_out_once_per_url_of_its_channel_in_order() -> None:
