@@ -10,7 +10,7 @@ from alertd.config import schema as s
 from alertd.engine import Engine, firing_at_start
 from alertd.errors import Loc
 from alertd.model import (AlertFired, AlertFlapping, AlertRepeated, AlertResolved, AlertSettled,
-                          AlertState, Batch, Message, NoticeKind, SourceDown)
+                          AlertState, Batch, Message, NoticeKind, SourceDown, SourceUp)
 from alertd.records import AlertView, Position, StoredAlert
 from alertd.writes import Unwritten, WriteSchedule, positions_of
 
@@ -195,3 +195,111 @@ def test_a_batch_brings_its_sockets_and_its_trackers_positions() -> None:
     assert positions_of(batch) == [Position("fleet", "socket", "c1"),
                                    Position("fleet", "tracker/1", "p1")]
     assert positions_of(Batch("fleet", ())) == []
+
+
+# ---- source_down alerts, reloads and restarts (issue 13: mutation survivors) --------------
+
+YARD = {**FLEET, "yard": s.NavixySource(LOC, "yard", "h", (2,))}
+
+
+def down_rule(name: str = "down", after: float = 60.0, **options: object) -> s.Rule:
+    return rule(name=name, condition=s.SourceDown(LOC, after), **options)
+
+
+def test_each_source_down_rule_and_source_has_its_own_alert() -> None:
+    """Rules in file order, the slow one first: it not holding yet must not stop the fast one;
+    each source's alert is its own, and each change is saved."""
+    engine = Engine([down_rule("slow", 120.0), down_rule("fast", 30.0)], YARD, 0.0)
+    engine.receive(SourceDown("fleet"), 0.0)
+    engine.receive(SourceDown("yard"), 0.0)
+    assert engine.take_changed() == []
+    fired = engine.on_timer(30.0)
+    assert sorted((e.note.rule, e.note.entity) for e in fired if isinstance(e, AlertFired)) \
+        == [("fast", "fleet"), ("fast", "yard")]
+    assert sorted((a.rule, a.entity, a.state) for a in engine.take_changed()) == [
+        ("fast", "fleet", AlertState.FIRING), ("fast", "yard", AlertState.FIRING)]
+    assert engine.on_timer(60.0) == [] and engine.take_changed() == []  # nothing new
+    fired = engine.on_timer(120.0)
+    assert sorted((e.note.rule, e.note.entity) for e in fired) == [
+        ("slow", "fleet"), ("slow", "yard")]
+
+
+def test_a_source_down_alert_repeats_and_resolves_once() -> None:
+    engine = Engine([down_rule(repeat=300.0)], FLEET, 0.0)
+    engine.receive(SourceDown("fleet"), 0.0)
+    assert [type(e) for e in engine.on_timer(60.0)] == [AlertFired]
+    assert engine.next_deadline() == 360.0
+    assert [type(e) for e in engine.on_timer(360.0)] == [AlertRepeated]
+    assert [type(e) for e in engine.receive(SourceUp("fleet"), 400.0)] == [AlertResolved]
+    assert engine.receive(SourceDown("fleet"), 410.0) == []  # resolved: nothing to settle
+    assert engine.receive(SourceUp("fleet"), 420.0) == []
+
+
+def test_a_source_down_alert_restored_firing_keeps_firing_until_the_source_is_up() -> None:
+    """After a restart the daemon's sources start not connected (down since the start): an
+    alert restored firing is not resolved because `after` has not elapsed again."""
+    first = Engine([down_rule()], FLEET, 0.0)
+    first.receive(SourceDown("fleet"), 0.0)
+    first.on_timer(60.0)
+    saved = first.take_changed()
+    second = Engine([down_rule()], FLEET, 100.0, connected=False)
+    assert second.restore(saved, 100.0) == 1
+    assert second.on_timer(100.0) == []
+    assert second.alerts() == [AlertView("down", "fleet", AlertState.FIRING, 60.0)]
+    (resolved,) = second.receive(SourceUp("fleet"), 110.0)
+    assert isinstance(resolved, AlertResolved) and resolved.note.entity == "fleet"
+
+
+def test_restore_skips_what_no_longer_fits_and_resumes_the_rest() -> None:
+    first = Engine([rule(), down_rule()], FLEET, 0.0)
+    first.receive(msg(0.0, 9), 0.0)
+    first.receive(SourceDown("fleet"), 0.0)
+    first.on_timer(60.0)
+    saved = {a.rule: a for a in first.take_changed()}
+    gone = StoredAlert("gone", "fleet/1", AlertState.FIRING, 0.0, saved["hot"].data)
+    elsewhere = StoredAlert("hot", "depot/1", AlertState.FIRING, 0.0, saved["hot"].data)
+    changed_kind = StoredAlert("hot", "fleet", AlertState.FIRING, 0.0, saved["hot"].data)
+    second = Engine([rule(), down_rule()], FLEET, 100.0)
+    assert second.restore([gone, elsewhere, changed_kind, saved["hot"], saved["down"]],
+                          100.0) == 2
+    assert sorted((a.rule, a.entity) for a in second.alerts()) == [("down", "fleet"),
+                                                                   ("hot", "fleet/1")]
+
+
+def test_a_reload_carries_every_entity_of_the_sources_that_remain() -> None:
+    """The first entity's source left the file: the rest are still carried over (and
+    counted), and their `silent` timers run on without a new message (5 and 6 are not
+    listed trackers: no first look would wake them)."""
+    quiet = rule(name="quiet", condition=s.Silent(LOC, 300.0))
+    old = Engine([quiet], YARD, 0.0)
+    old.receive(Message("fleet", "1", 0.0, {"v": 1}), 0.0)
+    old.receive(Message("yard", "5", 10.0, {"v": 1}), 10.0)
+    old.receive(Message("yard", "6", 20.0, {"v": 1}), 20.0)
+    new = Engine([quiet], {"yard": YARD["yard"]}, 30.0)
+    assert new.adopt(old, 30.0) == 3  # yard/2 (listed), 5 and 6
+    new.on_timer(30.0)
+    assert new.next_deadline() == 330.0  # silence counts from the reload at most
+    fired = new.on_timer(330.0)
+    assert sorted(e.note.entity for e in fired if isinstance(e, AlertFired)) == [
+        "yard/2", "yard/5", "yard/6"]
+
+
+def test_a_reload_that_lengthens_a_change_window_keeps_values_for_the_new_window() -> None:
+    """`within` 600 s -> 900 s: a value 800 s old counts after the reload (kept under the
+    new horizon), as it would had the file said 900 s from the start."""
+    drain = rule(name="drain", condition=s.Change(LOC, "v", within=600.0, drop=30.0))
+    longer = rule(name="drain", condition=s.Change(LOC, "v", within=900.0, drop=30.0))
+    old = Engine([drain], FLEET, 0.0)
+    assert old.receive(msg(0.0, 300.0), 0.0) == []
+    new = Engine([longer], FLEET, 10.0)
+    assert new.adopt(old, 10.0) == 1
+    assert new.receive(msg(700.0, 285.0), 700.0) == []
+    (fired,) = new.receive(msg(800.0, 265.0), 800.0)
+    assert isinstance(fired, AlertFired) and fired.note.value == 265.0
+
+
+def test_a_source_down_rule_with_no_grace_fires_on_the_first_look() -> None:
+    """`source_down: true` (after 0 s): the alert is made and fires on the first look."""
+    engine = Engine([down_rule(after=0.0)], FLEET, 0.0)
+    (fired,) = engine.receive(SourceDown("fleet"), 5.0)
+    assert isinstance(fired, AlertFired) and fired.note.entity == "fleet"
