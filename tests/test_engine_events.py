@@ -10,7 +10,8 @@ from alertd.config import schema as s
 from alertd.engine import Engine, firing_at_start
 from alertd.errors import Loc
 from alertd.model import (AlertFired, AlertFlapping, AlertRepeated, AlertResolved, AlertSettled,
-                          AlertState, Batch, Message, NoticeKind, SourceDown, SourceUp)
+                          AlertState, Batch, Message, NoticeKind, SourceDown, SourceUp,
+                          StatusChanged)
 from alertd.records import AlertView, Position, StoredAlert
 from alertd.writes import Unwritten, WriteSchedule, positions_of
 
@@ -303,3 +304,77 @@ def test_a_source_down_rule_with_no_grace_fires_on_the_first_look() -> None:
     engine = Engine([down_rule(after=0.0)], FLEET, 0.0)
     (fired,) = engine.receive(SourceDown("fleet"), 5.0)
     assert isinstance(fired, AlertFired) and fired.note.entity == "fleet"
+
+
+# ---- how the engine reaches rules, and its timers (issue 13: mutation survivors) ----------
+
+
+def test_a_status_inside_any_of_is_evaluated_on_a_status_change() -> None:
+    either = rule(name="stuck", condition=s.AnyOf(LOC, (
+        s.Status(LOC, ("blocked",)), s.Threshold(LOC, "v", above=5.0))))
+    engine = Engine([either], FLEET, 0.0)
+    (fired,) = engine.receive(StatusChanged("fleet", "1", "blocked"), 5.0)
+    assert isinstance(fired, AlertFired) and fired.note.rule == "stuck"
+
+
+def test_a_missing_inside_any_of_counts_messages_without_its_fields() -> None:
+    either = rule(name="gap", condition=s.AnyOf(LOC, (
+        s.Missing(LOC, "v", 2), s.Threshold(LOC, "w", above=100.0))))
+    engine = Engine([either], FLEET, 0.0)
+    assert engine.receive(Message("fleet", "1", 1.0, {"x": 1}), 1.0) == []
+    (fired,) = engine.receive(Message("fleet", "1", 2.0, {"x": 2}), 2.0)
+    assert isinstance(fired, AlertFired) and fired.note.rule == "gap"
+
+
+def test_an_age_inside_any_of_wakes_the_engine() -> None:
+    either = rule(name="old", condition=s.AnyOf(LOC, (
+        s.Threshold(LOC, "_age", above=300.0), s.Threshold(LOC, "v", above=5.0))))
+    engine = Engine([either], FLEET, 0.0)
+    assert engine.receive(msg(0.0, 1), 0.0) == []
+    assert engine.next_deadline() is not None
+    fired = engine.on_timer(301.0)
+    assert [(type(e), e.note.rule) for e in fired] == [(AlertFired, "old")]
+
+
+def test_a_notice_carries_its_rules_severity() -> None:
+    engine = Engine([rule(severity="critical")], FLEET, 0.0)
+    (fired,) = engine.receive(msg(0.0, 9), 0.0)
+    assert fired.note.severity == "critical"
+
+
+def stale_timer_at_60() -> Engine:
+    """1's wake-up for `slow` (60) is moved to 15 by `fast`; at 15 nothing is left to wait
+    for, so the timer at 60 is stale."""
+    slow = rule(name="slow", for_=60.0)
+    fast = rule(name="fast", for_=10.0, condition=s.Threshold(LOC, "w", above=5.0))
+    engine = Engine([slow, fast], {"fleet": s.NavixySource(LOC, "fleet", "h", ())}, 0.0)
+    assert engine.receive(Message("fleet", "1", 0.0, {"v": 9}), 0.0) == []
+    assert engine.receive(Message("fleet", "1", 5.0, {"v": 1, "w": 9}), 5.0) == []
+    assert [e.note.rule for e in engine.on_timer(15.0)] == ["fast"]
+    return engine
+
+
+def test_a_stale_timer_is_not_the_next_deadline() -> None:
+    engine = stale_timer_at_60()
+    deadline = engine.next_deadline()
+    assert deadline is not None and deadline > 60.0  # not the stale 60
+
+
+def test_on_timer_passes_over_a_stale_timer_to_the_next_one() -> None:
+    engine = stale_timer_at_60()
+    assert engine.receive(Message("fleet", "2", 20.0, {"v": 9}), 20.0) == []
+    (fired,) = engine.on_timer(100.0)  # the stale 60 first, then 2's at 80
+    assert isinstance(fired, AlertFired) and fired.note.entity == "fleet/2"
+
+
+def test_the_engine_reports_each_sources_connection_and_explains_an_entity() -> None:
+    engine = Engine([rule(), rule(name="quiet", condition=s.Silent(LOC, 300.0))], YARD, 0.0)
+    assert engine.sources_down_since() == {"fleet": None, "yard": None}
+    engine.receive(SourceDown("yard"), 5.0)
+    assert engine.sources_down_since() == {"fleet": None, "yard": 5.0}
+    engine.receive(msg(7.0, 9), 7.0)
+    seen = engine.explain("fleet/1", 8.0)
+    assert (seen.entity, seen.known, seen.last_msg_time, seen.source_up) == (
+        "fleet/1", True, 7.0, True)
+    assert [(r.rule, r.state, r.value) for r in seen.rules] == [
+        ("hot", AlertState.FIRING, 9.0), ("quiet", AlertState.INACTIVE, 1.0)]  # quiet 1 s

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from alertd.config import schema as s
 from alertd.errors import Loc
-from alertd.model import AlertSettled, Notification
+from alertd.model import AlertSettled, NoticeKind, Notification
 from alertd.notify.decision import Decision, Reason, describe
 from alertd.notify.mute import muted_until
 from alertd.notify.plan import Message, Outgoing, outgoing
@@ -448,8 +448,8 @@ def test_two_notices_grouped_are_logged_as_grouped_and_the_message_carries_them(
     plan = line.planner.on_timer(due)
     assert [describe(d) for d in plan.decisions] == ["ops: 2 notices grouped into one message"]
     [message] = plan.messages
-    assert [(n.entity, n.state) for n in message.notes] == [("cold/room1", "firing"),
-                                                           ("cold/room2", "resolved")]
+    assert [(n.entity, n.state) for n in message.notes] == [
+        ("cold/room1", NoticeKind.FIRING), ("cold/room2", NoticeKind.RESOLVED)]
     assert message.notify_type == "warning"
 
 
