@@ -378,3 +378,40 @@ def test_the_engine_reports_each_sources_connection_and_explains_an_entity() -> 
         "fleet/1", True, 7.0, True)
     assert [(r.rule, r.state, r.value) for r in seen.rules] == [
         ("hot", AlertState.FIRING, 9.0), ("quiet", AlertState.INACTIVE, 1.0)]  # quiet 1 s
+
+
+def test_change_windows_keep_the_longest_within_of_the_field() -> None:
+    """`change` conditions on one field (two in one any_of, one in another rule): the field
+    keeps values as long as the longest `within` needs, whichever comes last."""
+    either = rule(name="slow_drain", condition=s.AnyOf(LOC, (
+        s.Change(LOC, "v", within=900.0, drop=30.0), s.Change(LOC, "v", within=60.0, drop=50.0))))
+    shorter = rule(name="fast_drain", condition=s.Change(LOC, "v", within=60.0, drop=50.0))
+    engine = Engine([either, shorter], FLEET, 0.0)
+    assert engine.receive(msg(0.0, 300.0), 0.0) == []
+    assert engine.receive(msg(700.0, 285.0), 700.0) == []
+    (fired,) = engine.receive(msg(800.0, 265.0), 800.0)
+    assert isinstance(fired, AlertFired) and fired.note.rule == "slow_drain"
+
+
+def test_a_notice_says_who_and_what_as_the_rule_and_the_entity_give_it() -> None:
+    hot = rule(for_=60.0, labels={"site": "hh"}, description="too hot")
+    engine = Engine([hot], FLEET, 0.0)
+    engine.receive(Message("fleet", "1", 0.0, {"v": 9}, entity_name="Truck 1",
+                           absent_is_null=False), 0.0)
+    (fired,) = engine.on_timer(60.0)
+    note = fired.note
+    assert (note.source, note.entity_name, dict(note.labels), note.description) == (
+        "fleet", "Truck 1", {"site": "hh"}, "too hot")
+    assert (note.at, note.since) == (60.0, 0.0)  # holding since 0
+    (resolved,) = engine.receive(msg(90.0, 1), 90.0)
+    assert (resolved.note.at, resolved.note.since) == (90.0, 0.0)  # the episode, from 0
+
+
+def test_a_change_notice_says_the_change_and_its_resolve_does_not() -> None:
+    drain = rule(name="drain", condition=s.Change(LOC, "v", within=600.0, drop=30.0))
+    engine = Engine([drain], FLEET, 0.0)
+    engine.receive(msg(0.0, 300.0), 0.0)
+    (fired,) = engine.receive(msg(60.0, 260.0), 60.0)
+    assert fired.note.change is not None
+    (resolved,) = engine.receive(msg(700.0, 260.0), 700.0)
+    assert isinstance(resolved, AlertResolved) and resolved.note.change is None
