@@ -411,8 +411,8 @@ def test_quiet_hours_log_each_step_with_its_channel_and_counts() -> None:
     line.take(at("2026-12-02T07:00:00"), plan)
     assert line.decisions == [
         "mail: quiet hours began within group_wait; 2 notices go in the digest",
-        "warm cold/room3 firing -> mail: quiet hours until 2026-12-02 07:00 UTC; it goes in "
-        "the digest",
+        ("warm cold/room3 firing -> mail: quiet hours until 2026-12-02 07:00 UTC; it goes in "
+         "the digest"),
         "mail: quiet hours over; digest of 3 alerts still firing"]
     [message] = plan.messages
     assert message.channel == "mail" and [w[1] for w in line.sent] == ["mail"]
