@@ -415,3 +415,78 @@ def test_a_change_notice_says_the_change_and_its_resolve_does_not() -> None:
     assert fired.note.change is not None
     (resolved,) = engine.receive(msg(700.0, 260.0), 700.0)
     assert isinstance(resolved, AlertResolved) and resolved.note.change is None
+
+
+def test_a_silent_alert_says_how_long_it_was_quiet_and_fires_exactly_after() -> None:
+    quiet = rule(name="quiet", condition=s.Silent(LOC, 300.0))
+    engine = Engine([quiet], {"fleet": s.NavixySource(LOC, "fleet", "h", ())}, 0.0)
+    engine.receive(msg(0.0, 1), 0.123)
+    assert engine.next_deadline() == 300.123
+    (fired,) = engine.on_timer(300.123)
+    assert isinstance(fired, AlertFired)
+    assert (fired.note.field, fired.note.value) == ("", 300.0)
+    (listed,) = Engine([quiet], FLEET, 0.0).on_timer(300.0)  # never heard: from the start
+    assert (listed.note.entity, listed.note.value) == ("fleet/1", 300.0)
+    later = Engine([quiet], FLEET, 0.0)
+    later.receive(msg(0.0, 1), 0.0)
+    (late,) = later.on_timer(412.34567)  # a late wake-up: the quiet time, to the millisecond
+    assert late.note.value == 412.346
+
+
+def test_while_its_source_is_down_an_entitys_silence_waits_but_its_other_rules_do_not() -> None:
+    quiet = rule(name="quiet", condition=s.Silent(LOC, 300.0))
+    engine = Engine([quiet, rule()], FLEET, 0.0)
+    engine.receive(SourceDown("fleet"), 1.0)
+    (fired,) = engine.receive(msg(2.0, 9), 2.0)
+    assert isinstance(fired, AlertFired) and fired.note.rule == "hot"
+
+
+def test_restore_keeps_only_alerts_of_entities_and_sources_the_rule_still_covers() -> None:
+    hot = rule(sources=("fleet", "yard"), entities=("1", "yard/5"))
+    cold = rule(name="cold", sources=("fleet",))
+    data = {"state": "firing", "since": 0.0, "started": 0.0, "last_notified": 0.0,
+            "field": "v", "value": 9.0}
+    saved = [StoredAlert("hot", "fleet/2", AlertState.FIRING, 0.0, data),
+             StoredAlert("cold", "yard/2", AlertState.FIRING, 0.0, data),
+             StoredAlert("hot", "fleet/3", AlertState.FIRING, 0.0, {"state": "nonsense"}),
+             StoredAlert("hot", "fleet/1", AlertState.FIRING, 0.0, data),
+             StoredAlert("hot", "yard/5", AlertState.FIRING, 0.0, data),
+             StoredAlert("cold", "fleet/1", AlertState.FIRING, 0.0, data)]
+    engine = Engine([hot, cold], YARD, 10.0)
+    assert engine.restore(saved, 10.0) == 3
+    assert sorted((a.rule, a.entity) for a in engine.alerts()) == [
+        ("cold", "fleet/1"), ("hot", "fleet/1"), ("hot", "yard/5")]
+
+
+def test_a_restored_source_down_alert_is_looked_at_on_the_first_wake_up() -> None:
+    """Restored firing while the source is up (a rule test's engine starts connected): the
+    first wake-up resolves it."""
+    first = Engine([down_rule()], FLEET, 0.0)
+    first.receive(SourceDown("fleet"), 0.0)
+    first.on_timer(60.0)
+    second = Engine([down_rule()], FLEET, 100.0)
+    assert second.restore(first.take_changed(), 100.0) == 1
+    assert second.next_deadline() == 100.0
+    (resolved,) = second.on_timer(100.0)
+    assert isinstance(resolved, AlertResolved)
+
+
+def test_a_silent_alert_restored_firing_resolves_only_when_a_message_arrives() -> None:
+    """SPEC: `silent` resolves when a message arrives. After a restart the daemon's sources
+    come up a moment later; an entity still silent kept its alert firing (before the fix it
+    was resolved at the reconnection, with no message, and fired again 300 s later)."""
+    quiet = rule(name="quiet", condition=s.Silent(LOC, 300.0))
+    lone = {"fleet": s.NavixySource(LOC, "fleet", "h", ())}
+    first = Engine([quiet], lone, 0.0)
+    first.receive(Message("fleet", "7", 0.0, {"v": 1}), 0.0)
+    (fired,) = first.on_timer(300.0)
+    assert isinstance(fired, AlertFired)
+    second = Engine([quiet], lone, 500.0, connected=False)
+    assert second.restore(first.take_changed(), 500.0) == 1
+    assert second.on_timer(500.0) == []
+    assert second.receive(SourceUp("fleet"), 505.0) == []
+    for now in (505.0, 806.0, 2000.0):
+        assert second.on_timer(now) == []
+    assert second.alerts() == [AlertView("quiet", "fleet/7", AlertState.FIRING, 300.0)]
+    (resolved,) = second.receive(Message("fleet", "7", 2100.0, {"v": 1}), 2100.0)
+    assert isinstance(resolved, AlertResolved)
