@@ -490,3 +490,30 @@ def test_a_silent_alert_restored_firing_resolves_only_when_a_message_arrives() -
     assert second.alerts() == [AlertView("quiet", "fleet/7", AlertState.FIRING, 300.0)]
     (resolved,) = second.receive(Message("fleet", "7", 2100.0, {"v": 1}), 2100.0)
     assert isinstance(resolved, AlertResolved)
+
+
+def test_a_resolved_gap_rule_says_nothing_more_on_later_values() -> None:
+    """A `missing` rule is evaluated on every message: once resolved, a later value neither
+    notifies nor settles it again."""
+    gap = rule(name="gap", condition=s.Missing(LOC, "v", 2))
+    engine = Engine([gap], FLEET, 0.0)
+    assert engine.receive(msg(1.0, None), 1.0) == []
+    assert [type(e) for e in engine.receive(msg(2.0, None), 2.0)] == [AlertFired]
+    assert [type(e) for e in engine.receive(msg(3.0, 5), 3.0)] == [AlertResolved]
+    assert engine.receive(msg(4.0, 6), 4.0) == []
+
+
+def test_a_restored_alert_reminds_with_its_field_while_nothing_is_known() -> None:
+    """After a restart a message without the field says nothing about a `missing` rule:
+    the restored alert keeps its answer, and its reminder still names the field."""
+    gap = rule(name="gap", condition=s.Missing(LOC, "v", 2), repeat=300.0)
+    first = Engine([gap], FLEET, 0.0)
+    first.receive(msg(1.0, None), 1.0)
+    (fired,) = first.receive(msg(2.0, None), 2.0)
+    second = Engine([gap], FLEET, 100.0)
+    assert second.restore(first.take_changed(), 100.0) == 1
+    assert second.receive(Message("fleet", "1", 200.0, {"w": 1}, absent_is_null=False),
+                          200.0) == []
+    (again,) = second.on_timer(302.0)
+    assert isinstance(again, AlertRepeated)
+    assert (again.note.field, again.note.value) == ("v", fired.note.value)
