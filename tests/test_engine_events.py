@@ -517,3 +517,38 @@ def test_a_restored_alert_reminds_with_its_field_while_nothing_is_known() -> Non
     (again,) = second.on_timer(302.0)
     assert isinstance(again, AlertRepeated)
     assert (again.note.field, again.note.value) == ("v", fired.note.value)
+
+
+def test_a_daemons_engine_starts_with_its_sources_down_and_looks_at_them() -> None:
+    """`connected=False` (the daemon): each source is down from the start until SourceUp,
+    and its `source_down` rule fires if it never connects."""
+    engine = Engine([down_rule()], FLEET, 100.0, connected=False)
+    assert engine.sources_up() == {"fleet": False}
+    assert engine.sources_down_since() == {"fleet": 100.0}
+    assert engine.next_deadline() == 100.0
+    assert engine.on_timer(100.0) == []
+    (fired,) = engine.on_timer(160.0)
+    assert isinstance(fired, AlertFired) and fired.note.entity == "fleet"
+
+
+def test_an_entity_a_rule_names_by_key_counts_silence_from_the_start() -> None:
+    quiet = rule(name="quiet", condition=s.Silent(LOC, 300.0), entities=("fleet/9",))
+    engine = Engine([quiet], {"fleet": s.NavixySource(LOC, "fleet", "h", ())}, 0.0)
+    (fired,) = engine.on_timer(300.0)
+    assert isinstance(fired, AlertFired) and fired.note.entity == "fleet/9"
+
+
+def test_a_rule_of_another_source_does_not_hide_the_rules_after_it() -> None:
+    engine = Engine([rule(name="yard_only", sources=("yard",)), rule()], YARD, 0.0)
+    (fired,) = engine.receive(msg(0.0, 9), 0.0)
+    assert fired.note.rule == "hot"
+
+
+def test_a_change_window_reaches_back_past_the_last_twelve_values() -> None:
+    drain = rule(name="drain", condition=s.Change(LOC, "v", within=900.0, drop=30.0))
+    engine = Engine([drain], FLEET, 0.0)
+    assert engine.receive(msg(0.0, 300.0), 0.0) == []
+    for t in range(50, 750, 50):  # 14 values that fell by 10 only
+        assert engine.receive(msg(float(t), 290.0), float(t)) == []
+    (fired,) = engine.receive(msg(800.0, 265.0), 800.0)  # 35 below the value of 0
+    assert isinstance(fired, AlertFired) and fired.note.change == (35.0, 300.0, 800.0)
