@@ -552,3 +552,15 @@ def test_a_change_window_reaches_back_past_the_last_twelve_values() -> None:
         assert engine.receive(msg(float(t), 290.0), float(t)) == []
     (fired,) = engine.receive(msg(800.0, 265.0), 800.0)  # 35 below the value of 0
     assert isinstance(fired, AlertFired) and fired.note.change == (35.0, 300.0, 800.0)
+
+
+def test_each_overridden_entity_is_judged_by_its_own_override() -> None:
+    odd = rule(condition=s.Change(LOC, "v", within=600.0, drop=30.0), overrides={
+        "1": s.Change(LOC, "v", within=600.0, drop=5.0),
+        "fleet/2": s.Change(LOC, "v", within=600.0, drop=50.0)})
+    engine = Engine([odd], {"fleet": s.NavixySource(LOC, "fleet", "h", ())}, 0.0)
+    for entity in ("1", "2"):
+        assert engine.receive(Message("fleet", entity, 0.0, {"v": 100.0}), 0.0) == []
+    (fired,) = engine.receive(Message("fleet", "1", 10.0, {"v": 90.0}), 10.0)
+    assert fired.note.entity == "fleet/1"
+    assert engine.receive(Message("fleet", "2", 10.0, {"v": 90.0}), 10.0) == []
