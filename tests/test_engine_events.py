@@ -10,7 +10,8 @@ from alertd.config import schema as s
 from alertd.engine import Engine, firing_at_start
 from alertd.errors import Loc
 from alertd.model import (AlertFired, AlertFlapping, AlertRepeated, AlertResolved, AlertSettled,
-                          AlertState, Batch, Message, NoticeKind, SourceDown)
+                          AlertState, Batch, Message, NoticeKind, SourceDown, SourceUp,
+                          StatusChanged)
 from alertd.records import AlertView, Position, StoredAlert
 from alertd.writes import Unwritten, WriteSchedule, positions_of
 
@@ -195,3 +196,371 @@ def test_a_batch_brings_its_sockets_and_its_trackers_positions() -> None:
     assert positions_of(batch) == [Position("fleet", "socket", "c1"),
                                    Position("fleet", "tracker/1", "p1")]
     assert positions_of(Batch("fleet", ())) == []
+
+
+# ---- source_down alerts, reloads and restarts (issue 13: mutation survivors) --------------
+
+YARD = {**FLEET, "yard": s.NavixySource(LOC, "yard", "h", (2,))}
+
+
+def down_rule(name: str = "down", after: float = 60.0, **options: object) -> s.Rule:
+    return rule(name=name, condition=s.SourceDown(LOC, after), **options)
+
+
+def test_each_source_down_rule_and_source_has_its_own_alert() -> None:
+    """Rules in file order, the slow one first: it not holding yet must not stop the fast one;
+    each source's alert is its own, and each change is saved."""
+    engine = Engine([down_rule("slow", 120.0), down_rule("fast", 30.0)], YARD, 0.0)
+    engine.receive(SourceDown("fleet"), 0.0)
+    engine.receive(SourceDown("yard"), 0.0)
+    assert engine.take_changed() == []
+    fired = engine.on_timer(30.0)
+    assert sorted((e.note.rule, e.note.entity) for e in fired if isinstance(e, AlertFired)) \
+        == [("fast", "fleet"), ("fast", "yard")]
+    assert sorted((a.rule, a.entity, a.state) for a in engine.take_changed()) == [
+        ("fast", "fleet", AlertState.FIRING), ("fast", "yard", AlertState.FIRING)]
+    assert engine.on_timer(60.0) == [] and engine.take_changed() == []  # nothing new
+    fired = engine.on_timer(120.0)
+    assert sorted((e.note.rule, e.note.entity) for e in fired) == [
+        ("slow", "fleet"), ("slow", "yard")]
+
+
+def test_a_source_down_alert_repeats_and_resolves_once() -> None:
+    engine = Engine([down_rule(repeat=300.0)], FLEET, 0.0)
+    engine.receive(SourceDown("fleet"), 0.0)
+    assert [type(e) for e in engine.on_timer(60.0)] == [AlertFired]
+    assert engine.next_deadline() == 360.0
+    assert [type(e) for e in engine.on_timer(360.0)] == [AlertRepeated]
+    assert [type(e) for e in engine.receive(SourceUp("fleet"), 400.0)] == [AlertResolved]
+    assert engine.receive(SourceDown("fleet"), 410.0) == []  # resolved: nothing to settle
+    assert engine.receive(SourceUp("fleet"), 420.0) == []
+
+
+def test_a_source_down_alert_restored_firing_keeps_firing_until_the_source_is_up() -> None:
+    """After a restart the daemon's sources start not connected (down since the start): an
+    alert restored firing is not resolved because `after` has not elapsed again."""
+    first = Engine([down_rule()], FLEET, 0.0)
+    first.receive(SourceDown("fleet"), 0.0)
+    first.on_timer(60.0)
+    saved = first.take_changed()
+    second = Engine([down_rule()], FLEET, 100.0, connected=False)
+    assert second.restore(saved, 100.0) == 1
+    assert second.on_timer(100.0) == []
+    assert second.alerts() == [AlertView("down", "fleet", AlertState.FIRING, 60.0)]
+    (resolved,) = second.receive(SourceUp("fleet"), 110.0)
+    assert isinstance(resolved, AlertResolved) and resolved.note.entity == "fleet"
+
+
+def test_restore_skips_what_no_longer_fits_and_resumes_the_rest() -> None:
+    first = Engine([rule(), down_rule()], FLEET, 0.0)
+    first.receive(msg(0.0, 9), 0.0)
+    first.receive(SourceDown("fleet"), 0.0)
+    first.on_timer(60.0)
+    saved = {a.rule: a for a in first.take_changed()}
+    gone = StoredAlert("gone", "fleet/1", AlertState.FIRING, 0.0, saved["hot"].data)
+    elsewhere = StoredAlert("hot", "depot/1", AlertState.FIRING, 0.0, saved["hot"].data)
+    changed_kind = StoredAlert("hot", "fleet", AlertState.FIRING, 0.0, saved["hot"].data)
+    second = Engine([rule(), down_rule()], FLEET, 100.0)
+    assert second.restore([gone, elsewhere, changed_kind, saved["hot"], saved["down"]],
+                          100.0) == 2
+    assert sorted((a.rule, a.entity) for a in second.alerts()) == [("down", "fleet"),
+                                                                   ("hot", "fleet/1")]
+
+
+def test_a_reload_carries_every_entity_of_the_sources_that_remain() -> None:
+    """The first entity's source left the file: the rest are still carried over (and
+    counted), and their `silent` timers run on without a new message (5 and 6 are not
+    listed trackers: no first look would wake them)."""
+    quiet = rule(name="quiet", condition=s.Silent(LOC, 300.0))
+    old = Engine([quiet], YARD, 0.0)
+    old.receive(Message("fleet", "1", 0.0, {"v": 1}), 0.0)
+    old.receive(Message("yard", "5", 10.0, {"v": 1}), 10.0)
+    old.receive(Message("yard", "6", 20.0, {"v": 1}), 20.0)
+    new = Engine([quiet], {"yard": YARD["yard"]}, 30.0)
+    assert new.adopt(old, 30.0) == 3  # yard/2 (listed), 5 and 6
+    new.on_timer(30.0)
+    assert new.next_deadline() == 330.0  # silence counts from the reload at most
+    fired = new.on_timer(330.0)
+    assert sorted(e.note.entity for e in fired if isinstance(e, AlertFired)) == [
+        "yard/2", "yard/5", "yard/6"]
+
+
+def test_a_reload_that_lengthens_a_change_window_keeps_values_for_the_new_window() -> None:
+    """`within` 600 s -> 900 s: a value 800 s old counts after the reload (kept under the
+    new horizon), as it would had the file said 900 s from the start."""
+    drain = rule(name="drain", condition=s.Change(LOC, "v", within=600.0, drop=30.0))
+    longer = rule(name="drain", condition=s.Change(LOC, "v", within=900.0, drop=30.0))
+    old = Engine([drain], FLEET, 0.0)
+    assert old.receive(msg(0.0, 300.0), 0.0) == []
+    new = Engine([longer], FLEET, 10.0)
+    assert new.adopt(old, 10.0) == 1
+    assert new.receive(msg(700.0, 285.0), 700.0) == []
+    (fired,) = new.receive(msg(800.0, 265.0), 800.0)
+    assert isinstance(fired, AlertFired) and fired.note.value == 265.0
+
+
+def test_a_source_down_rule_with_no_grace_fires_on_the_first_look() -> None:
+    """`source_down: true` (after 0 s): the alert is made and fires on the first look."""
+    engine = Engine([down_rule(after=0.0)], FLEET, 0.0)
+    (fired,) = engine.receive(SourceDown("fleet"), 5.0)
+    assert isinstance(fired, AlertFired) and fired.note.entity == "fleet"
+
+
+# ---- how the engine reaches rules, and its timers (issue 13: mutation survivors) ----------
+
+
+def test_a_status_inside_any_of_is_evaluated_on_a_status_change() -> None:
+    either = rule(name="stuck", condition=s.AnyOf(LOC, (
+        s.Status(LOC, ("blocked",)), s.Threshold(LOC, "v", above=5.0))))
+    engine = Engine([either], FLEET, 0.0)
+    (fired,) = engine.receive(StatusChanged("fleet", "1", "blocked"), 5.0)
+    assert isinstance(fired, AlertFired) and fired.note.rule == "stuck"
+
+
+def test_a_missing_inside_any_of_counts_messages_without_its_fields() -> None:
+    either = rule(name="gap", condition=s.AnyOf(LOC, (
+        s.Missing(LOC, "v", 2), s.Threshold(LOC, "w", above=100.0))))
+    engine = Engine([either], FLEET, 0.0)
+    assert engine.receive(Message("fleet", "1", 1.0, {"x": 1}), 1.0) == []
+    (fired,) = engine.receive(Message("fleet", "1", 2.0, {"x": 2}), 2.0)
+    assert isinstance(fired, AlertFired) and fired.note.rule == "gap"
+
+
+def test_an_age_inside_any_of_wakes_the_engine() -> None:
+    either = rule(name="old", condition=s.AnyOf(LOC, (
+        s.Threshold(LOC, "_age", above=300.0), s.Threshold(LOC, "v", above=5.0))))
+    engine = Engine([either], FLEET, 0.0)
+    assert engine.receive(msg(0.0, 1), 0.0) == []
+    assert engine.next_deadline() is not None
+    fired = engine.on_timer(301.0)
+    assert [(type(e), e.note.rule) for e in fired] == [(AlertFired, "old")]
+
+
+def test_a_notice_carries_its_rules_severity() -> None:
+    engine = Engine([rule(severity="critical")], FLEET, 0.0)
+    (fired,) = engine.receive(msg(0.0, 9), 0.0)
+    assert fired.note.severity == "critical"
+
+
+def stale_timer_at_60() -> Engine:
+    """1's wake-up for `slow` (60) is moved to 15 by `fast`; at 15 nothing is left to wait
+    for, so the timer at 60 is stale."""
+    slow = rule(name="slow", for_=60.0)
+    fast = rule(name="fast", for_=10.0, condition=s.Threshold(LOC, "w", above=5.0))
+    engine = Engine([slow, fast], {"fleet": s.NavixySource(LOC, "fleet", "h", ())}, 0.0)
+    assert engine.receive(Message("fleet", "1", 0.0, {"v": 9}), 0.0) == []
+    assert engine.receive(Message("fleet", "1", 5.0, {"v": 1, "w": 9}), 5.0) == []
+    assert [e.note.rule for e in engine.on_timer(15.0)] == ["fast"]
+    return engine
+
+
+def test_a_stale_timer_is_not_the_next_deadline() -> None:
+    engine = stale_timer_at_60()
+    deadline = engine.next_deadline()
+    assert deadline is not None and deadline > 60.0  # not the stale 60
+
+
+def test_on_timer_passes_over_a_stale_timer_to_the_next_one() -> None:
+    engine = stale_timer_at_60()
+    assert engine.receive(Message("fleet", "2", 20.0, {"v": 9}), 20.0) == []
+    (fired,) = engine.on_timer(100.0)  # the stale 60 first, then 2's at 80
+    assert isinstance(fired, AlertFired) and fired.note.entity == "fleet/2"
+
+
+def test_the_engine_reports_each_sources_connection_and_explains_an_entity() -> None:
+    engine = Engine([rule(), rule(name="quiet", condition=s.Silent(LOC, 300.0))], YARD, 0.0)
+    assert engine.sources_down_since() == {"fleet": None, "yard": None}
+    engine.receive(SourceDown("yard"), 5.0)
+    assert engine.sources_down_since() == {"fleet": None, "yard": 5.0}
+    engine.receive(msg(7.0, 9), 7.0)
+    seen = engine.explain("fleet/1", 8.0)
+    assert (seen.entity, seen.known, seen.last_msg_time, seen.source_up) == (
+        "fleet/1", True, 7.0, True)
+    assert [(r.rule, r.state, r.value) for r in seen.rules] == [
+        ("hot", AlertState.FIRING, 9.0), ("quiet", AlertState.INACTIVE, 1.0)]  # quiet 1 s
+
+
+def test_change_windows_keep_the_longest_within_of_the_field() -> None:
+    """`change` conditions on one field (two in one any_of, one in another rule): the field
+    keeps values as long as the longest `within` needs, whichever comes last."""
+    either = rule(name="slow_drain", condition=s.AnyOf(LOC, (
+        s.Change(LOC, "v", within=900.0, drop=30.0), s.Change(LOC, "v", within=60.0, drop=50.0))))
+    shorter = rule(name="fast_drain", condition=s.Change(LOC, "v", within=60.0, drop=50.0))
+    engine = Engine([either, shorter], FLEET, 0.0)
+    assert engine.receive(msg(0.0, 300.0), 0.0) == []
+    assert engine.receive(msg(700.0, 285.0), 700.0) == []
+    (fired,) = engine.receive(msg(800.0, 265.0), 800.0)
+    assert isinstance(fired, AlertFired) and fired.note.rule == "slow_drain"
+
+
+def test_a_notice_says_who_and_what_as_the_rule_and_the_entity_give_it() -> None:
+    hot = rule(for_=60.0, labels={"site": "hh"}, description="too hot")
+    engine = Engine([hot], FLEET, 0.0)
+    engine.receive(Message("fleet", "1", 0.0, {"v": 9}, entity_name="Truck 1",
+                           absent_is_null=False), 0.0)
+    (fired,) = engine.on_timer(60.0)
+    note = fired.note
+    assert (note.source, note.entity_name, dict(note.labels), note.description) == (
+        "fleet", "Truck 1", {"site": "hh"}, "too hot")
+    assert (note.at, note.since) == (60.0, 0.0)  # holding since 0
+    (resolved,) = engine.receive(msg(90.0, 1), 90.0)
+    assert (resolved.note.at, resolved.note.since) == (90.0, 0.0)  # the episode, from 0
+
+
+def test_a_change_notice_says_the_change_and_its_resolve_does_not() -> None:
+    drain = rule(name="drain", condition=s.Change(LOC, "v", within=600.0, drop=30.0))
+    engine = Engine([drain], FLEET, 0.0)
+    engine.receive(msg(0.0, 300.0), 0.0)
+    (fired,) = engine.receive(msg(60.0, 260.0), 60.0)
+    assert fired.note.change is not None
+    (resolved,) = engine.receive(msg(700.0, 260.0), 700.0)
+    assert isinstance(resolved, AlertResolved) and resolved.note.change is None
+
+
+def test_a_silent_alert_says_how_long_it_was_quiet_and_fires_exactly_after() -> None:
+    quiet = rule(name="quiet", condition=s.Silent(LOC, 300.0))
+    engine = Engine([quiet], {"fleet": s.NavixySource(LOC, "fleet", "h", ())}, 0.0)
+    engine.receive(msg(0.0, 1), 0.123)
+    assert engine.next_deadline() == 300.123
+    (fired,) = engine.on_timer(300.123)
+    assert isinstance(fired, AlertFired)
+    assert (fired.note.field, fired.note.value) == ("", 300.0)
+    (listed,) = Engine([quiet], FLEET, 0.0).on_timer(300.0)  # never heard: from the start
+    assert (listed.note.entity, listed.note.value) == ("fleet/1", 300.0)
+    later = Engine([quiet], FLEET, 0.0)
+    later.receive(msg(0.0, 1), 0.0)
+    (late,) = later.on_timer(412.34567)  # a late wake-up: the quiet time, to the millisecond
+    assert late.note.value == 412.346
+
+
+def test_while_its_source_is_down_an_entitys_silence_waits_but_its_other_rules_do_not() -> None:
+    quiet = rule(name="quiet", condition=s.Silent(LOC, 300.0))
+    engine = Engine([quiet, rule()], FLEET, 0.0)
+    engine.receive(SourceDown("fleet"), 1.0)
+    (fired,) = engine.receive(msg(2.0, 9), 2.0)
+    assert isinstance(fired, AlertFired) and fired.note.rule == "hot"
+
+
+def test_restore_keeps_only_alerts_of_entities_and_sources_the_rule_still_covers() -> None:
+    hot = rule(sources=("fleet", "yard"), entities=("1", "yard/5"))
+    cold = rule(name="cold", sources=("fleet",))
+    data = {"state": "firing", "since": 0.0, "started": 0.0, "last_notified": 0.0,
+            "field": "v", "value": 9.0}
+    saved = [StoredAlert("hot", "fleet/2", AlertState.FIRING, 0.0, data),
+             StoredAlert("cold", "yard/2", AlertState.FIRING, 0.0, data),
+             StoredAlert("hot", "fleet/3", AlertState.FIRING, 0.0, {"state": "nonsense"}),
+             StoredAlert("hot", "fleet/1", AlertState.FIRING, 0.0, data),
+             StoredAlert("hot", "yard/5", AlertState.FIRING, 0.0, data),
+             StoredAlert("cold", "fleet/1", AlertState.FIRING, 0.0, data)]
+    engine = Engine([hot, cold], YARD, 10.0)
+    assert engine.restore(saved, 10.0) == 3
+    assert sorted((a.rule, a.entity) for a in engine.alerts()) == [
+        ("cold", "fleet/1"), ("hot", "fleet/1"), ("hot", "yard/5")]
+
+
+def test_a_restored_source_down_alert_is_looked_at_on_the_first_wake_up() -> None:
+    """Restored firing while the source is up (a rule test's engine starts connected): the
+    first wake-up resolves it."""
+    first = Engine([down_rule()], FLEET, 0.0)
+    first.receive(SourceDown("fleet"), 0.0)
+    first.on_timer(60.0)
+    second = Engine([down_rule()], FLEET, 100.0)
+    assert second.restore(first.take_changed(), 100.0) == 1
+    assert second.next_deadline() == 100.0
+    (resolved,) = second.on_timer(100.0)
+    assert isinstance(resolved, AlertResolved)
+
+
+def test_a_silent_alert_restored_firing_resolves_only_when_a_message_arrives() -> None:
+    """SPEC: `silent` resolves when a message arrives. After a restart the daemon's sources
+    come up a moment later; an entity still silent kept its alert firing (before the fix it
+    was resolved at the reconnection, with no message, and fired again 300 s later)."""
+    quiet = rule(name="quiet", condition=s.Silent(LOC, 300.0))
+    lone = {"fleet": s.NavixySource(LOC, "fleet", "h", ())}
+    first = Engine([quiet], lone, 0.0)
+    first.receive(Message("fleet", "7", 0.0, {"v": 1}), 0.0)
+    (fired,) = first.on_timer(300.0)
+    assert isinstance(fired, AlertFired)
+    second = Engine([quiet], lone, 500.0, connected=False)
+    assert second.restore(first.take_changed(), 500.0) == 1
+    assert second.on_timer(500.0) == []
+    assert second.receive(SourceUp("fleet"), 505.0) == []
+    for now in (505.0, 806.0, 2000.0):
+        assert second.on_timer(now) == []
+    assert second.alerts() == [AlertView("quiet", "fleet/7", AlertState.FIRING, 300.0)]
+    (resolved,) = second.receive(Message("fleet", "7", 2100.0, {"v": 1}), 2100.0)
+    assert isinstance(resolved, AlertResolved)
+
+
+def test_a_resolved_gap_rule_says_nothing_more_on_later_values() -> None:
+    """A `missing` rule is evaluated on every message: once resolved, a later value neither
+    notifies nor settles it again."""
+    gap = rule(name="gap", condition=s.Missing(LOC, "v", 2))
+    engine = Engine([gap], FLEET, 0.0)
+    assert engine.receive(msg(1.0, None), 1.0) == []
+    assert [type(e) for e in engine.receive(msg(2.0, None), 2.0)] == [AlertFired]
+    assert [type(e) for e in engine.receive(msg(3.0, 5), 3.0)] == [AlertResolved]
+    assert engine.receive(msg(4.0, 6), 4.0) == []
+
+
+def test_a_restored_alert_reminds_with_its_field_while_nothing_is_known() -> None:
+    """After a restart a message without the field says nothing about a `missing` rule:
+    the restored alert keeps its answer, and its reminder still names the field."""
+    gap = rule(name="gap", condition=s.Missing(LOC, "v", 2), repeat=300.0)
+    first = Engine([gap], FLEET, 0.0)
+    first.receive(msg(1.0, None), 1.0)
+    (fired,) = first.receive(msg(2.0, None), 2.0)
+    second = Engine([gap], FLEET, 100.0)
+    assert second.restore(first.take_changed(), 100.0) == 1
+    assert second.receive(Message("fleet", "1", 200.0, {"w": 1}, absent_is_null=False),
+                          200.0) == []
+    (again,) = second.on_timer(302.0)
+    assert isinstance(again, AlertRepeated)
+    assert (again.note.field, again.note.value) == ("v", fired.note.value)
+
+
+def test_a_daemons_engine_starts_with_its_sources_down_and_looks_at_them() -> None:
+    """`connected=False` (the daemon): each source is down from the start until SourceUp,
+    and its `source_down` rule fires if it never connects."""
+    engine = Engine([down_rule()], FLEET, 100.0, connected=False)
+    assert engine.sources_up() == {"fleet": False}
+    assert engine.sources_down_since() == {"fleet": 100.0}
+    assert engine.next_deadline() == 100.0
+    assert engine.on_timer(100.0) == []
+    (fired,) = engine.on_timer(160.0)
+    assert isinstance(fired, AlertFired) and fired.note.entity == "fleet"
+
+
+def test_an_entity_a_rule_names_by_key_counts_silence_from_the_start() -> None:
+    quiet = rule(name="quiet", condition=s.Silent(LOC, 300.0), entities=("fleet/9",))
+    engine = Engine([quiet], {"fleet": s.NavixySource(LOC, "fleet", "h", ())}, 0.0)
+    (fired,) = engine.on_timer(300.0)
+    assert isinstance(fired, AlertFired) and fired.note.entity == "fleet/9"
+
+
+def test_a_rule_of_another_source_does_not_hide_the_rules_after_it() -> None:
+    engine = Engine([rule(name="yard_only", sources=("yard",)), rule()], YARD, 0.0)
+    (fired,) = engine.receive(msg(0.0, 9), 0.0)
+    assert fired.note.rule == "hot"
+
+
+def test_a_change_window_reaches_back_past_the_last_twelve_values() -> None:
+    drain = rule(name="drain", condition=s.Change(LOC, "v", within=900.0, drop=30.0))
+    engine = Engine([drain], FLEET, 0.0)
+    assert engine.receive(msg(0.0, 300.0), 0.0) == []
+    for t in range(50, 750, 50):  # 14 values that fell by 10 only
+        assert engine.receive(msg(float(t), 290.0), float(t)) == []
+    (fired,) = engine.receive(msg(800.0, 265.0), 800.0)  # 35 below the value of 0
+    assert isinstance(fired, AlertFired) and fired.note.change == (35.0, 300.0, 800.0)
+
+
+def test_each_overridden_entity_is_judged_by_its_own_override() -> None:
+    odd = rule(condition=s.Change(LOC, "v", within=600.0, drop=30.0), overrides={
+        "1": s.Change(LOC, "v", within=600.0, drop=5.0),
+        "fleet/2": s.Change(LOC, "v", within=600.0, drop=50.0)})
+    engine = Engine([odd], {"fleet": s.NavixySource(LOC, "fleet", "h", ())}, 0.0)
+    for entity in ("1", "2"):
+        assert engine.receive(Message("fleet", entity, 0.0, {"v": 100.0}), 0.0) == []
+    (fired,) = engine.receive(Message("fleet", "1", 10.0, {"v": 90.0}), 10.0)
+    assert fired.note.entity == "fleet/1"
+    assert engine.receive(Message("fleet", "2", 10.0, {"v": 90.0}), 10.0) == []

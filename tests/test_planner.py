@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -11,9 +12,10 @@ from hypothesis import strategies as st
 
 from alertd.config import schema as s
 from alertd.errors import Loc
-from alertd.model import AlertSettled, Notification
+from alertd.model import AlertSettled, NoticeKind, Notification
 from alertd.notify.decision import Decision, Reason, describe
 from alertd.notify.mute import muted_until
+from alertd.notify.plan import Message, Outgoing, outgoing
 from alertd.notify.planner import Entry, Plan, Planner, Settled
 from alertd.notify.silences import Silence, from_config
 from tests.budget import examples
@@ -390,3 +392,194 @@ def test_quiet_hours_that_take_a_group_keep_what_came_in_the_quiet_meanwhile() -
     assert title == "[DIGEST] 2 alerts still firing after quiet hours"
     assert [d.reason for d in line.decided] == [
         Reason.QUIET_HOURS, Reason.QUIET_HOURS_TOOK_GROUP, Reason.DIGEST]
+
+
+# ---- each stage's decisions, to the word (issue 13: mutation survivors) ----------------
+
+
+def test_quiet_hours_log_each_step_with_its_channel_and_counts() -> None:
+    """The log lines of a group taken by quiet hours and of the digest name the channel and
+    count what they carry; the digest's message is the channel's and lists the alerts."""
+    mail = channel("mail", (NIGHT,))
+    line = Timeline(Planner([rule("warm")], {"mail": mail}))
+    evening = at("2026-12-01T21:59:58")
+    line.offer(evening, "mail", note("warm", "cold/room1", when=evening))
+    line.offer(evening + 1, "mail", note("warm", "cold/room2", when=evening + 1))
+    night = at("2026-12-01T23:00:00")
+    line.offer(night, "mail", note("warm", "cold/room3", when=night))
+    plan = line.planner.on_timer(at("2026-12-02T07:00:00"))
+    line.take(at("2026-12-02T07:00:00"), plan)
+    assert line.decisions == [
+        "mail: quiet hours began within group_wait; 2 notices go in the digest",
+        ("warm cold/room3 firing -> mail: quiet hours until 2026-12-02 07:00 UTC; it goes in "
+         "the digest"),
+        "mail: quiet hours over; digest of 3 alerts still firing"]
+    [message] = plan.messages
+    assert message.channel == "mail" and [w[1] for w in line.sent] == ["mail"]
+    assert [(n.entity, n.at, n.repeat) for n in message.notes] == [
+        ("cold/room1", at("2026-12-02T07:00:00"), False),
+        ("cold/room2", at("2026-12-02T07:00:00"), False),
+        ("cold/room3", at("2026-12-02T07:00:00"), False)]
+    assert message.notify_type == "warning"
+
+
+def test_a_notice_offered_as_quiet_hours_end_goes_in_the_digest() -> None:
+    """A wake-up takes the inbox before the timer: a notice offered at the very second the
+    quiet hours end still belongs to them, and goes out in the one digest."""
+    mail = channel("mail", (NIGHT,))
+    line = Timeline(Planner([rule("warm")], {"mail": mail}))
+    night = at("2026-12-01T23:00:00")
+    line.offer(night, "mail", note("warm", "cold/room1", when=night))
+    morning = at("2026-12-02T07:00:00")
+    line.take(morning, line.planner.step(
+        [Entry(2, "mail", note("warm", "cold/room2", when=morning))], morning))
+    line.run_until(morning + 3600)
+    [(when, _, title, _)] = line.sent
+    assert when == morning and title == "[DIGEST] 2 alerts still firing after quiet hours"
+    assert line.consumed == [1, 2]
+
+
+def test_two_notices_grouped_are_logged_as_grouped_and_the_message_carries_them() -> None:
+    line = Timeline(Planner([rule("warm")], {"ops": channel()}))
+    line.offer(T0, "ops", note("warm", "cold/room1"))
+    line.offer(T0 + 1, "ops", note("warm", "cold/room2", "resolved"))
+    due = line.planner.next_deadline()
+    assert due == T0 + 5
+    plan = line.planner.on_timer(due)
+    assert [describe(d) for d in plan.decisions] == ["ops: 2 notices grouped into one message"]
+    [message] = plan.messages
+    assert [(n.entity, n.state) for n in message.notes] == [
+        ("cold/room1", NoticeKind.FIRING), ("cold/room2", NoticeKind.RESOLVED)]
+    assert message.notify_type == "warning"
+
+
+def test_a_notice_of_a_rule_no_longer_configured_is_sent_at_once() -> None:
+    """A notice replayed from the inbox after its rule left the file has no group_wait: it
+    is not held."""
+    line = Timeline(Planner([rule("warm")], {"ops": channel()}))
+    line.offer(T0, "ops", note("gone", "cold/room1"))
+    assert [(w, t) for w, _, t, _ in line.sent] == [(T0, "[FIRING] gone: room1")]
+    assert line.consumed == [1]
+
+
+def test_a_silence_by_severity_covers_the_alert() -> None:
+    planner = Planner([rule("warm", group_wait=0)], {"ops": channel()},
+                      [silence(T0, T0 + 60, severity="warning")])
+    line = Timeline(planner)
+    line.offer(T0, "ops", note("warm", "cold/room1"))
+    assert line.sent == [] and line.decided[0].reason is Reason.SILENCED
+
+
+def test_a_deleted_silence_releases_the_alert_at_once() -> None:
+    planner = Planner([rule("warm", group_wait=0)], {"ops": channel()},
+                      [silence(T0, T0 + 86400, entity="cold/room1")])
+    line = Timeline(planner)
+    line.offer(T0, "ops", note("warm", "cold/room1"))
+    planner.set_silences([])  # `alertd silence delete`
+    assert planner.next_deadline() == T0  # due at once: the silence began at T0
+    line.run_until(T0 + 10)
+    assert [(w, t) for w, _, t, _ in line.sent] == [(T0, "[FIRING] warm: room1")]
+    assert describe(line.decided[-1]) == (
+        "warm cold/room1 firing -> ops: silence a1b2c3d4 ended and the alert is still firing")
+
+
+def test_silences_read_again_unchanged_keep_the_alert_held_until_the_silence_ends() -> None:
+    """The loop re-reads the silences every second: a silence still there keeps its end as
+    the planner's next deadline (no wake-up before it)."""
+    planner = Planner([rule("warm", group_wait=0)], {"ops": channel()},
+                      [silence(T0, T0 + 3600, entity="cold/room1")])
+    line = Timeline(planner)
+    line.offer(T0 + 10, "ops", note("warm", "cold/room1", when=T0 + 10))
+    planner.set_silences([silence(T0, T0 + 3600, entity="cold/room1")])
+    assert planner.next_deadline() == T0 + 3600
+
+
+def test_an_alert_seeded_firing_counts_in_the_digest_after_a_flapping_notice() -> None:
+    """A flapping notice does not say whether the alert fires: the seed restored at start
+    does, so the digest lists it as still firing (with the seed's value)."""
+    mail = channel("mail", (NIGHT,))
+    planner = Planner([rule("warm")], {"mail": mail})
+    night = at("2026-12-01T23:00:00")
+    planner.seed([note("warm", "cold/room1", when=night - 3600)])
+    line = Timeline(planner)
+    line.offer(night, "mail", note("warm", "cold/room1", "flapping", when=night))
+    line.run_until(night + 86400)
+    [(_, _, title, body)] = line.sent
+    assert title == "[DIGEST] 1 alert still firing after quiet hours"
+    assert "FIRING: room1 (cold/room1), t 9" in body
+
+
+def test_a_decision_about_a_channel_needs_a_reason_about_a_channel() -> None:
+    with pytest.raises(ValueError, match="a SILENCED decision names no notice"):
+        describe(Decision(Reason.SILENCED, "ops"))
+
+
+def test_an_alertmanager_channel_gets_the_post_and_the_decision_in_one_plan() -> None:
+    am = s.Channel(LOC, "am", ("alertmanager://127.0.0.1:9093",), (), "UTC")
+    planner = Planner([rule("warm")], {"am": am, "ops": channel()},
+                      generator_url="http://alertd.example:9100/")
+    plan = planner.step([Entry(7, "am", note("warm", "cold/room1"))], T0)
+    assert plan.consumed == (7,)
+    assert [describe(d) for d in plan.decisions] == [
+        "warm cold/room1 firing -> am: posted to Alertmanager"]
+    [message] = plan.messages
+    assert (message.channel, message.title) == ("am", "warm cold/room1 firing")
+    assert [n.entity for n in message.notes] == ["cold/room1"]
+    [posted] = json.loads(message.body)  # Alertmanager's alert, with alertd's address
+    assert posted["labels"]["alertname"] == "warm"
+    assert posted["generatorURL"] == "http://alertd.example:9100/"
+
+
+def test_each_message_goes_out_once_per_url_of_its_channel_in_order() -> None:
+    two = s.Channel(LOC, "two", ("json://127.0.0.1/a", "json://127.0.0.1/b"), (), "UTC")
+    first = Message("two", "t1", "b1", (note("warm", "cold/room1"),))
+    second = Message("ops", "t2", "b2", (note("warm", "cold/room2", "resolved"),))
+    assert outgoing([first, second], {"two": two, "ops": channel()}) == [
+        Outgoing("two", "json://127.0.0.1/a", "t1", "b1", "warning"),
+        Outgoing("two", "json://127.0.0.1/b", "t1", "b1", "warning"),
+        Outgoing("ops", "json://127.0.0.1/x", "t2", "b2", "success")]
+
+
+def test_plans_add_up_in_order() -> None:
+    one = Plan((Message("ops", "a", "b", ()),), (1,), (Decision(Reason.GROUPED, "ops", count=2),))
+    two = Plan((Message("mail", "c", "d", ()),), (2, 3),
+               (Decision(Reason.DIGEST, "mail", count=1),))
+    assert one + two == Plan(one.messages + two.messages, (1, 2, 3),
+                             one.decisions + two.decisions)
+    assert one + two == Plan.join([one, two])
+
+
+def test_a_resend_and_a_silence_ending_at_the_same_moment_both_go_out() -> None:
+    am = s.Channel(LOC, "am", ("alertmanager://127.0.0.1:9093",), (), "UTC", resend=60.0)
+    planner = Planner([rule("warm", group_wait=0)], {"am": am, "ops": channel()},
+                      [silence(T0, T0 + 60, entity="cold/room2")])
+    line = Timeline(planner)
+    line.offer(T0, "am", note("warm", "cold/room1"))
+    line.offer(T0, "ops", note("warm", "cold/room2"))
+    assert planner.next_deadline() == T0 + 60
+    line.run_until(T0 + 60)
+    assert [(w - T0, c, t) for w, c, t, _ in line.sent] == [
+        (0, "am", "warm cold/room1 firing"), (60, "am", "resend of 1 firing alert"),
+        (60, "ops", "[FIRING] warm: room2")]
+
+
+def test_each_held_alert_is_released_when_its_own_silence_ends() -> None:
+    planner = Planner([rule("warm", group_wait=0)], {"ops": channel()},
+                      [silence(T0, T0 + 600, entity="cold/room1"),
+                       Silence("e5f6a7b8", {"entity": "cold/room2"}, T0, T0 + 60, "")])
+    line = Timeline(planner)
+    line.offer(T0, "ops", note("warm", "cold/room1"))
+    line.offer(T0, "ops", note("warm", "cold/room2"))
+    line.run_until(T0 + 600)
+    assert [(w - T0, t) for w, _, t, _ in line.sent] == [(60, "[FIRING] warm: room2"),
+                                                         (600, "[FIRING] warm: room1")]
+
+
+def test_a_silenced_alert_that_resolves_is_no_longer_held() -> None:
+    planner = Planner([rule("warm", group_wait=0)], {"ops": channel()},
+                      [silence(T0, T0 + 3600, rule="warm")])
+    line = Timeline(planner)
+    line.offer(T0, "ops", note("warm", "cold/room1"))
+    assert planner.next_deadline() == T0 + 3600
+    line.offer(T0 + 10, "ops", note("warm", "cold/room1", "resolved", when=T0 + 10))
+    assert planner.next_deadline() is None and line.consumed == [1, 2]

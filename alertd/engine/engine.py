@@ -438,8 +438,11 @@ class Engine:
                 if not firing:  # a reconnection restarts the count, but resolves nothing
                     quiet_from = max(quiet_from, src.changed_at)
                 holds = now - quiet_from >= condition.after - EPS
+                # firing, and nothing heard since the restart that restored it: only a
+                # message resolves it, so the alert keeps its answer
                 result = Result(holds, "", round(now - quiet_from, 3),
-                                None if holds else quiet_from + condition.after)
+                                None if holds else quiet_from + condition.after,
+                                known=not (firing and entity.last_receipt is None))
             else:
                 result = evaluate(condition, entity, firing, now)
             if result.wake is not None:
