@@ -147,27 +147,29 @@ class Batch:
 
 
 @dataclass(frozen=True, slots=True)
-class AlertFired:
+class _Notice:
     note: Notification
     channels: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class AlertRepeated:
-    note: Notification
-    channels: tuple[str, ...]
+class AlertFired(_Notice):
+    """The alert fired (or fires again after flapping)."""
 
 
 @dataclass(frozen=True, slots=True)
-class AlertResolved:
-    note: Notification
-    channels: tuple[str, ...]
+class AlertRepeated(_Notice):
+    """A reminder: still firing ``repeat`` after the last notice."""
 
 
 @dataclass(frozen=True, slots=True)
-class AlertFlapping:
-    note: Notification
-    channels: tuple[str, ...]
+class AlertResolved(_Notice):
+    """The alert resolved."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFlapping(_Notice):
+    """The alert started flapping: its notices are held back until it is stable."""
 
 
 @dataclass(frozen=True, slots=True)
