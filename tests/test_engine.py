@@ -298,6 +298,29 @@ def test_a_change_exactly_within_old_still_counts_for_flapping() -> None:
         ["firing"], ["resolved"], ["firing"]]
 
 
+# ---- late messages with several rules on the field -----------------------------------
+
+
+@pytest.mark.parametrize("first", ["no alert", "firing", "pending, unbroken"])
+def test_a_late_message_restarts_for_whatever_the_rules_before_it_are(first: str) -> None:
+    """Rule b is pending since 0; a reading measured at 10 and received late breaks it, so
+    its `for` restarts at 30. Rule a, checked first, is left as it is whatever its state,
+    and the moved start is saved for a restart."""
+    a = {"no alert": s.Missing(LOC, "v", nulls=3), "firing": above(3),
+         "pending, unbroken": s.Threshold(LOC, "v", below=100)}[first]
+    engine = Engine([rule(a, name="a", for_=600.0 if first.startswith("pending") else 0.0),
+                     rule(above(1), name="b", for_=60.0)], FLEET, 0.0)
+    for t in (0.0, 30.0):
+        engine.receive(Message("fleet", "1", t, {"v": 5}), t)
+    engine.take_changed()
+    assert notices(engine.receive(Message("fleet", "1", 10.0, {"v": 0}), 31.0)) == []
+    saved = {alert.rule: alert for alert in engine.take_changed()}
+    assert saved["b"].data["since"] == 30.0 and saved["b"].state is AlertState.PENDING
+    assert notices(engine.on_timer(60.0)) == []
+    assert [(n.rule, n.state, n.at) for n in notices(engine.on_timer(90.0))] == [
+        ("b", NoticeKind.FIRING, 90.0)]
+
+
 # ---- the engine ---------------------------------------------------------------------------
 
 
