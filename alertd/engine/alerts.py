@@ -41,7 +41,6 @@ from alertd.model import AlertState
 INACTIVE, PENDING, FIRING, CLEARING, RESOLVED = (
     AlertState.INACTIVE, AlertState.PENDING, AlertState.FIRING, AlertState.CLEARING,
     AlertState.RESOLVED)
-STATES = tuple(AlertState)
 EPS = 1e-6  # float slack when a deadline computed in one clock is met in another
 
 

@@ -40,9 +40,6 @@ _NO_OVERRIDES: dict[int, s.Condition] = {}  # shared, never written
 _NO_ALERTS: dict[int, Alert] = {}  # shared by entities without an alert, never written
 
 
-_KINDS = {Notice.FIRED: NoticeKind.FIRING, Notice.REPEATED: NoticeKind.FIRING,
-          Notice.RESOLVED: NoticeKind.RESOLVED, Notice.FLAPPING: NoticeKind.FLAPPING}
-
 
 def _reads_status(condition: s.Condition) -> bool:
     if isinstance(condition, (s.AllOf, s.AnyOf)):
@@ -464,8 +461,10 @@ class Engine:
             notices = alert.step(result.holds, clock)
             if alert.started != started:  # a new episode: its times are shown from now on
                 alert.shift = offset
-            out.extend(self._events(alert, notices, before, entity, now))
-            if alert.fingerprint() != before or _new_pending_value(alert, shown):
+            changed = alert.fingerprint() != before
+            if notices or changed:
+                out.extend(self._events(alert, notices, changed, entity, now))
+            if changed or _new_pending_value(alert, shown):
                 self._changed[id(alert)] = alert
                 _track(entity, number, alert)
             deadline = alert.deadline()
@@ -492,8 +491,10 @@ class Engine:
                 alert = self._source_alerts[key] = Alert(rule, src.name)
             alert.field, alert.value = "connection", "down" if not src.up else "up"
             before = alert.fingerprint()
-            out.extend(self._events(alert, alert.step(holds, now), before, None, now))
-            if alert.fingerprint() != before:
+            notices = alert.step(holds, now)
+            changed = alert.fingerprint() != before
+            out.extend(self._events(alert, notices, changed, None, now))
+            if changed:
                 self._changed[id(alert)] = alert
             deadline = alert.deadline()
             if deadline is not None:
@@ -501,15 +502,15 @@ class Engine:
         self._schedule(src, _after(wakes, now))
         return out
 
-    def _events(self, alert: Alert, kinds: list[Notice], before: tuple[Any, ...],
+    def _events(self, alert: Alert, kinds: list[Notice], changed: bool,
                 entity: Entity | None, now: float) -> list[AlertEvent]:
         """What one step of an alert reports: a notice per kind, routed to its rule's
-        channels, and ``AlertSettled`` when the step left it resolved without saying so
-        (``resolved: false``, or held back while flapping)."""
+        channels, and ``AlertSettled`` when the step (``changed`` the alert) left it resolved
+        without saying so (``resolved: false``, or held back while flapping)."""
         channels = alert.rule.notify
-        out: list[AlertEvent] = [_NOTICES[kind](self._notification(alert, kind, entity, now),
-                                                channels) for kind in kinds]
-        if _settled_silently(alert, kinds, before):
+        out: list[AlertEvent] = [_EVENTS[kind][0](self._notification(alert, kind, entity, now),
+                                                  channels) for kind in kinds]
+        if changed and alert.state is AlertState.RESOLVED and Notice.RESOLVED not in kinds:
             out.append(AlertSettled(alert.rule.name, alert.entity))
         return out
 
@@ -518,7 +519,7 @@ class Engine:
         rule = alert.rule
         resolved = kind is Notice.RESOLVED
         return Notification(
-            rule=rule.name, entity=alert.entity, state=_KINDS[kind],
+            rule=rule.name, entity=alert.entity, state=_EVENTS[kind][1],
             at=now, since=(alert.started if resolved else alert.since) + alert.shift,
             severity=rule.severity, source=entity.source if entity else alert.entity,
             entity_name=(entity.name or entity.id) if entity else alert.entity,
@@ -618,16 +619,13 @@ class Engine:
                       key=lambda view: (view.rule, view.entity))
 
 
-_NOTICES: dict[Notice, type[AlertFired | AlertRepeated | AlertResolved | AlertFlapping]] = {
-    Notice.FIRED: AlertFired, Notice.REPEATED: AlertRepeated, Notice.RESOLVED: AlertResolved,
-    Notice.FLAPPING: AlertFlapping}
-
-
-def _settled_silently(alert: Alert, kinds: list[Notice], before: tuple[Any, ...]) -> bool:
-    """Whether a step left the alert resolved without a resolved notice of its own, so that
-    whoever counts it as firing must stop (the planner's digests and silences)."""
-    return alert.state is AlertState.RESOLVED and Notice.RESOLVED not in kinds \
-        and alert.fingerprint() != before
+# what each notice of a step becomes: the engine's event, and what its Notification says
+_EVENTS: dict[Notice, tuple[type[AlertFired | AlertRepeated | AlertResolved | AlertFlapping],
+                            NoticeKind]] = {
+    Notice.FIRED: (AlertFired, NoticeKind.FIRING),
+    Notice.REPEATED: (AlertRepeated, NoticeKind.FIRING),
+    Notice.RESOLVED: (AlertResolved, NoticeKind.RESOLVED),
+    Notice.FLAPPING: (AlertFlapping, NoticeKind.FLAPPING)}
 
 
 def _new_pending_value(alert: Alert, before: Any) -> bool:
