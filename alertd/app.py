@@ -108,8 +108,13 @@ class Runtime:
     recorder: Recorder | None = None  # --record: every frame received, to files
     dry_run: bool = False  # --dry-run: every channel prints (a reload keeps it so)
     alerts_route: http_server.Route | None = None  # /alerts, as alertd alerts --json says
-    store_thread: trio.CapacityLimiter | None = field(  # the store's calls, one at a time
-        default_factory=lambda: _store_thread())
+    store_thread: trio.CapacityLimiter | None = None  # the store's calls, one at a time
+
+    def __post_init__(self) -> None:
+        # the store's thread: a limiter of one, so its calls run one at a time, in order;
+        # none on a virtual clock (it jumps while a thread works): the loop thread does them
+        if self.store_thread is None and not self.clock.virtual:
+            self.store_thread = trio.CapacityLimiter(1)
 
 
 async def run(config: s.Config, store: Store, *, config_path: str | None = None,
@@ -487,16 +492,6 @@ async def _write_now(runtime: Runtime, work: Unwritten, schedule: WriteSchedule,
         return None
     schedule.written(work)
     return ids
-
-
-def _store_thread() -> trio.CapacityLimiter | None:
-    """The store's thread: a limiter of one, so its calls run one at a time, in the order
-    they come. None on a virtual clock (trio's ``MockClock``, the tests' ``autojump_clock``):
-    it jumps while a thread works, so there the store is used on the loop thread."""
-    from trio.testing import MockClock
-
-    virtual = isinstance(trio.lowlevel.current_clock(), MockClock)
-    return None if virtual else trio.CapacityLimiter(1)
 
 
 async def _in_store(runtime: Runtime, call: Callable[[], T]) -> T:

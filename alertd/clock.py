@@ -25,6 +25,15 @@ class Clock:
         """trio's clock itself: for measuring how long something took."""
         return trio.current_time()
 
+    @property
+    def virtual(self) -> bool:
+        """Whether trio's clock is a virtual one (``MockClock``: the tests' ``autojump_clock``,
+        ``alertd demo``). It jumps while a worker thread works, so nothing on such a clock may
+        wait for a thread."""
+        from trio.testing import MockClock
+
+        return isinstance(trio.lowlevel.current_clock(), MockClock)
+
     def trio_time(self, epoch: float) -> float:
         """The trio deadline for an epoch time (for ``trio.move_on_at``)."""
         return epoch - self._offset
