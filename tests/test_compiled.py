@@ -1,4 +1,5 @@
-"""The compiled paths give what evaluating every rule gives (issue 15: no behaviour change).
+"""The compiled paths give what evaluating every rule gives (issue 15: no behaviour change):
+thresholds compiled into sorted bounds, and `change` rules skipped while they cannot hold.
 
 Thresholds compiled into sorted bounds reach only the rules whose condition holds; live
 alerts are tracked in a set instead of a scan. A hypothesis property runs random rule sets
@@ -59,6 +60,18 @@ def threshold(draw: st.DrawFn) -> s.Threshold:
 
 
 @st.composite
+def change(draw: st.DrawFn) -> s.Change:
+    """A `change` rule: with no alert, skipped while its field's numbers are closer together
+    than its amount (``FieldHistory.spread``)."""
+    field = draw(st.sampled_from(("n", "n", *FIELDS)))  # n: numbers only, so the skip acts
+    amount = draw(st.sampled_from([0.5, 2.0, 2.5, 4.0]))
+    within = draw(st.sampled_from([20.0, 60.0]))
+    if draw(st.booleans()):
+        return s.Change(LOC, field, within, drop=amount)
+    return s.Change(LOC, field, within, rise=amount)
+
+
+@st.composite
 def rule_set(draw: st.DrawFn) -> list[s.Rule]:
     rules = []
     for number in range(draw(st.integers(1, 6))):
@@ -66,7 +79,8 @@ def rule_set(draw: st.DrawFn) -> list[s.Rule]:
             threshold(), threshold(),
             st.builds(lambda c: s.AnyOf(LOC, (c, s.Threshold(LOC, "c", above=1.0))),
                       threshold()),
-            st.just(s.Missing(LOC, "a", 2))))
+            st.just(s.Missing(LOC, "a", 2)),
+            change()))
         rules.append(s.Rule(
             LOC, f"r{number}", condition, notify=("ops",),
             for_=draw(st.sampled_from([0.0, 0.0, 20.0])),
@@ -88,6 +102,8 @@ def stream(draw: st.DrawFn) -> list[tuple[float, Message]]:
         t += draw(st.sampled_from([1.0, 5.0, 12.0, 30.0]))
         entity = draw(st.sampled_from(["d1", "d2"]))
         fields = draw(st.dictionaries(st.sampled_from(FIELDS + ("c",)), VALUES, min_size=1))
+        if draw(st.booleans()):
+            fields["n"] = draw(st.sampled_from([0.0, 0.5, 1.0, 2.5, 3.0, 4.5]))
         lag = draw(st.sampled_from([0.0, 0.0, 0.0, 8.0, 25.0]))  # some arrive late
         out.append((t, Message("cold", entity, t - lag, fields, t)))
     return out

@@ -420,10 +420,15 @@ def test_data_for_a_blocked_tracker_says_it_is_normal_again() -> None:
 def test_queue_entries_without_a_time_are_counted_and_the_rest_is_decoded() -> None:
     sample = seed()
     queues = sample["data"]["iot_last_values"][0]["all_fields"]
-    queues["speed"] += [{"value": 1}, "junk"]
-    decoded = NavixyDecoder("fleet").decode(json.dumps(sample))
+    queues["speed"] += [{"value": 1}, "junk", {"msg_time": ["2025-02-11T15:13:05Z"]},
+                        {"msg_time": {"at": 1}}, {"msg_time": 1739286785}, {"msg_time": ""},
+                        {"msg_time": "yesterday"}]
+    decoder = NavixyDecoder("fleet")
+    decoded = decoder.decode(json.dumps(sample))
     (problem,) = decoded.problems
-    assert problem.startswith("2 queue entries without a valid msg_time: {"), problem
+    assert problem.startswith("7 queue entries without a valid msg_time: {"), problem
+    (again,) = decoder.decode(json.dumps(sample)).problems  # remembered texts: still bad
+    assert again.startswith("7 queue entries without a valid msg_time: {"), again
     assert [m.msg_time for m in messages(decoded)] == [
         m.msg_time for m in messages(NavixyDecoder("fleet").decode(json.dumps(seed())))]
     assert NavixyDecoder("fleet").decode(json.dumps({

@@ -514,6 +514,26 @@ def test_a_reload_carries_null_gaps_and_change_windows_over() -> None:
     assert fresh.receive(Message("fleet", "1", 50.0, {"fuel": None, "level": 269.0}), 50.0) == []
 
 
+def test_absent_fields_are_nulls_only_for_devices_a_missing_rule_reaches() -> None:
+    """A `missing` rule limited to device a records no nulls for device b, whose readings
+    lack the field too: when a reload extends the rule to b, b's count starts there, and
+    its gap fires after `nulls` readings without the field, not at the first."""
+    def reading(entity: str, t: float) -> Message:
+        return Message("fleet", entity, t, {"temp": 20.0}, absent_is_null=True)
+    warm = rule(above(50), name="warm")
+    only_a = rule(s.Missing(LOC, "fuel", 2), name="gap", entities=("a",))
+    old = Engine([warm, only_a], FLEET, 0.0)
+    fired = [n.entity for t in (10.0, 20.0) for entity in ("a", "b")
+             for n in notices(old.receive(reading(entity, t), t))]
+    assert fired == ["fleet/a"]
+    both = rule(s.Missing(LOC, "fuel", 2), name="gap", entities=("a", "b"))
+    new = Engine([warm, both], FLEET, 25.0)
+    new.adopt(old, 25.0)
+    assert notices(new.receive(reading("b", 30.0), 30.0)) == []  # one null counted, not three
+    (note,) = notices(new.receive(reading("b", 40.0), 40.0))
+    assert (note.rule, note.entity, note.state) == ("gap", "fleet/b", "firing")
+
+
 # ---- after a restart: restored alerts and too little data ----------------------------------
 
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from alertd.config import schema as s
@@ -38,6 +39,7 @@ from alertd.records import AlertView, StoredAlert
 _STATUS = "\x00status"  # index key of rules that read a tracker's status
 _NO_OVERRIDES: dict[int, s.Condition] = {}  # shared, never written
 _NO_ALERTS: dict[int, Alert] = {}  # shared by entities without an alert, never written
+_finite = math.isfinite
 
 
 
@@ -90,6 +92,14 @@ class _Index:
     timed: tuple[int, ...]  # rules that time alone can change: silent, change, _age
     conditions: dict[int, s.Condition]
     compiled: dict[str, FieldThresholds]  # plain thresholds, reached only when they hold
+    nulls: tuple[str, ...]  # fields its `missing` conditions read: an absent one is a null
+    # by_field and compiled in one lookup per field of a message: (rules, thresholds or None)
+    reach: dict[str, tuple[tuple[int, ...], FieldThresholds | None]] = \
+        field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.reach = {f: (self.by_field.get(f, ()), self.compiled.get(f))
+                      for f in (*self.by_field, *self.compiled)}
 
 
 class Entity:
@@ -158,7 +168,6 @@ class Entity:
 class _Source:
     name: str
     fields: dict[str, float]  # fields any rule reads -> change-window horizon (0: none)
-    null_fields: frozenset[str]  # fields read by `missing`: an absent one records a null
     default_index: _Index  # the rules without `entities`: every entity gets these
     rules: tuple[tuple[int, s.Rule], ...]
     named: frozenset[str]  # entity ids and keys that some rule's `entities` names
@@ -205,7 +214,6 @@ class Engine:
     def _add_source(self, name: str, now: float) -> None:
         entity_rules, down_rules = [], []
         fields: dict[str, float] = {}
-        null_fields: set[str] = set()
         for number, rule in enumerate(self.rules):
             if rule.sources is not None and name not in rule.sources:
                 continue
@@ -219,7 +227,6 @@ class Engine:
                 for field in s.condition_fields(condition):
                     if field not in VIRTUAL_FIELDS:
                         fields[field] = max(fields.get(field, 0.0), horizons.get(field, 0.0))
-                null_fields.update(_missing_fields(condition))
         rules = tuple(entity_rules)
         open_rules = tuple((n, r) for n, r in rules if r.entities is None)
         named = frozenset(e for _, r in rules for e in (*(r.entities or ()), *r.overrides))
@@ -228,7 +235,7 @@ class Engine:
             for entity in rule.entities or ():
                 naming.setdefault(entity, []).append((number, rule))
         overridden = frozenset(e for _, r in open_rules for e in r.overrides)
-        self._sources[name] = _Source(name, fields, frozenset(null_fields),
+        self._sources[name] = _Source(name, fields,
                                       self._build_index(name, open_rules), rules, named,
                                       {e: tuple(found) for e, found in naming.items()},
                                       overridden, tuple(down_rules), True, now)
@@ -247,8 +254,10 @@ class Engine:
         every: list[int] = []
         timed: list[int] = []
         plain: dict[str, list[tuple[int, s.Threshold]]] = {}
+        nulls: set[str] = set()
         for number, rule in rules:
             condition = conditions.get(number, rule.condition)
+            nulls.update(_missing_fields(condition))
             if self._compile and isinstance(condition, s.Threshold) and compilable(condition):
                 plain.setdefault(condition.field, []).append((number, condition))
                 continue
@@ -264,7 +273,8 @@ class Engine:
                 timed.append(number)
         index = _Index(rules, {f: tuple(n) for f, n in by_field.items()}, tuple(every),
                        tuple(timed), conditions,
-                       {f: FieldThresholds(found) for f, found in plain.items()})
+                       {f: FieldThresholds(found) for f, found in plain.items()},
+                       tuple(sorted(nulls)))
         if not conditions:
             self._indexes[key] = index
         return index
@@ -322,42 +332,50 @@ class Engine:
         fields = message.fields
         read = src.fields
         histories = entity.fields
-        for field, value in fields.items():  # only fields some rule reads get a history
-            if field in read:
-                history = histories.get(field)
+        layers = entity.layers
+        newest = not late
+        numbers: set[int] = set()
+        for name, value in fields.items():
+            horizon = read.get(name)  # only fields some rule reads get a history
+            if horizon is not None:
+                history = histories.get(name)
                 if history is None:
-                    history = histories[field] = FieldHistory(read[field])
-                history.record(msg_time, value if value.__class__ is float else normalise(value))
-        if message.absent_is_null:  # nulls matter only to `missing` conditions
-            for field in src.null_fields:
-                if field not in fields:
-                    history = histories.get(field)
-                    if history is None:
-                        history = histories[field] = FieldHistory(read[field])
-                    history.record(msg_time, None)
+                    history = histories[name] = FieldHistory(horizon)
+                if value.__class__ is not float:
+                    value = normalise(value)
+                history.record(msg_time, value)
+            for index in layers:
+                found = index.reach.get(name)
+                if found is None:
+                    continue
+                reached, thresholds = found
+                if reached:
+                    numbers.update(reached)
+                if thresholds is not None:  # only those that now hold can start an alert
+                    if not (newest and value.__class__ is float and _finite(value)):
+                        value = histories[name].newest()  # what conditions will read
+                    if value.__class__ is float:
+                        numbers.update(thresholds.starting(value))
+        if message.absent_is_null:  # nulls matter only to the `missing` conditions that
+            for index in layers:  # reach the entity
+                for name in index.nulls:
+                    if name not in fields:
+                        history = histories.get(name)
+                        if history is None:
+                            history = histories[name] = FieldHistory(read[name])
+                        history.record(msg_time, None)
         if entity.last_msg_time is None or msg_time >= entity.last_msg_time:
             entity.last_msg_time = msg_time
             entity.last_receipt = now
             entity.last_srv_time = message.srv_time
-            for history in entity.fields.values():
+            for history in histories.values():
                 history.prune(msg_time)
         if message.entity_name:
             entity.name = message.entity_name
         if message.history_only:  # evaluated by an earlier run: it only rebuilds the history
             return []
-        numbers: set[int] = set()
-        for index in entity.layers:
-            by_field, compiled = index.by_field, index.compiled
+        for index in layers:
             numbers.update(index.every_message)
-            for field in fields:
-                reached = by_field.get(field)
-                if reached:
-                    numbers.update(reached)
-                thresholds = compiled.get(field)
-                if thresholds is not None:  # only those that now hold can start an alert
-                    newest = histories[field].newest()
-                    if newest.__class__ is float:
-                        numbers.update(thresholds.starting(newest))
         reached_rules = self._with_live(entity, numbers)
         if late:  # measured before messages already seen: it may break a pending period
             for alert in restart_periods(entity, entity.alerts, entity.conditions,
@@ -427,6 +445,9 @@ class Engine:
             rule = rules[number]
             condition = conditions.get(number, rule.condition)
             alert = entity.alerts.get(number)
+            if alert is None and condition.__class__ is s.Change and self._compile \
+                    and _cannot_change(condition, entity):
+                continue  # no alert, and its condition cannot hold: nothing to do
             firing = alert is not None and alert.firing
             if isinstance(condition, s.Silent):
                 if not src.up:
@@ -626,6 +647,15 @@ _EVENTS: dict[Notice, tuple[type[AlertFired | AlertRepeated | AlertResolved | Al
     Notice.REPEATED: (AlertRepeated, NoticeKind.FIRING),
     Notice.RESOLVED: (AlertResolved, NoticeKind.RESOLVED),
     Notice.FLAPPING: (AlertFlapping, NoticeKind.FLAPPING)}
+
+
+def _cannot_change(condition: s.Change, entity: Entity) -> bool:
+    """Whether a `change` rule cannot hold: its field's numbers (``FieldHistory.spread``)
+    are all closer together than its amount. Most rules on a steady stream, at the cost of
+    no per-value loop."""
+    history = entity.fields.get(condition.field)
+    amount = condition.drop if condition.drop is not None else condition.rise
+    return history is None or amount is None or history.spread() < amount
 
 
 def _new_pending_value(alert: Alert, before: Any) -> bool:

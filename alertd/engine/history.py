@@ -325,3 +325,18 @@ class FieldHistory(_Doubles):
             if len(copy) > 2 * DEPTH:
                 copy._trim()
         return copy
+
+    # ---- bounds --------------------------------------------------------------------------
+
+    def spread(self) -> float:
+        """The largest number kept minus the smallest: no ``largest_change`` can be larger,
+        so a `change` rule with no alert need not look further when it is below the rule's
+        amount. Infinite while a null or text value is kept (nothing is promised then). Cost:
+        three passes in C over the values, no Python loop."""
+        values = self[1::2]
+        if not values:
+            return 0.0
+        total = sum(values)
+        if total != total or total == OTHER:
+            return math.inf
+        return max(values) - min(values)

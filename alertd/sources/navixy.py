@@ -11,6 +11,7 @@ described in ``problems``, never raised.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from alertd.sources.common import (
     parse_time,
 )
 
+TIME_CACHE = 65_536  # distinct time texts remembered before the cache starts again
 AUTH_CODES = (3, 4)  # wrong hash; user or API key not found, or session ended
 ATMOSPHERE = (("X-Atmosphere-tracking-id", "0"), ("X-Atmosphere-Framework", "2.3.6-javascript"),
               ("X-Atmosphere-Transport", "websocket"), ("Content-Type", "application/json"),
@@ -128,7 +130,9 @@ class NavixyDecoder:
     def __init__(self, source: str,
                  positions: dict[str, dict[str, float]] | None = None) -> None:
         self.source = source
-        self._seen: dict[str, set[tuple[str, float]]] = {}  # tracker -> (attribute, msg_time)
+        # tracker -> msg_time -> the attributes of that time already emitted
+        self._seen: dict[str, dict[float, set[str]]] = {}
+        self._times: dict[Any, float | None] = {}  # time text -> epoch seconds (``_time``)
         self._floor = {t: dict(p) for t, p in (positions or {}).items()}
         self._newest: dict[str, dict[str, float]] = {t: dict(p)
                                                      for t, p in (positions or {}).items()}
@@ -229,52 +233,81 @@ class NavixyDecoder:
         tracker = str(item["tracker_id"])
         entries: dict[float, dict[str, Any]] = {}
         srv_times: dict[float, float] = {}
-        oldest: float | None = None
         bad = 0
+        times = self._times
+        if len(times) > TIME_CACHE:
+            times.clear()
         for queue_name in ("all_fields", "nonnull_fields"):
             queues = _queues(item.get(queue_name, {}))
             if queues is None:
                 return f"{queue_name} is neither an object nor a list of objects"
             for attribute, queue in queues.items():
                 for entry in queue:
-                    msg_time = parse_time(entry.get("msg_time")) if isinstance(entry, dict) \
-                        else None
+                    if not isinstance(entry, dict):
+                        bad += 1
+                        continue
+                    msg_time = _time(times, entry.get("msg_time"))
                     if msg_time is None:
                         bad += 1
                         continue
-                    oldest = msg_time if oldest is None else min(oldest, msg_time)
-                    fields = entries.setdefault(msg_time, {})
-                    if attribute not in fields or fields[attribute] is None:
+                    fields = entries.get(msg_time)
+                    if fields is None:
+                        fields = entries[msg_time] = {}
+                    if fields.get(attribute) is None:
                         fields[attribute] = entry.get("value")
-                    srv = parse_time(entry.get("srv_time"))
+                    srv = _time(times, entry.get("srv_time"))
                     if srv is not None:
-                        srv_times[msg_time] = max(srv, srv_times.get(msg_time, srv))
+                        known = srv_times.get(msg_time)
+                        if known is None or srv > known:
+                            srv_times[msg_time] = srv
         if self._status.get(tracker, "normal") != "normal":
             # data comes only for trackers that are not blocked (seed page): proof that this
             # one is back, long before the next status refresh would say so
             self._status[tracker] = "normal"
             events.append(StatusChanged(self.source, tracker, "normal"))
-        seen = self._seen.setdefault(tracker, set())
+        seen = self._seen.setdefault(tracker, {})
         floor = self._floor.pop(tracker, {})
         newest = self._newest.setdefault(tracker, {})
         for msg_time in sorted(entries):
-            new = {a: v for a, v in entries[msg_time].items() if (a, msg_time) not in seen}
-            if not new:
+            fields = entries[msg_time]
+            already = seen.get(msg_time)
+            if already is None:
+                new = fields
+                seen[msg_time] = set(fields)
+            elif already.issuperset(fields):
                 continue
-            seen.update((a, msg_time) for a in new)
+            else:
+                new = {a: v for a, v in fields.items() if a not in already}
+                already.update(new)
             for attribute in new:
-                if msg_time > newest.get(attribute, float("-inf")):
+                if msg_time > newest.get(attribute, -math.inf):
                     newest[attribute] = msg_time
                     self._moved.add(tracker)
-            done = {a: v for a, v in new.items() if msg_time <= floor.get(a, float("-inf"))}
+            done = {a: v for a, v in new.items() if msg_time <= floor.get(a, -math.inf)} \
+                if floor else None
             if done:
                 events.append(Message(self.source, tracker, msg_time, done,
                                       srv_times.get(msg_time), absent_is_null=False,
                                       history_only=True))
-            if len(done) < len(new):
+            if not done or len(done) < len(new):
                 events.append(Message(self.source, tracker, msg_time,
-                                      {a: v for a, v in new.items() if a not in done},
+                                      {a: v for a, v in new.items() if a not in done}
+                                      if done else new,
                                       srv_times.get(msg_time), absent_is_null=False))
-        if oldest is not None:  # forget what has left the server's window
-            self._seen[tracker] = {key for key in seen if key[1] >= oldest}
+        if entries:  # forget what has left the server's window
+            oldest = min(entries)
+            for msg_time in [t for t in seen if t < oldest]:
+                del seen[msg_time]
         return f"{bad} queue entries without a valid msg_time" if bad else None
+
+
+def _time(cache: dict[Any, float | None], raw: Any) -> float | None:
+    """``parse_time`` through the decoder's cache of the texts seen: a 12-deep window names
+    each message time once per attribute and is resent whole with every event."""
+    try:
+        return cache[raw]
+    except KeyError:
+        parsed = cache[raw] = parse_time(raw)
+        return parsed
+    except TypeError:  # not hashable (a list, an object): not a time
+        return None
