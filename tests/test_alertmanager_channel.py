@@ -4,6 +4,7 @@ on given times), the JSON it posts, and the sender against a local HTTP server."
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import textwrap
 from pathlib import Path
@@ -15,6 +16,9 @@ from alertd.config import schema as s
 from alertd.errors import ConfigError, Loc
 from alertd.model import Notification
 from alertd.notify.alertmanager import ENDS_AFTER, label_name, labels, timestamp
+from alertd.notify.alertmanager import test_payload as first_test_post
+from alertd.notify.message import compose
+from alertd.notify.plan import outgoing
 from alertd.notify.planner import Entry, Plan, Planner, Settled
 from alertd.notify.silences import Silence
 from alertd.senders.alertmanager import SCHEMES, send_blocking, url_problem
@@ -151,6 +155,71 @@ def test_label_names_alertmanager_refuses_are_made_valid() -> None:
     assert label_name("site-id") == "site_id"
     assert label_name("1st") == "_1st"
     assert labels(_note("cold/r1"))["alertname"] == "warm"  # alertd's own labels win
+
+
+def test_times_are_rfc3339_utc_with_milliseconds_and_a_z() -> None:
+    assert timestamp(T0) == "2027-01-15T08:00:00.000Z"
+    assert timestamp(T0 + 0.25) == "2027-01-15T08:00:00.250Z"
+
+
+def test_a_post_says_what_the_rule_says_and_whether_the_alert_flaps() -> None:
+    titled = dataclasses.replace(_rule(), title="{entity_name} too warm")
+    channels = {"am": s.Channel(LOC, "am", ("alertmanager://127.0.0.1:9093",))}
+    planner = Planner([titled], channels, ())
+    plan = planner.offer(Entry(1, "am", _note("cold/r1")), T0)
+    [[fired]] = _posted(plan)
+    assert fired["annotations"] == {"summary": "r1 too warm",  # the rule's title
+                                    "description": compose(_note("cold/r1"), titled)[1]}
+    [[flapping]] = _posted(planner.offer(Entry(2, "am", _note("cold/r2", "flapping")), T0))
+    assert flapping["annotations"]["flapping"] == "true"  # type: ignore[index]
+    [[resent, also]] = _posted(planner.on_timer(T0 + 60))
+    assert resent["annotations"]["summary"] == "r1 too warm"  # type: ignore[index]
+    assert also["annotations"]["flapping"] == "true"  # type: ignore[index]
+    assert "flapping" not in resent["annotations"]  # type: ignore[operator]
+
+
+def test_a_resend_is_one_message_per_channel_with_its_notices() -> None:
+    """Each Alertmanager channel on its own resend interval; one whose alerts all ended
+    stops resending without holding up the others."""
+    channels = {"am": s.Channel(LOC, "am", ("alertmanager://127.0.0.1:9093",), resend=60.0),
+                "slow": s.Channel(LOC, "slow", ("alertmanager://127.0.0.1:9094",),
+                                  resend=600.0),
+                "last": s.Channel(LOC, "last", ("alertmanager://127.0.0.1:9095",),
+                                  resend=60.0)}
+    three = dataclasses.replace(_rule(), notify=("slow", "am", "last"))
+    planner = Planner([three], channels, ())
+    for number, channel in enumerate(("slow", "am", "last")):
+        planner.offer(Entry(number, channel, _note("cold/r1")), T0)
+    planner.offer(Entry(3, "am", _note("cold/r2")), T0)
+    planner.offer(Entry(4, "am", _note("cold/r1", "resolved")), T0 + 1)
+    planner.offer(Entry(5, "am", _note("cold/r2", "resolved")), T0 + 1)
+    plan = planner.on_timer(T0 + 60)  # "slow" not due, "am" has nothing left, "last" is due
+    [message] = plan.messages
+    assert (message.channel, message.title) == ("last", "resend of 1 firing alert")
+    assert message.notes == (_note("cold/r1"),) and message.notify_type == "failure"
+    planner.offer(Entry(6, "last", _note("cold/r2")), T0 + 70)
+    [message] = planner.on_timer(T0 + 120).messages
+    assert message.title == "resend of 2 firing alerts"
+    assert [o.title for o in outgoing([message], channels)] == ["resend of 2 firing alerts"]
+
+
+def test_an_alert_the_channel_does_not_hold_resolves_or_settles_quietly() -> None:
+    """A resolve or an end without a notice for an alert the stage never saw (or a rule
+    the file no longer has, restored at start) is no error."""
+    planner = _planner()
+    planner.seed([_note("cold/r1"), dataclasses.replace(_note("cold/r9"), rule="gone")])
+    planner.settle(Settled("warm", "cold/r5"))
+    plan = planner.offer(Entry(1, "am", _note("cold/r6", "resolved", at=T0 + 5)), T0 + 5)
+    assert _posted(plan)[0][0]["endsAt"] == timestamp(T0 + 5)
+    assert [[a["labels"]["entity"] for a in post] for post in _posted(planner.on_timer(T0 + 6))] \
+        == [["cold/r1"]]  # type: ignore[index]
+
+
+def test_the_test_notification_is_one_alert_that_ends_by_itself() -> None:
+    assert json.loads(first_test_post("hello", "from alertd", T0)) == [{
+        "labels": {"alertname": "alertd_test", "severity": "info", "source": "alertd"},
+        "annotations": {"summary": "hello", "description": "from alertd"},
+        "startsAt": "2027-01-15T08:00:00.000Z", "endsAt": "2027-01-15T08:05:00.000Z"}]
 
 
 # ---- the sender -----------------------------------------------------------------------------

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
+
 from alertd.config import schema as s
 from alertd.engine import Engine, notices
 from alertd.errors import Loc
@@ -9,6 +13,8 @@ from alertd.model import Message, Notification
 from alertd.notify.message import (
     NotifyType,
     compose,
+    compose_digest,
+    compose_group,
     duration_text,
     notify_type,
     summary_line,
@@ -178,3 +184,123 @@ def test_a_label_renders_by_its_whole_key_and_a_missing_one_renders_empty() -> N
     n = note(labels={"BOX": "7", "site": "hh"})
     assert compose(n, rule(title="[{labels[BOX]}] [{labels[zone]}] {labels[site]}"))[0] == \
         "[7] [] hh"
+
+
+# ---- groups, digests and what came from outside (mutation testing, final round) --------------
+
+def test_every_value_from_outside_is_escaped_and_bounded_in_a_body() -> None:
+    """A template's body is not escaped as a whole: each value is, where it comes in."""
+    hostile = {name: f"{name}\n\x1b[2J" for name in
+               ("rule", "entity", "source", "entity_name", "field", "value")}
+    n = note(**hostile, labels={"k\n": "v\n"}, description="Call\nthe depot.")
+    template = ("{rule}|{entity}|{source}|{entity_name}|{field}|{value}|{labels[k\\n]}|"
+                "{labels[k\n]}|{description}")
+    _, body = compose(n, rule(body=template))
+    assert "\n" not in body and "\x1b" not in body
+    assert body.split("|")[:6] == [f"{name}\\n\\x1b[2J" for name in hostile]
+    assert body.endswith("|Call\\nthe depot.")
+    long = "x" * 1000
+    _, body = compose(note(**dict.fromkeys(hostile, long), labels={"k": long}),
+                      rule(body="{rule}|{entity}|{source}|{entity_name}|{field}|{value}|"
+                                "{labels[k]}"))
+    assert body.split("|") == ["x" * 199 + "…"] * 7
+
+
+def test_a_value_that_is_neither_text_nor_a_number_is_bounded_too() -> None:
+    _, body = compose(note(value=list(range(2000))), None)
+    line = body.splitlines()[2]
+    assert line.startswith("lls_level_1: [0, 1, 2,") and line.endswith("…")
+    assert len(line) == len("lls_level_1: ") + 200
+    assert body.splitlines()[3] == "since: 2026-01-01 00:00:00 UTC (1m30s)"
+
+
+def test_a_title_keeps_250_characters_and_its_line_breaks_become_spaces() -> None:
+    assert compose(note(), rule(title="a\nb\r\nc"))[0] == "a b c"
+    assert compose(note(), rule(title="t" * 250))[0] == "t" * 250
+    assert compose(note(), rule(title="t" * 251))[0] == "t" * 249 + "…"
+
+
+def test_a_body_keeps_4000_characters() -> None:
+    long = "b" * 3990
+    assert compose(note(), rule(body=long))[1] == long
+    assert compose(note(), rule(body=long + "c" * 20))[1] == long + "c" * 9 + "…"
+    _, body = compose(note(description="d" * 300), None)  # the default body, too
+    assert body.endswith("\n" + "d" * 300)
+    _, body = compose(note(description=long), None)
+    assert len(body) == 4000 and body.endswith("b…")
+    assert body.startswith("fuel is firing for Truck 7")
+
+
+def test_times_are_utc_whatever_the_host_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # +05:30, no daylight saving
+    time.tzset()
+    try:
+        assert "since: 2026-01-01 00:00:00 UTC (1m30s)" in compose(note(), None)[1]
+        assert compose_digest([note()], 0, T0 - 3600, {})[1].startswith(
+            "Quiet hours since 23:00 UTC are over.")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_group_of_one_reads_as_that_notice_with_its_rule() -> None:
+    titled = rule(title="{entity_name} low")
+    assert compose_group([note()], {"fuel": titled}) == compose(note(), titled)
+    assert compose_group([note()], {"fuel": titled})[0] == "Truck 7 low"
+
+
+def test_a_group_lists_alerts_under_their_rules_with_the_rules_titles() -> None:
+    titled = rule(title="{entity_name} low")
+    notes = [note(), note(entity="fleet/2", entity_name="Van 2", state="resolved"),
+             note(rule="heat", entity="fleet/3", entity_name="", field="")]
+    title, body = compose_group(notes, {"fuel": titled})
+    assert title == "[FIRING 2, RESOLVED 1] fuel, heat"
+    assert body.splitlines() == [
+        "fuel (warning):", "  FIRING: Truck 7 low", "  RESOLVED: Van 2 low", "",
+        "heat (warning):", "  FIRING: fleet/3, since 00:00 UTC (1m30s)"]
+
+
+def test_a_group_title_names_three_rules_and_counts_the_rest() -> None:
+    def names(count: int) -> str:
+        return compose_group([note(rule=f"r{i}") for i in range(count)], {})[0]
+
+    assert names(3) == "[FIRING 3] r0, r1, r2"
+    assert names(4) == "[FIRING 4] r0, r1, r2 and 1 more rules"
+    assert compose_group([note(state="odd"), note(state="odd")], {})[0] == "[ODD 2] fuel"
+
+
+def test_a_long_group_lists_twenty_and_counts_the_rest_by_state() -> None:
+    many = [note(entity=f"fleet/{i}", entity_name=f"T{i}") for i in range(19)]
+    many += [note(rule="heat", entity=f"fleet/{i}", entity_name=f"H{i}",
+                  state="odd" if i % 2 else "resolved") for i in range(5)]
+    many += [note(rule="cold", entity="fleet/9", state="odd")]
+    _, body = compose_group(many, {})
+    lines = body.splitlines()
+    assert lines[:20] == ["fuel (warning):"] + [
+        f"  FIRING: T{i} (fleet/{i}), lls_level_1 262.9138, since 00:00 UTC (1m30s)"
+        for i in range(19)]
+    assert lines[20:] == [
+        "", "heat (warning):",
+        "  RESOLVED: H0 (fleet/0), lls_level_1 262.9138, since 00:00 UTC (1m30s)",
+        "  ... and 4 more (2 ODD, 2 RESOLVED)", "", "cold (warning):", "  1 ODD"]
+
+
+def test_a_digest_says_what_still_fires_and_how_many_came_and_went() -> None:
+    title, body = compose_digest([note()], 2, T0 - 3600, {})
+    assert title == "[DIGEST] 1 alert still firing after quiet hours"
+    assert body.splitlines() == [
+        "Quiet hours since 23:00 UTC are over. Still firing:", "", "fuel (warning):",
+        "  FIRING: Truck 7 (fleet/21080), lls_level_1 262.9138, since 00:00 UTC (1m30s)", "",
+        "2 more alerts fired and resolved during quiet hours."]
+    title, body = compose_digest([note(), note(entity="fleet/2")], 1, T0, {})
+    assert title == "[DIGEST] 2 alerts still firing after quiet hours"
+    assert body.endswith("\n\n1 more alert fired and resolved during quiet hours.")
+    assert "fired and resolved" not in compose_digest([note()], 0, T0, {})[1]
+
+
+def test_a_digest_body_keeps_4000_characters() -> None:
+    firing = [note(rule=f"rule{i}" + "r" * 150, entity=f"fleet/{i}") for i in range(20)]
+    _, body = compose_digest(firing, 0, T0, {})
+    assert len(body) == 4000 and body.endswith("…")
+    _, body = compose_digest(firing[:2], 0, T0, {})
+    assert len(body) > 250 and not body.endswith("…")

@@ -68,6 +68,17 @@ def test_retry_after_replaces_the_backoff_and_is_capped() -> None:
     assert next_attempt(NOW, 9, late, retry_after=300.0) is None
 
 
+def test_the_daemon_s_first_wait_and_a_retry_after_of_zero_are_used_as_given() -> None:
+    """``first`` (the daemon's ``retry_first``) is the backoff's first step and doubles;
+    a receiver's ``Retry-After: 0`` means at once."""
+    assert next_attempt(NOW, 1, NOW, first=0.5) == NOW + 0.5
+    assert next_attempt(NOW, 3, NOW, first=0.5) == NOW + 2.0
+    assert next_attempt(NOW, 1, NOW, retry_after=0.0) == NOW
+    assert next_attempt(NOW, 1, NOW, retry_after=0.25) == NOW + 0.25
+    decision = after_attempt(DeliveryOutcome.retry("HTTP 502"), NOW, 1, NOW, first=0.5)
+    assert decision == AfterAttempt(Fate.RETRY, 2, "HTTP 502", NOW + 1.0)
+
+
 def note(state: str, severity: str) -> Notification:
     return Notification("r", "s/e", state, NOW, NOW, severity, "s")
 

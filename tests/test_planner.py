@@ -229,6 +229,16 @@ def test_windows_that_touch_are_one_quiet_stretch() -> None:
     assert muted_until(both, saturday) == at("2026-12-07T08:00:00")  # ... and Monday morning
 
 
+def test_quiet_hours_follow_the_channel_s_calendar_day_not_the_host_s() -> None:
+    """At 08:30 in Auckland (UTC+13) it is still yesterday in UTC: the window of the
+    channel's own day holds."""
+    auckland = ZoneInfo("Pacific/Auckland")
+    tuesday = channel("mail", (s.MuteWindow(8 * 60, 9 * 60, frozenset({2})),), "Pacific/Auckland")
+    assert muted_until(tuesday, at("2026-12-01T08:30:00", auckland)) == \
+        at("2026-12-01T09:00:00", auckland)
+    assert muted_until(tuesday, at("2026-12-02T08:30:00", auckland)) is None  # Wednesday
+
+
 def test_a_firing_alert_seeded_at_start_is_notified_when_its_silence_ends() -> None:
     planner = Planner([rule("warm", group_wait=0)], {"ops": channel()},
                       [silence(T0, T0 + 60, rule="warm")])
