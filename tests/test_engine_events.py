@@ -564,3 +564,102 @@ def test_each_overridden_entity_is_judged_by_its_own_override() -> None:
     (fired,) = engine.receive(Message("fleet", "1", 10.0, {"v": 90.0}), 10.0)
     assert fired.note.entity == "fleet/1"
     assert engine.receive(Message("fleet", "2", 10.0, {"v": 90.0}), 10.0) == []
+
+
+# ---- explain: the engine's read-only view of one entity ------------------------------------
+
+
+def explained_fleet() -> Engine:
+    """Rules on `v` of fleet entities, whose readings are measured 5 s before they arrive
+    (the event clock 5 s behind the daemon's): readings 2, null, 9 at 100, 200, 300."""
+    rules = [
+        rule(name="warm", condition=s.Threshold(LOC, "v", above=8.0, clear_below=7.5),
+             for_=600.0, clear_for=300.0),
+        rule(name="gap", condition=s.Missing(LOC, "v", nulls=2)),
+        rule(name="jump", condition=s.Change(LOC, "v", within=900.0, rise=4.0)),
+        rule(name="quiet", condition=s.Silent(LOC, 1800.0)),
+        rule(name="frost", condition=s.Threshold(LOC, "w", below=0.0)),
+        rule(name="down", condition=s.SourceDown(LOC, 300.0)),
+    ]
+    engine = Engine(rules, FLEET, 0.0)
+    for at, value in ((100.0, 2), (200.0, None), (300.0, 9)):
+        engine.on_timer(at)  # as the loop does: the first look at the listed entity
+        engine.receive(Message("fleet", "1", at - 5.0, {"v": value}, at - 1.0,
+                               entity_name="Truck 1", absent_is_null=False), at)
+    return engine
+
+
+def test_explain_shows_each_rule_of_an_entity_on_the_daemon_clock() -> None:
+    from alertd.engine.explain import EntitySeen, FieldSeen, RuleSeen, Why
+    engine = explained_fleet()
+    conditions = {r.name: r.condition for r in engine.rules}
+    now = 400.0625  # exact in binary: the quiet time rounds to 3 decimals
+    v = FieldSeen("v", 9.0, 300.0, 3, 1, 2.0, 9.0)  # as of 300 (measured 295), on 3 messages
+    assert engine.explain("fleet/1", now) == EntitySeen(
+        "fleet/1", True, "Truck 1", None, 295.0, 300.0, True, 900.0, (
+            RuleSeen("warm", conditions["warm"], True, True, 9.0, (8.0, None),
+                     AlertState.PENDING, Why.PENDING, 300.0, 600.0, 100.0625, None, 900.0,
+                     (v,)),
+            RuleSeen("gap", conditions["gap"], False, True, 9.0, None, AlertState.INACTIVE,
+                     Why.CONDITION_FALSE, None, 0.0, None, None, None, (v,)),
+            RuleSeen("jump", conditions["jump"], True, True, 9.0, None, AlertState.FIRING,
+                     Why.FIRING, 300.0, 0.0, None, None, 300.0 + 4 * 3600.0, (v,)),
+            RuleSeen("quiet", conditions["quiet"], False, True, 100.062, None,
+                     AlertState.INACTIVE, Why.CONDITION_FALSE, None, 0.0, None, None, None, ()),
+            RuleSeen("frost", conditions["frost"], False, False, None, None,
+                     AlertState.INACTIVE, Why.NO_DATA, None, 0.0, None, None, None,
+                     (FieldSeen("w", None, None, 0, 0),)),
+        ), (RuleSeen("down", conditions["down"], False, True, "up", None, AlertState.INACTIVE,
+                     Why.CONDITION_FALSE, None, 0.0, None, None, None, ()),))
+
+
+def test_explain_shows_a_clearing_alert_and_the_source_down_rule_step_by_step() -> None:
+    from alertd.engine.explain import Why
+    engine = explained_fleet()
+    engine.on_timer(900.0)  # warm fires
+    engine.receive(Message("fleet", "1", 995.0, {"v": 7.6}, absent_is_null=False), 1000.0)
+
+    def seen(now: float) -> dict[str, tuple[object, ...]]:
+        view = engine.explain("fleet/1", now)
+        return {r.rule: (r.holds, r.value, r.bounds, r.state, r.why, r.since, r.pending_for,
+                         r.clearing_since, r.next_check) for r in view.rules + view.source_rules}
+
+    # firing: the clear bound 7.5 is in force, and 7.6 still holds
+    assert seen(1000.0)["warm"] == (True, 7.6, (7.5, None), AlertState.FIRING, Why.FIRING,
+                                    300.0, None, None, 900.0 + 4 * 3600.0)  # a repeat
+    engine.receive(Message("fleet", "1", 1095.0, {"v": 7}, absent_is_null=False), 1100.0)
+    assert seen(1100.0)["warm"] == (False, 7.0, (7.5, None), AlertState.FIRING, Why.CLEARING,
+                                    300.0, None, 1100.0, 1400.0)  # clear_for ends at 1400
+    engine.receive(SourceDown("fleet"), 1200.0)
+    now = seen(1300.0)
+    assert now["quiet"] == (False, 100.0, None, AlertState.INACTIVE, Why.HELD, None, None,
+                            None, None)  # quiet counts from the source's change at 1200
+    assert now["down"] == (False, "down for 100 s", None, AlertState.INACTIVE,
+                           Why.CONDITION_FALSE, None, None, None, 1500.0)
+    engine.on_timer(1500.0)
+    assert seen(1600.0)["down"] == (True, "down for 400 s", None, AlertState.FIRING,
+                                    Why.FIRING, 1500.0, None, None, None)
+
+
+def test_explain_of_an_entity_not_heard_of_changes_nothing() -> None:
+    from alertd.engine.explain import EntitySeen, FieldSeen, Why
+    engine = explained_fleet()
+    view = engine.explain("fleet/2", 350.0)
+    assert (view.entity, view.known, view.name, view.status, view.last_msg_time,
+            view.last_receipt, view.source_up, view.next_wake) == (
+        "fleet/2", False, None, None, None, None, True, None)
+    assert [(r.rule, r.holds, r.known, r.value, r.bounds, r.state, r.why, r.fields)
+            for r in view.rules] == [
+        ("warm", False, False, None, None, AlertState.INACTIVE, Why.NO_DATA,
+         (FieldSeen("v", None, None, 0, 0),)),
+        ("gap", False, False, None, None, AlertState.INACTIVE, Why.NO_DATA,
+         (FieldSeen("v", None, None, 0, 0),)),
+        ("jump", False, False, None, None, AlertState.INACTIVE, Why.NO_DATA,
+         (FieldSeen("v", None, None, 0, 0),)),
+        ("quiet", False, True, 0.0, None, AlertState.INACTIVE, Why.CONDITION_FALSE, ()),
+        ("frost", False, False, None, None, AlertState.INACTIVE, Why.NO_DATA,
+         (FieldSeen("w", None, None, 0, 0),))]
+    assert [r.rule for r in view.source_rules] == ["down"]
+    assert engine.explain("fleet/2", 360.0).known is False  # the look made no entity
+    assert engine.explain("nosuch/1", 350.0) == EntitySeen(
+        "nosuch/1", False, None, None, None, None, None, None, (), ())
