@@ -648,6 +648,7 @@ def test_explain_shows_a_clearing_alert_and_the_source_down_rule_step_by_step() 
                                     300.0, None, 1100.0, 1400.0)  # clear_for ends at 1400
     engine.receive(SourceDown("fleet"), 1200.0)
     now = seen(1300.0)
+    assert now["jump"][:4] == (False, 7.0, None, AlertState.RESOLVED)  # 2 left the window
     assert now["quiet"] == (False, 100.0, None, AlertState.INACTIVE, Why.HELD, None, None,
                             None, None)  # quiet counts from the source's change at 1200
     assert now["down"] == (False, "down for 100 s", None, AlertState.INACTIVE,
