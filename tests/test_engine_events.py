@@ -8,6 +8,7 @@ import math
 
 from alertd.config import schema as s
 from alertd.engine import Engine, firing_at_start
+from alertd.engine.explain import EntitySeen, FieldSeen, RuleSeen, Why
 from alertd.errors import Loc
 from alertd.model import (AlertFired, AlertFlapping, AlertRepeated, AlertResolved, AlertSettled,
                           AlertState, Batch, Message, NoticeKind, SourceDown, SourceUp,
@@ -598,7 +599,6 @@ def explained_fleet() -> Engine:
 
 
 def test_explain_shows_each_rule_of_an_entity_on_the_daemon_clock() -> None:
-    from alertd.engine.explain import EntitySeen, FieldSeen, RuleSeen, Why
     engine = explained_fleet()
     conditions = {r.name: r.condition for r in engine.rules}
     now = 400.0625  # exact in binary: the quiet time rounds to 3 decimals
@@ -630,7 +630,6 @@ def test_explain_shows_each_rule_of_an_entity_on_the_daemon_clock() -> None:
 
 
 def test_explain_shows_a_clearing_alert_and_the_source_down_rule_step_by_step() -> None:
-    from alertd.engine.explain import Why
     engine = explained_fleet()
     engine.on_timer(900.0)  # warm fires
     engine.receive(Message("fleet", "1", 995.0, {"v": 7.6}, absent_is_null=False), 1000.0)
@@ -666,7 +665,6 @@ def test_explain_shows_a_clearing_alert_and_the_source_down_rule_step_by_step() 
 
 
 def test_explain_of_an_entity_not_heard_of_changes_nothing() -> None:
-    from alertd.engine.explain import EntitySeen, FieldSeen, Why
     engine = explained_fleet()
     view = engine.explain("fleet/2", 350.0)
     assert (view.entity, view.known, view.name, view.status, view.last_msg_time,
