@@ -321,6 +321,22 @@ def test_a_late_message_restarts_for_whatever_the_rules_before_it_are(first: str
         ("b", NoticeKind.FIRING, 90.0)]
 
 
+def test_a_late_message_restarts_for_after_a_silent_rule_that_is_clearing() -> None:
+    """quiet (silent, clear_for) is checked first and is clearing when a reading measured
+    at 180 arrives late: it is left as it is, and warm's `for` restarts at 360."""
+    engine = Engine([rule(s.Silent(LOC, 300.0), name="quiet", clear_for=600.0),
+                     rule(above(8), name="warm", for_=600.0)], FLEET, 0.0)
+    engine.on_timer(0.0)
+    engine.receive(Message("fleet", "1", 0.0, {"v": 9}), 0.0)
+    assert [(n.rule, n.state) for n in notices(engine.on_timer(300.0))] == [
+        ("quiet", NoticeKind.FIRING)]
+    engine.receive(Message("fleet", "1", 360.0, {"v": 9}), 360.0)  # quiet starts clearing
+    assert notices(engine.receive(Message("fleet", "1", 180.0, {"v": 5}), 420.0)) == []
+    assert [n for n in notices(engine.on_timer(600.0)) if n.rule == "warm"] == []
+    assert [(n.rule, n.at) for n in notices(engine.on_timer(960.0)) if n.rule == "warm"] == [
+        ("warm", 960.0)]
+
+
 def test_a_late_message_judges_a_field_read_after_a_virtual_one() -> None:
     """all: [_age below 1h, NAME above 5]: the fields a condition reads are a set, in no fixed
     order; with a NAME that comes after `_age` in it, a late reading that breaks the
