@@ -321,6 +321,41 @@ def test_a_late_message_restarts_for_whatever_the_rules_before_it_are(first: str
         ("b", NoticeKind.FIRING, 90.0)]
 
 
+def test_a_late_message_restarts_for_after_a_silent_rule_that_is_clearing() -> None:
+    """quiet (silent, clear_for) is checked first and is clearing when a reading measured
+    at 180 arrives late: it is left as it is, and warm's `for` restarts at 360."""
+    engine = Engine([rule(s.Silent(LOC, 300.0), name="quiet", clear_for=600.0),
+                     rule(above(8), name="warm", for_=600.0)], FLEET, 0.0)
+    engine.on_timer(0.0)
+    engine.receive(Message("fleet", "1", 0.0, {"v": 9}), 0.0)
+    assert [(n.rule, n.state) for n in notices(engine.on_timer(300.0))] == [
+        ("quiet", NoticeKind.FIRING)]
+    engine.receive(Message("fleet", "1", 360.0, {"v": 9}), 360.0)  # quiet starts clearing
+    assert notices(engine.receive(Message("fleet", "1", 180.0, {"v": 5}), 420.0)) == []
+    assert [n for n in notices(engine.on_timer(600.0)) if n.rule == "warm"] == []
+    assert [(n.rule, n.at) for n in notices(engine.on_timer(960.0)) if n.rule == "warm"] == [
+        ("warm", 960.0)]
+
+
+def test_a_late_message_judges_a_field_read_after_a_virtual_one() -> None:
+    """all: [_age below 1h, NAME above 5]: the fields a condition reads are a set, in no fixed
+    order; with a NAME that comes after `_age` in it, a late reading that breaks the
+    threshold still restarts `for` at the next reading (the moments of NAME are judged)."""
+    def fields(name: str) -> list[str]:
+        return list(s.condition_fields(s.AllOf(LOC, (s.Threshold(LOC, "_age", below=3600.0),
+                                                     s.Threshold(LOC, name, above=5.0)))))
+    name = next(f"v{i}" for i in range(100) if fields(f"v{i}")[0] == "_age")
+    condition = s.AllOf(LOC, (s.Threshold(LOC, "_age", below=3600.0),
+                              s.Threshold(LOC, name, above=5.0)))
+    engine = Engine([rule(condition, for_=60.0)], FLEET, 0.0)
+    for t in (0.0, 30.0):
+        engine.receive(Message("fleet", "1", t, {name: 9}), t)
+    assert notices(engine.receive(Message("fleet", "1", 10.0, {name: 0}), 31.0)) == []
+    assert notices(engine.on_timer(60.0)) == []  # for restarted at 30
+    assert [(n.state, n.at) for n in notices(engine.on_timer(90.0))] == [
+        (NoticeKind.FIRING, 90.0)]
+
+
 # ---- the engine ---------------------------------------------------------------------------
 
 

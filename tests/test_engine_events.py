@@ -8,6 +8,7 @@ import math
 
 from alertd.config import schema as s
 from alertd.engine import Engine, firing_at_start
+from alertd.engine.explain import EntitySeen, FieldSeen, RuleSeen, Why
 from alertd.errors import Loc
 from alertd.model import (AlertFired, AlertFlapping, AlertRepeated, AlertResolved, AlertSettled,
                           AlertState, Batch, Message, NoticeKind, SourceDown, SourceUp,
@@ -564,3 +565,124 @@ def test_each_overridden_entity_is_judged_by_its_own_override() -> None:
     (fired,) = engine.receive(Message("fleet", "1", 10.0, {"v": 90.0}), 10.0)
     assert fired.note.entity == "fleet/1"
     assert engine.receive(Message("fleet", "2", 10.0, {"v": 90.0}), 10.0) == []
+
+
+# ---- explain: the engine's read-only view of one entity ------------------------------------
+
+
+def explained_fleet() -> Engine:
+    """Rules on fleet entities, whose readings are measured 5 s before they arrive (the event
+    clock 5 s behind the daemon's): `v` 2, null, 9 at 100, 200, 300, with `lim` 5 and `w` 1
+    on the first, a null `u` on the second; status normal."""
+    rules = [
+        rule(name="warm", condition=s.Threshold(LOC, "v", above=8.0, clear_below=7.5),
+             for_=600.0, clear_for=300.0),
+        rule(name="gap", condition=s.Missing(LOC, "v", nulls=2),
+             overrides={"1": s.Missing(LOC, "v", nulls=1),
+                        "fleet/2": s.Missing(LOC, "v", nulls=3)}),
+        rule(name="jump", condition=s.Change(LOC, "v", within=900.0, rise=4.0), repeat=None),
+        rule(name="quiet", condition=s.Silent(LOC, 1800.0)),
+        rule(name="odd", condition=s.AllOf(LOC, (
+            s.Threshold(LOC, "_lag", below=3600.0), s.Threshold(LOC, "t", below=0.0),
+            s.Threshold(LOC, "u", below=0.0), s.Threshold(LOC, "w", above=100.0)))),
+        rule(name="over", condition=s.Threshold(LOC, "v", above=s.FieldBound("lim"))),
+        rule(name="down", condition=s.SourceDown(LOC, 300.0)),
+    ]
+    engine = Engine(rules, FLEET, 0.0)
+    engine.on_timer(0.0)  # as the loop does: the first look at the listed entity
+    engine.receive(StatusChanged("fleet", "1", "normal"), 50.0)
+    for at, fields in ((100.0, {"v": 2, "lim": 5, "w": 1}), (200.0, {"v": None, "u": None}),
+                       (300.0, {"v": 9})):
+        engine.receive(Message("fleet", "1", at - 5.0, fields, at - 1.0,
+                               entity_name="Truck 1", absent_is_null=False), at)
+    return engine
+
+
+def test_explain_shows_each_rule_of_an_entity_on_the_daemon_clock() -> None:
+    engine = explained_fleet()
+    conditions = {r.name: r.condition for r in engine.rules}
+    now = 400.0625  # exact in binary: the quiet time rounds to 3 decimals
+    v = FieldSeen("v", 9.0, 300.0, 3, 1, 2.0, 9.0)  # as of 300 (measured 295), on 3 messages
+    assert engine.explain("fleet/1", now) == EntitySeen(
+        "fleet/1", True, "Truck 1", "normal", 295.0, 300.0, True, 900.0, (
+            RuleSeen("warm", conditions["warm"], True, True, 9.0, (8.0, None),
+                     AlertState.PENDING, Why.PENDING, 300.0, 600.0, 100.0625, None, 900.0,
+                     (v,)),
+            # its override (1 null) fired on the null and resolved on the 9
+            RuleSeen("gap", s.Missing(LOC, "v", nulls=1), False, True, 9.0, None,
+                     AlertState.RESOLVED, Why.CONDITION_FALSE, None, 0.0, None, None, None,
+                     (v,)),
+            RuleSeen("jump", conditions["jump"], True, True, 9.0, None, AlertState.FIRING,
+                     Why.FIRING, 300.0, 0.0, None, None, None, (v,)),  # repeat: never
+            RuleSeen("quiet", conditions["quiet"], False, True, 100.062, None,
+                     AlertState.INACTIVE, Why.CONDITION_FALSE, None, 0.0, None, None, None, ()),
+            RuleSeen("odd", conditions["odd"], False, True, 4.0, None,  # _lag 4 s shown
+                     AlertState.INACTIVE, Why.CONDITION_FALSE, None, 0.0, None, None, None,
+                     (FieldSeen("t", None, None, 0, 0), FieldSeen("u", None, None, 1, 1),
+                      FieldSeen("w", 1.0, 100.0, 1, 0))),
+            RuleSeen("over", conditions["over"], True, True, 9.0, (5.0, None),
+                     AlertState.FIRING, Why.FIRING, 300.0, 0.0, None, None,
+                     300.0 + 4 * 3600.0, (FieldSeen("lim", 5.0, 100.0, 1, 0), v)),
+        ), (RuleSeen("down", conditions["down"], False, True, "up", None, AlertState.INACTIVE,
+                     Why.CONDITION_FALSE, None, 0.0, None, None, None, ()),))
+    quiet = [r for r in engine.explain("fleet/1", 2100.0).rules if r.rule == "quiet"]
+    assert [(r.holds, r.value) for r in quiet] == [(True, 1800.0)]  # quiet exactly `after`
+
+
+def test_explain_shows_a_clearing_alert_and_the_source_down_rule_step_by_step() -> None:
+    engine = explained_fleet()
+    engine.on_timer(900.0)  # warm fires
+    engine.receive(Message("fleet", "1", 995.0, {"v": 7.6}, absent_is_null=False), 1000.0)
+
+    def seen(now: float) -> dict[str, tuple[object, ...]]:
+        view = engine.explain("fleet/1", now)
+        return {r.rule: (r.holds, r.value, r.bounds, r.state, r.why, r.since, r.pending_for,
+                         r.clearing_since, r.next_check) for r in view.rules + view.source_rules}
+
+    # firing: the clear bound 7.5 is in force, and 7.6 still holds
+    assert seen(1000.0)["warm"] == (True, 7.6, (7.5, None), AlertState.FIRING, Why.FIRING,
+                                    300.0, None, None, 900.0 + 4 * 3600.0)  # a repeat
+    engine.receive(Message("fleet", "1", 1095.0, {"v": 7}, absent_is_null=False), 1100.0)
+    assert seen(1100.0)["warm"] == (False, 7.0, (7.5, None), AlertState.FIRING, Why.CLEARING,
+                                    300.0, None, 1100.0, 1400.0)  # clear_for ends at 1400
+    engine.receive(SourceDown("fleet"), 1200.0)
+    now = seen(1300.0)
+    assert now["jump"][:4] == (False, 7.0, None, AlertState.RESOLVED)  # 2 left the window
+    assert now["quiet"] == (False, 100.0, None, AlertState.INACTIVE, Why.HELD, None, None,
+                            None, None)  # quiet counts from the source's change at 1200
+    assert now["down"] == (False, "down for 100 s", None, AlertState.INACTIVE,
+                           Why.CONDITION_FALSE, None, None, None, 1500.0)
+    assert seen(1500.0)["down"][:4] == (True, "down for 300 s", None, AlertState.INACTIVE)
+    engine.on_timer(1500.0)  # down fires; warm resolved at 1400
+    now = seen(1600.0)
+    assert now["down"] == (True, "down for 400 s", None, AlertState.FIRING, Why.FIRING,
+                           1500.0, None, None, None)
+    assert now["warm"] == (False, 7.0, (8.0, None), AlertState.RESOLVED, Why.CONDITION_FALSE,
+                           None, None, None, None)
+    engine.receive(SourceUp("fleet"), 1700.0)
+    assert seen(1700.0)["down"] == (False, "up", None, AlertState.RESOLVED,
+                                    Why.CONDITION_FALSE, None, None, None, None)
+
+
+def test_explain_of_an_entity_not_heard_of_changes_nothing() -> None:
+    engine = explained_fleet()
+    view = engine.explain("fleet/2", 350.0)
+    assert (view.entity, view.known, view.name, view.status, view.last_msg_time,
+            view.last_receipt, view.source_up, view.next_wake) == (
+        "fleet/2", False, None, None, None, None, True, None)
+    nothing = FieldSeen("v", None, None, 0, 0)
+    assert [(r.rule, r.holds, r.known, r.value, r.bounds, r.state, r.why, r.fields)
+            for r in view.rules] == [
+        ("warm", False, False, None, None, AlertState.INACTIVE, Why.NO_DATA, (nothing,)),
+        ("gap", False, False, None, None, AlertState.INACTIVE, Why.NO_DATA, (nothing,)),
+        ("jump", False, False, None, None, AlertState.INACTIVE, Why.NO_DATA, (nothing,)),
+        ("quiet", False, True, 0.0, None, AlertState.INACTIVE, Why.CONDITION_FALSE, ()),
+        ("odd", False, False, None, None, AlertState.INACTIVE, Why.NO_DATA,
+         tuple(FieldSeen(f, None, None, 0, 0) for f in "tuw")),
+        ("over", False, False, None, None, AlertState.INACTIVE, Why.NO_DATA,
+         (FieldSeen("lim", None, None, 0, 0), nothing))]
+    assert view.rules[1].condition == s.Missing(LOC, "v", nulls=3)  # its own override
+    assert [r.rule for r in view.source_rules] == ["down"]
+    assert engine.explain("fleet/2", 360.0).known is False  # the look made no entity
+    assert engine.explain("nosuch/1", 350.0) == EntitySeen(
+        "nosuch/1", False, None, None, None, None, None, None, (), ())

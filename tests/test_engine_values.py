@@ -15,7 +15,7 @@ import pytest
 from alertd.config import load_config
 from alertd.config import schema as s
 from alertd.engine import Engine, notices
-from alertd.model import Message, NoticeKind, Notification, SourceDown, SourceUp
+from alertd.model import Message, NoticeKind, Notification, SourceDown, SourceUp, StatusChanged
 
 RULES = """\
 sources:
@@ -179,3 +179,146 @@ def test_a_value_that_says_nothing_fires_nothing(config: s.Config) -> None:
     assert feed(config, "warm", {"temperature": "error"}, {"temperature": "error"}) == []
     assert feed(config, "over-limit", {"temperature": 9, "max_temp": "n/a"}) == []
     assert feed(config, "over-limit", {"temperature": "error", "max_temp": 6}) == []
+
+
+# ---- status and composite conditions: what their notices say ------------------------------
+
+FLEET_RULES = """\
+sources:
+  fleet: {type: navixy, hash: h, trackers: [1]}
+channels: {ops: console://}
+defaults: {notify: [ops], repeat: never}
+rules:
+  - name: blocked
+    status: {in: [blocked]}
+  - name: blocked-and-fast
+    all:
+      - status: {in: [blocked]}
+      - threshold: {field: speed, above: 5}
+  - name: hot-and-humid
+    all:
+      - threshold: {field: t, above: 8, clear_below: 7.5}
+      - threshold: {field: h, above: 80}
+  - name: hot-or-humid
+    any:
+      - threshold: {field: t, above: 8}
+      - threshold: {field: h, above: 80}
+  - name: drain-or-flood
+    any:
+      - change: {field: fuel, drop: 30, within: 10m}
+      - threshold: {field: level, above: 100}
+  - name: moving-and-draining
+    all:
+      - threshold: {field: speed, above: 0}
+      - change: {field: fuel, drop: 30, within: 10m}
+  - name: draining-while-moving
+    all:
+      - threshold: {field: speed, above: 0}
+      - change: {field: fuel, drop: 30, within: 10m}
+    clear_for: 10m
+    repeat: 1m
+"""
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> s.Config:
+    path = tmp_path / "rules.yaml"
+    path.write_text(FLEET_RULES)
+    return load_config(path, {})
+
+
+def tracker(config: s.Config, rule: str, *events: dict[str, Any] | str
+            ) -> list[tuple[str, str, Any]]:
+    """(state, field, value) of one rule's notices; an event every 10 s: a message's fields,
+    or a status."""
+    engine = Engine(config.rules, config.sources, 0.0)
+    engine.on_timer(0.0)
+    out: list[Notification] = []
+    for i, event in enumerate(events):
+        at = 10.0 * (i + 1)
+        if isinstance(event, str):
+            out += notices(engine.receive(StatusChanged("fleet", "1", event), at))
+        else:
+            out += notices(engine.receive(Message("fleet", "1", at, event, at,
+                                                  absent_is_null=False), at))
+    return [(n.state, n.field, n.value) for n in out if n.rule == rule]
+
+
+def test_a_status_notice_shows_the_status(fleet: s.Config) -> None:
+    assert tracker(fleet, "blocked", "blocked", "normal") == [
+        ("firing", "status", "blocked"), ("resolved", "status", "normal")]
+
+
+def test_an_all_with_a_status_waits_for_a_status(fleet: s.Config) -> None:
+    # no status yet: that part does not hold, whatever the speed
+    assert tracker(fleet, "blocked-and-fast", {"speed": 9}) == []
+    assert tracker(fleet, "blocked-and-fast", {"speed": 9}, "blocked") == [
+        ("firing", "status", "blocked")]
+
+
+def test_a_part_of_an_all_clears_at_its_own_clear_bound_once_firing(fleet: s.Config) -> None:
+    assert tracker(fleet, "hot-and-humid", {"t": 9, "h": 85}, {"t": 7.8}, {"t": 7}) == [
+        ("firing", "t", 9.0), ("resolved", "t", 7.0)]  # 7.8 is not below 7.5: still firing
+
+
+def test_a_composite_shows_a_known_part_when_another_says_nothing(fleet: s.Config) -> None:
+    # "error" is no temperature: the part says nothing, and the notice shows the humidity
+    assert tracker(fleet, "hot-and-humid", {"t": 9, "h": 85}, {"t": "error"}) == [
+        ("firing", "t", 9.0), ("resolved", "h", 85.0)]
+    assert tracker(fleet, "hot-or-humid", {"t": 9, "h": 50}, {"t": "error"}) == [
+        ("firing", "t", 9.0), ("resolved", "h", 50.0)]
+
+
+def test_a_composite_change_says_the_change_and_wakes_to_resolve(fleet: s.Config) -> None:
+    for name in ("drain-or-flood", "moving-and-draining"):
+        engine = Engine(fleet.rules, fleet.sources, 0.0)
+        engine.on_timer(0.0)
+        engine.receive(Message("fleet", "1", 0.0, {"fuel": 300, "speed": 10}), 0.0)
+        (fired,) = [n for n in notices(engine.receive(
+            Message("fleet", "1", 60.0, {"fuel": 260, "speed": 10}), 60.0)) if n.rule == name]
+        assert fired.change == (40.0, 300.0, 60.0), name  # 40 down from 300 in 60 s
+        # no message more: the 300 of 0 s leaves the window at 600 s, and the engine wakes
+        told: list[Notification] = []
+        while (deadline := engine.next_deadline()) is not None and deadline < 700.0:
+            told += [n for n in notices(engine.on_timer(deadline)) if n.rule == name]
+        (resolved,) = told
+        assert resolved.state == NoticeKind.RESOLVED and resolved.change is None, name
+        assert 600.0 < resolved.at < 600.001, name
+
+
+def test_explain_shows_the_first_part_of_a_composite_that_knows_nothing(
+        fleet: s.Config) -> None:
+    engine = Engine(fleet.rules, fleet.sources, 0.0)
+    engine.receive(Message("fleet", "1", 10.0, {"t": "error", "h": "wet"}), 10.0)
+    by = {r.rule: r for r in engine.explain("fleet/1", 20.0).rules}
+    assert [(by[n].known, by[n].value) for n in ("hot-and-humid", "hot-or-humid")] == [
+        (False, "error"), (False, "error")]
+
+
+def test_a_repeat_while_clearing_tells_the_change_that_fired(fleet: s.Config) -> None:
+    # stopped at 70 s: clear, waiting out clear_for; the drain goes on (50 by then), but the
+    # repeat tells the change of the last time the whole held
+    engine = Engine(fleet.rules, fleet.sources, 0.0)
+    engine.on_timer(0.0)
+    told: list[Notification] = []
+    for at, fields in ((0.0, {"fuel": 300, "speed": 10}), (60.0, {"fuel": 260, "speed": 10}),
+                       (70.0, {"fuel": 250, "speed": 0})):
+        told += notices(engine.receive(Message("fleet", "1", at, fields), at))
+    told += notices(engine.on_timer(120.0))
+    assert [(n.state, n.repeat, n.change) for n in told if n.rule == "draining-while-moving"
+            ] == [("firing", False, (40.0, 300.0, 60.0)), ("firing", True, (40.0, 300.0, 60.0))]
+
+
+def test_explain_shows_a_result_that_says_nothing_as_not_holding_and_not_known(
+        config: s.Config, fleet: s.Config) -> None:
+    engine = Engine(config.rules, config.sources, 0.0)
+    engine.receive(Message("cold", "d1", 10.0, {"temperature": "error"}), 10.0)
+    engine.receive(Message("cold", "d2", 10.0, {"temperature": 9}), 10.0)  # no max_temp
+    first = {r.rule: r for r in engine.explain("cold/d1", 20.0).rules}
+    second = {r.rule: r for r in engine.explain("cold/d2", 20.0).rules}
+    assert [(x.holds, x.known, x.value) for x in (first["warm"], second["over-limit"])] == [
+        (False, False, "error"), (False, False, 9.0)]
+    engine = Engine(fleet.rules, fleet.sources, 0.0)
+    engine.receive(Message("fleet", "1", 10.0, {"speed": 9}), 10.0)  # no status yet
+    blocked = {r.rule: r for r in engine.explain("fleet/1", 20.0).rules}["blocked"]
+    assert (blocked.holds, blocked.known, blocked.value) == (False, False, None)

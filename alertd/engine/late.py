@@ -6,7 +6,8 @@ newer ones. Conditions read the newest value, so such a message cannot change wh
 
   * while an alert is pending, the plain condition must hold on every message since the
     pending start: a late message inside that period that breaks it restarts ``for`` at the
-    first later message from which the condition held again;
+    first later message from which the condition held again; so does one measured before
+    the period whose value was still the newest of its field at a moment inside it;
   * while a firing alert is clearing (``clear_for``), the condition must stay clear: a late
     message inside that period on which it still held restarts ``clear_for`` the same way.
 
@@ -14,7 +15,8 @@ The condition is judged "as of" each message time: on the entity's history cut a
 time (values measured later are not seen), with the event clock at that time. Results
 without data say nothing and are skipped. Only the moments the history still holds (the 12
 newest values per field) can be judged; a late message older than all of them is judged
-on its own values.
+on its own values. A period that none of the judged moments breaks keeps its start, even
+one older than the moments kept.
 """
 
 from __future__ import annotations
@@ -90,19 +92,10 @@ def restart_periods(entity: _Entity, alerts: Mapping[int, Alert],
         else:
             continue
         condition = conditions.get(number, alert.rule.condition)
-        if late < start - EPS or isinstance(condition, (s.Silent, s.SourceDown)):
+        if isinstance(condition, (s.Silent, s.SourceDown)):
             continue
-        run: float | None = None  # where the final unbroken run began
-        for at in sorted({t for t in _times(entity, condition) if t >= start - EPS} | {late}):
-            result = evaluate(condition, _AsOf(entity, at, fields if at == late else None),
-                              alert.firing, at)
-            if not result.known:
-                continue
-            if result.holds == wanted:
-                run = at if run is None else run
-            else:
-                run = None
-        if run is None or run <= start + EPS:
+        run = _final_run(entity, condition, alert.firing, start, wanted, late, fields)
+        if run is None:
             continue  # unbroken, or the newest breaks it: the ordinary evaluation decides
         if wanted:
             alert.since = alert.started = run
@@ -110,3 +103,27 @@ def restart_periods(entity: _Entity, alerts: Mapping[int, Alert],
             alert.clearing_since = run
         changed.append(alert)
     return changed
+
+
+def _final_run(entity: _Entity, condition: s.Condition, firing: bool, start: float,
+               wanted: bool, late: float, fields: Mapping[str, Any]) -> float | None:
+    """Where the final unbroken run of ``wanted`` results began, judged as of each remembered
+    message time from ``start`` on, and the late one if it is not older than ``start`` (one
+    older is judged through the moments after it, where its value may still be in force);
+    None when nothing broke the period (the oldest moment judged is then only the oldest one
+    kept, not a restart) or when the newest moment breaks it."""
+    run: float | None = None
+    broken = False
+    moments = {t for t in _times(entity, condition) if t >= start - EPS}
+    if late >= start - EPS:
+        moments.add(late)
+    for at in sorted(moments):
+        result = evaluate(condition, _AsOf(entity, at, fields if at == late else None),
+                          firing, at)
+        if not result.known:
+            continue
+        if result.holds == wanted:
+            run = at if run is None else run
+        else:
+            run, broken = None, True
+    return run if broken else None
