@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -12,7 +14,7 @@ from hypothesis import strategies as st
 from alertd.config import schema as s
 from alertd.engine import Engine, notices
 from alertd.engine.alerts import FIRING, INACTIVE, PENDING, RESOLVED, TABLE, Alert, Signal
-from alertd.engine.history import DEPTH, FieldHistory, normalise
+from alertd.engine.history import DEPTH, WINDOW_CAP, FieldHistory, normalise
 from alertd.errors import Loc
 from alertd.model import AlertState, Message, NoticeKind, Notification
 from alertd.records import AlertView, StoredAlert
@@ -77,6 +79,146 @@ def test_history_keeps_twelve_in_msg_time_order_with_and_without_gaps() -> None:
                                         (None, None), (True, True), ("nan", "nan"), ("1e3", 1e3)])
 def test_values_are_normalised_once(raw: object, value: object) -> None:
     assert normalise(raw) == value
+
+
+class ModelHistory:
+    """FieldHistory's contract on a plain dict that forgets nothing: every message merged by
+    ``msg_time`` (a null never hides a value), the window's start moved by numbers and by
+    ``prune``."""
+
+    def __init__(self, horizon: float, entries: dict[float, Any] | None = None,
+                 start: float = -math.inf) -> None:
+        self.horizon, self.entries, self.start = horizon, dict(entries or {}), start
+
+    def record(self, at: float, value: Any) -> None:
+        if value is not None or at not in self.entries:
+            self.entries[at] = value
+        if self.horizon > 0 and self.number(value):
+            self.start = max(self.start, at - self.horizon)
+
+    def prune(self, newest: float) -> None:
+        if self.horizon > 0:
+            self.start = max(self.start, newest - self.horizon)
+
+    @staticmethod
+    def number(value: Any) -> bool:
+        return value.__class__ is float and math.isfinite(value)
+
+    @property
+    def ordered(self) -> list[tuple[float, Any]]:
+        return sorted(self.entries.items())
+
+    @property
+    def all(self) -> list[tuple[float, Any]]:
+        return self.ordered[-DEPTH:]
+
+    @property
+    def nonnull(self) -> list[tuple[float, Any]]:
+        return [(t, v) for t, v in self.ordered if v is not None][-DEPTH:]
+
+    @property
+    def window(self) -> list[tuple[float, Any]] | None:
+        if self.horizon <= 0:
+            return None
+        return [(t, v) for t, v in self.ordered if t >= self.start and self.number(v)]
+
+    def remembered(self) -> set[float]:
+        """The moments the history must keep, and no more: every one since the oldest that
+        either queue or the window's span needs (nulls and text between them included)."""
+        needed = [t for t, _ in self.all] + [t for t, _ in self.nonnull]
+        if self.horizon > 0:
+            needed += [t for t in self.entries if t >= self.start]
+        return {t for t in self.entries if t >= min(needed)} if needed else set()
+
+    def largest_change(self, since: float, falling: bool) -> tuple[
+            float, float | None, float | None, tuple[float, float, float] | None]:
+        window = self.window or []
+        newest = window[-1][1] if window else None
+        used = [(t, v) for t, v in window if t >= since]
+        best, detail = 0.0, None
+        for j, (later_at, later) in enumerate(used):  # the first pair that changes most,
+            for earlier_at, earlier in used[:j]:  # from the earliest extreme before it
+                change = earlier - later if falling else later - earlier
+                if change > best:
+                    best, detail = change, (earlier, earlier_at, later_at)
+        return best, (used[0][0] if used else None), newest, detail
+
+    def kept(self, times: set[float]) -> ModelHistory:
+        return ModelHistory(self.horizon, {t: v for t, v in self.entries.items() if t in times},
+                            self.start)
+
+
+def same(history: FieldHistory, model: ModelHistory, now: float) -> None:
+    assert history.all == model.all
+    assert history.nonnull == model.nonnull
+    assert history.window == model.window
+    assert history.count() == len(model.all)
+    assert history.last() == (model.all[-1] if model.all else None)
+    assert history.newest() == (model.nonnull[-1][1] if model.nonnull else None)
+    for count in range(DEPTH + 2):
+        assert history.nulls(count) == sum(v is None for _, v in model.all[-count:] if count)
+    if history.horizon > 0:
+        for since in (-math.inf, now - 12, now - 5, now):
+            for falling in (True, False):
+                assert history.largest_change(since, falling) == \
+                    model.largest_change(since, falling), (since, falling)
+
+
+history_steps = st.lists(st.tuples(
+    st.sampled_from(["record"] * 6 + ["prune", "cut", "rehorizon"]),
+    st.integers(-25, 6),  # how far the message time moves: mostly on, sometimes far back
+    st.sampled_from([None, None, 0.0, 1.5, 4.0, 9.0, 2.5, "on", True, math.inf]),
+    st.sampled_from([0.0, 5.0, 20.0])), max_size=60)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(st.sampled_from([0.0, 5.0, 20.0]), history_steps)
+def test_a_history_reads_like_every_message_merged_in_time_order(
+        horizon: float, steps: list[tuple[str, int, Any, float]]) -> None:
+    """The compact array against a model that forgets nothing: the same queues, window,
+    counts and changes after every step, and it keeps exactly the moments they need."""
+    history, model, now = FieldHistory(horizon), ModelHistory(horizon), 100.0
+    for action, move, value, other in steps:
+        at = now + move
+        if action == "record":
+            if at in model.entries and at not in history.times():
+                continue  # a message seen again after its entry was let go: not judged
+            history.record(at, value)
+            model.record(at, value)
+            now = max(now, at)
+        elif action == "prune":
+            history.prune(at)
+            model.prune(at)
+        elif action == "cut":
+            cut, cut_model = history.cut(at), model.kept(history.times())
+            cut_model.entries = {t: v for t, v in cut_model.entries.items() if t <= at}
+            cut_model.start = min(model.start, at - horizon)
+            assert cut.times() == set(cut_model.entries)
+            same(cut, cut_model, at)
+            cut.record(at, value)  # as a late message's own value is (late.py)
+            cut_model.record(at, value)
+            same(cut, cut_model, at)
+            same(history, model, now)  # the copy shares nothing with the history
+            continue
+        else:  # a reload changed `within`
+            kept = model.kept(history.times())
+            kept.horizon, kept.start = other, -math.inf
+            if other > 0 and kept.entries:
+                kept.start = max(kept.entries) - other
+                if horizon > 0:
+                    kept.start = max(kept.start, model.start)
+            history, model, horizon = history.rehorizoned(other), kept, other
+        same(history, model, now)
+        assert history.times() == model.remembered()
+
+
+def test_a_window_keeps_at_most_the_newest_4108_values() -> None:
+    history = FieldHistory(10_000.0)
+    for t in range(WINDOW_CAP + 500):
+        history.record(float(t), float(t % 50))
+    window = history.window or []
+    assert len(window) == WINDOW_CAP + DEPTH
+    assert window[0][0] == 500.0 - DEPTH and window[-1][0] == WINDOW_CAP + 499.0
 
 
 # ---- the alert state table --------------------------------------------------------------
