@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from alertd.config import schema as s
@@ -123,12 +123,12 @@ class ModelHistory:
         return [(t, v) for t, v in self.ordered if t >= self.start and self.number(v)]
 
     def remembered(self) -> set[float]:
-        """The moments the history must keep, and no more: every one since the oldest that
-        either queue or the window's span needs (nulls and text between them included)."""
-        needed = [t for t, _ in self.all] + [t for t, _ in self.nonnull]
+        """The moments the history must keep, and no more: both queues and the window's
+        span (nulls and text inside it included)."""
+        kept = {t for t, _ in self.all} | {t for t, _ in self.nonnull}
         if self.horizon > 0:
-            needed += [t for t in self.entries if t >= self.start]
-        return {t for t in self.entries if t >= min(needed)} if needed else set()
+            kept |= {t for t in self.entries if t >= self.start}
+        return kept
 
     def largest_change(self, since: float, falling: bool) -> tuple[
             float, float | None, float | None, tuple[float, float, float] | None]:
@@ -167,12 +167,14 @@ def same(history: FieldHistory, model: ModelHistory, now: float) -> None:
 history_steps = st.lists(st.tuples(
     st.sampled_from(["record"] * 6 + ["prune", "cut", "rehorizon"]),
     st.integers(-25, 6),  # how far the message time moves: mostly on, sometimes far back
-    st.sampled_from([None, None, 0.0, 1.5, 4.0, 9.0, 2.5, "on", True, math.inf]),
+    st.sampled_from([None, None, None, 0.0, 1.5, 4.0, 9.0, 2.5, "on", True, math.inf]),
     st.sampled_from([0.0, 5.0, 20.0])), max_size=60)
 
 
 @settings(max_examples=examples(300), deadline=None)
 @given(st.sampled_from([0.0, 5.0, 20.0]), history_steps)
+@example(0.0, [("record", 0, None, 0.0), *[("record", 1, None, 0.0)] * 8,
+               ("record", -9, 0.0, 0.0), *[("record", 1, None, 0.0)] * 4])
 def test_a_history_reads_like_every_message_merged_in_time_order(
         horizon: float, steps: list[tuple[str, int, Any, float]]) -> None:
     """The compact array against a model that forgets nothing: the same queues, window,
@@ -210,6 +212,20 @@ def test_a_history_reads_like_every_message_merged_in_time_order(
             history, model, horizon = history.rehorizoned(other), kept, other
         same(history, model, now)
         assert history.times() == model.remembered()
+
+
+@pytest.mark.parametrize("horizon,window", [(0.0, set()), (60.0, set(range(951, 1012)))])
+def test_a_field_that_stops_arriving_keeps_its_queues_not_every_null_since(
+        horizon: float, window: set[int]) -> None:
+    """12 values, then a null in each of 1,000 messages: the queues need the 12 values and
+    the 12 newest nulls (and a window its span); every null since was kept, 16 bytes and a
+    longer scan per message, for as long as the field stayed away."""
+    history = FieldHistory(horizon)
+    for t in range(1012):
+        history.record(float(t), 20.0 if t < DEPTH else None)
+        history.prune(float(t))
+    assert history.times() == {float(t) for t in {*range(12), *range(1000, 1012), *window}}
+    assert history.nulls(DEPTH) == DEPTH and history.newest() == 20.0
 
 
 def test_a_window_keeps_at_most_the_newest_4108_values() -> None:
