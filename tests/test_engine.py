@@ -254,13 +254,24 @@ def test_a_text_field_forgets_each_text_once_its_queues_let_it_go(nulls: bool) -
     # 50 KB when the texts of dropped entries were kept
 
 
-def test_a_window_keeps_at_most_the_newest_4108_values() -> None:
-    history = FieldHistory(10_000.0)
+@pytest.mark.parametrize("within,apart", [(10_000.0, 1.0), (1.0, 1e-4)])
+def test_a_window_keeps_at_most_the_newest_4108_values(within: float, apart: float) -> None:
+    history = FieldHistory(within)
     for t in range(WINDOW_CAP + 500):
-        history.record(float(t), float(t % 50))
+        history.record(t * apart, float(t % 50))
     window = history.window or []
     assert len(window) == WINDOW_CAP + DEPTH
-    assert window[0][0] == 500.0 - DEPTH and window[-1][0] == WINDOW_CAP + 499.0
+    assert window[0][0] == (500 - DEPTH) * apart and window[-1][0] == (WINDOW_CAP + 499) * apart
+
+
+def test_a_window_under_a_second_keeps_every_value_within_it() -> None:
+    """`within: 500ms` on a stream of 100 messages a second: 50 values in the window, far
+    more than the 12 the queues keep."""
+    history = FieldHistory(0.5)
+    for t in range(100):
+        history.record(t / 100, 50.0 - t)
+    assert [t for t, _ in history.window or []] == [t / 100 for t in range(49, 100)]
+    assert history.largest_change(0.49, True)[0] == 50.0
 
 
 # ---- the alert state table --------------------------------------------------------------
