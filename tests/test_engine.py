@@ -234,24 +234,49 @@ def test_a_field_that_stops_arriving_keeps_its_queues_not_every_null_since(
     assert history.nulls(DEPTH) == DEPTH and history.newest() == 20.0
 
 
-@pytest.mark.parametrize("nulls", [False, True])
-def test_a_text_field_forgets_each_text_once_its_queues_let_it_go(nulls: bool) -> None:
+@pytest.mark.parametrize("nulls,within", [(False, 0.0), (True, 0.0), (False, 30.0)])
+def test_a_text_field_forgets_each_text_once_its_queues_let_it_go(nulls: bool,
+                                                                  within: float) -> None:
     """Text is kept aside from the array of numbers; a status field sends one in every
-    message (here every other one, between nulls), and each must go once its entry leaves
-    both queues, or the field grows by a text per message for ever."""
+    message (here every other one, between nulls; or in bursts of 20 a minute apart, each
+    burst leaving a 30 s window at once), and each must go once its entry leaves both
+    queues and the window, or the field grows by a text per message for ever."""
     from tests.test_history_memory import traced_bytes
 
+    def at(k: int) -> float:
+        return (k // 20) * 60.0 + (k % 20) * 0.1 if within else float(k)
+
     def histories() -> list[FieldHistory]:
-        out = [FieldHistory() for _ in range(20)]
+        out = [FieldHistory(within) for _ in range(20)]
         for history in out:
             for k in range(400):
-                history.record(float(k), None if nulls and k % 2 else f"state {k % 7}")
+                history.record(at(k), None if nulls and k % 2 else f"state {k % 7}")
+                history.prune(at(k))
         return out
 
-    assert {v for _, v in histories()[0].nonnull} == {f"state {k % 7}" for k in range(376, 400)}
+    assert histories()[0].newest() == f"state {(398 if nulls else 399) % 7}"
     per_field = traced_bytes(histories) / 20
     assert per_field <= 4_000, per_field  # 2.5 KB here: up to 24 texts and their dict; 25 to
     # 50 KB when the texts of dropped entries were kept
+
+
+def test_a_window_shortened_by_time_alone_drops_every_value_that_left_it() -> None:
+    history = FieldHistory(20.0)
+    for t in range(100, 119):  # 19 values, all within 20 s
+        history.record(float(t), float(t))
+    history.prune(130.0)  # the window now begins at 110: 100 to 106 are in no queue
+    assert history.times() == {float(t) for t in range(107, 119)}
+
+
+def test_a_reload_that_drops_a_window_keeps_the_last_value_before_its_nulls() -> None:
+    """A `change` field holding a full window (one value, then 4107 nulls) loses its
+    `change` rule in a reload: at the next message the value is still the newest."""
+    history = FieldHistory(10_000.0)
+    for t in range(WINDOW_CAP + DEPTH):
+        history.record(float(t), 7.0 if t == 0 else None)
+    history = history.rehorizoned(0.0)
+    history.record(float(WINDOW_CAP + DEPTH), None)
+    assert history.newest() == 7.0 and history.times() == {0.0, *map(float, range(4097, 4109))}
 
 
 @pytest.mark.parametrize("within,apart", [(10_000.0, 1.0), (1.0, 1e-4)])
