@@ -220,7 +220,8 @@ def test_a_history_reads_like_every_message_merged_in_time_order(
         assert history.times() >= model.remembered()
 
 
-@pytest.mark.parametrize("horizon,window", [(0.0, set()), (60.0, set(range(951, 1012)))])
+@pytest.mark.parametrize("horizon,window", [(0.0, set()), (5.0, set()),
+                                            (60.0, set(range(951, 1012)))])
 def test_a_field_that_stops_arriving_keeps_its_queues_not_every_null_since(
         horizon: float, window: set[int]) -> None:
     """12 values, then a null in each of 1,000 messages: the queues need the 12 values and
@@ -266,6 +267,21 @@ def test_a_window_shortened_by_time_alone_drops_every_value_that_left_it() -> No
         history.record(float(t), float(t))
     history.prune(130.0)  # the window now begins at 110: 100 to 106 are in no queue
     assert history.times() == {float(t) for t in range(107, 119)}
+
+
+@pytest.mark.parametrize("old,within,kept,window_from", [
+    (20.0, 5.0, 106, 112), (20.0, 1.0, 106, 116), (20.0, 30.0, 100, 100), (1.0, 30.0, 106, 116)])
+def test_a_reload_to_another_window_keeps_what_the_new_one_reaches(
+        old: float, within: float, kept: int, window_from: int) -> None:
+    """18 values 1 s apart, reloaded with another `within`: the values the new window and
+    the queues reach, no more, and a longer window does not reach back past what the old
+    one had already let go."""
+    history = FieldHistory(old)
+    for t in range(100, 118):
+        history.record(float(t), float(t))
+    history = history.rehorizoned(within)
+    assert history.times() == {float(t) for t in range(kept, 118)}
+    assert [t for t, _ in history.window or []] == [float(t) for t in range(window_from, 118)]
 
 
 def test_a_reload_that_drops_a_window_keeps_the_last_value_before_its_nulls() -> None:
