@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import ast
+import math
 from pathlib import Path
+from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from alertd.config import schema as s
 from alertd.engine import Engine, notices
 from alertd.engine.alerts import FIRING, INACTIVE, PENDING, RESOLVED, TABLE, Alert, Signal
-from alertd.engine.history import DEPTH, FieldHistory, normalise
+from alertd.engine.history import DEPTH, WINDOW_CAP, FieldHistory, normalise
 from alertd.errors import Loc
 from alertd.model import AlertState, Message, NoticeKind, Notification
 from alertd.records import AlertView, StoredAlert
@@ -77,6 +79,240 @@ def test_history_keeps_twelve_in_msg_time_order_with_and_without_gaps() -> None:
                                         (None, None), (True, True), ("nan", "nan"), ("1e3", 1e3)])
 def test_values_are_normalised_once(raw: object, value: object) -> None:
     assert normalise(raw) == value
+
+
+class ModelHistory:
+    """FieldHistory's contract on a plain dict that forgets nothing: every message merged by
+    ``msg_time`` (a null never hides a value), the window's start moved by numbers and by
+    ``prune``."""
+
+    def __init__(self, horizon: float, entries: dict[float, Any] | None = None,
+                 start: float = -math.inf) -> None:
+        self.horizon, self.entries, self.start = horizon, dict(entries or {}), start
+
+    def record(self, at: float, value: Any) -> None:
+        if value is not None or at not in self.entries:
+            self.entries[at] = value
+        if self.horizon > 0 and self.number(value):
+            self.start = max(self.start, at - self.horizon)
+
+    def prune(self, newest: float) -> None:
+        if self.horizon > 0:
+            self.start = max(self.start, newest - self.horizon)
+
+    @staticmethod
+    def number(value: Any) -> bool:
+        return value.__class__ is float and math.isfinite(value)
+
+    @property
+    def ordered(self) -> list[tuple[float, Any]]:
+        return sorted(self.entries.items())
+
+    @property
+    def all(self) -> list[tuple[float, Any]]:
+        return self.ordered[-DEPTH:]
+
+    @property
+    def nonnull(self) -> list[tuple[float, Any]]:
+        return [(t, v) for t, v in self.ordered if v is not None][-DEPTH:]
+
+    @property
+    def window(self) -> list[tuple[float, Any]] | None:
+        if self.horizon <= 0:
+            return None
+        return [(t, v) for t, v in self.ordered if t >= self.start and self.number(v)]
+
+    def remembered(self) -> set[float]:
+        """The moments the history must keep, and no more: both queues and the window's
+        span (nulls and text inside it included)."""
+        kept = {t for t, _ in self.all} | {t for t, _ in self.nonnull}
+        if self.horizon > 0:
+            kept |= {t for t in self.entries if t >= self.start}
+        return kept
+
+    def largest_change(self, since: float, falling: bool) -> tuple[
+            float, float | None, float | None, tuple[float, float, float] | None]:
+        window = self.window or []
+        newest = window[-1][1] if window else None
+        used = [(t, v) for t, v in window if t >= since]
+        best, detail = 0.0, None
+        for j, (later_at, later) in enumerate(used):  # the first pair that changes most,
+            for earlier_at, earlier in used[:j]:  # from the earliest extreme before it
+                change = earlier - later if falling else later - earlier
+                if change > best:
+                    best, detail = change, (earlier, earlier_at, later_at)
+        return best, (used[0][0] if used else None), newest, detail
+
+    def kept(self, times: set[float]) -> ModelHistory:
+        return ModelHistory(self.horizon, {t: v for t, v in self.entries.items() if t in times},
+                            self.start)
+
+
+def same(history: FieldHistory, model: ModelHistory, now: float) -> None:
+    assert history.all == model.all
+    assert history.nonnull == model.nonnull
+    assert history.window == model.window
+    assert history.count() == len(model.all)
+    assert history.last() == (model.all[-1] if model.all else None)
+    assert history.newest() == (model.nonnull[-1][1] if model.nonnull else None)
+    for count in range(DEPTH + 2):
+        assert history.nulls(count) == sum(v is None for _, v in model.all[-count:] if count)
+    if history.horizon > 0:
+        for since in (-math.inf, now - 12, now - 5, now):
+            for falling in (True, False):
+                assert history.largest_change(since, falling) == \
+                    model.largest_change(since, falling), (since, falling)
+
+
+HORIZONS = [0.0, 1.0, 5.0, 20.0]
+history_steps = st.lists(st.tuples(
+    st.sampled_from(["record"] * 6 + ["prune", "cut", "rehorizon"]),
+    st.integers(-25, 6),  # how far the message time moves: mostly on, sometimes far back
+    st.sampled_from([None, None, None, 0.0, 1.5, 4.0, 9.0, 2.5, "on", True, math.inf]),
+    st.sampled_from(HORIZONS),
+    st.integers(1, 14)), max_size=40)  # messages in a row with that value, 1 s apart
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(st.sampled_from(HORIZONS), history_steps)
+@example(0.0, [("record", 0, None, 0.0, 9), ("record", -1, 0.0, 0.0, 1),
+               ("record", 9, None, 0.0, 4)])
+def test_a_history_reads_like_every_message_merged_in_time_order(
+        horizon: float, steps: list[tuple[str, int, Any, float, int]]) -> None:
+    """The compact array against a model that forgets nothing: the same queues, window,
+    counts and changes after every step, and it keeps exactly the moments they need."""
+    history, model, now = FieldHistory(horizon), ModelHistory(horizon), 100.0
+    for action, move, value, other, run in steps:
+        at, exact = now + move, True
+        if action == "record":
+            for at in (at + k for k in range(run)):
+                if at in model.entries and at not in history.times():
+                    continue  # a message seen again after its entry was let go: not judged
+                history.record(at, value)
+                model.record(at, value)
+                now = max(now, at)
+        elif action == "prune":
+            history.prune(at)
+            model.prune(at)
+        elif action == "cut":
+            cut, cut_model = history.cut(at), model.kept(history.times())
+            cut_model.entries = {t: v for t, v in cut_model.entries.items() if t <= at}
+            cut_model.start = min(model.start, at - horizon)
+            assert cut.times() == set(cut_model.entries)
+            same(cut, cut_model, at)
+            cut.record(at, value)  # as a late message's own value is (late.py)
+            cut_model.record(at, value)
+            same(cut, cut_model, at)
+            same(history, model, now)  # the copy shares nothing with the history
+            continue
+        else:  # a reload changed `within`
+            kept = model.kept(history.times())
+            kept.horizon, kept.start = other, -math.inf
+            if other > 0 and kept.entries:
+                kept.start = max(kept.entries) - other
+                if horizon > 0:
+                    kept.start = max(kept.start, model.start)
+            history, model, horizon = history.rehorizoned(other), kept, other
+            exact = other > 0  # a copy without a window is trimmed at its next record
+        same(history, model, now)
+        if exact:
+            assert history.times() == model.remembered()
+        assert history.times() >= model.remembered()
+
+
+@pytest.mark.parametrize("horizon,window", [(0.0, set()), (5.0, set()),
+                                            (60.0, set(range(951, 1012)))])
+def test_a_field_that_stops_arriving_keeps_its_queues_not_every_null_since(
+        horizon: float, window: set[int]) -> None:
+    """12 values, then a null in each of 1,000 messages: the queues need the 12 values and
+    the 12 newest nulls (and a window its span); every null since was kept, 16 bytes and a
+    longer scan per message, for as long as the field stayed away."""
+    history = FieldHistory(horizon)
+    for t in range(1012):
+        history.record(float(t), 20.0 if t < DEPTH else None)
+        history.prune(float(t))
+    assert history.times() == {float(t) for t in {*range(12), *range(1000, 1012), *window}}
+    assert history.nulls(DEPTH) == DEPTH and history.newest() == 20.0
+
+
+@pytest.mark.parametrize("nulls,within", [(False, 0.0), (True, 0.0), (False, 30.0)])
+def test_a_text_field_forgets_each_text_once_its_queues_let_it_go(nulls: bool,
+                                                                  within: float) -> None:
+    """Text is kept aside from the array of numbers; a status field sends one in every
+    message (here every other one, between nulls; or in bursts of 20 a minute apart, each
+    burst leaving a 30 s window at once), and each must go once its entry leaves both
+    queues and the window, or the field grows by a text per message for ever."""
+    from tests.test_history_memory import traced_bytes
+
+    def at(k: int) -> float:
+        return (k // 20) * 60.0 + (k % 20) * 0.1 if within else float(k)
+
+    def histories() -> list[FieldHistory]:
+        out = [FieldHistory(within) for _ in range(20)]
+        for history in out:
+            for k in range(400):
+                history.record(at(k), None if nulls and k % 2 else f"state {k % 7}")
+                history.prune(at(k))
+        return out
+
+    assert histories()[0].newest() == f"state {(398 if nulls else 399) % 7}"
+    per_field = traced_bytes(histories) / 20
+    assert per_field <= 4_000, per_field  # 2.5 KB here: up to 24 texts and their dict; 25 to
+    # 50 KB when the texts of dropped entries were kept
+
+
+def test_a_window_shortened_by_time_alone_drops_every_value_that_left_it() -> None:
+    history = FieldHistory(20.0)
+    for t in range(100, 119):  # 19 values, all within 20 s
+        history.record(float(t), float(t))
+    history.prune(130.0)  # the window now begins at 110: 100 to 106 are in no queue
+    assert history.times() == {float(t) for t in range(107, 119)}
+
+
+@pytest.mark.parametrize("old,within,kept,window_from", [
+    (20.0, 5.0, 106, 112), (20.0, 1.0, 106, 116), (20.0, 30.0, 100, 100), (1.0, 30.0, 106, 116)])
+def test_a_reload_to_another_window_keeps_what_the_new_one_reaches(
+        old: float, within: float, kept: int, window_from: int) -> None:
+    """18 values 1 s apart, reloaded with another `within`: the values the new window and
+    the queues reach, no more, and a longer window does not reach back past what the old
+    one had already let go."""
+    history = FieldHistory(old)
+    for t in range(100, 118):
+        history.record(float(t), float(t))
+    history = history.rehorizoned(within)
+    assert history.times() == {float(t) for t in range(kept, 118)}
+    assert [t for t, _ in history.window or []] == [float(t) for t in range(window_from, 118)]
+
+
+def test_a_reload_that_drops_a_window_keeps_the_last_value_before_its_nulls() -> None:
+    """A `change` field holding a full window (one value, then 4107 nulls) loses its
+    `change` rule in a reload: at the next message the value is still the newest."""
+    history = FieldHistory(10_000.0)
+    for t in range(WINDOW_CAP + DEPTH):
+        history.record(float(t), 7.0 if t == 0 else None)
+    history = history.rehorizoned(0.0)
+    history.record(float(WINDOW_CAP + DEPTH), None)
+    assert history.newest() == 7.0 and history.times() == {0.0, *map(float, range(4097, 4109))}
+
+
+@pytest.mark.parametrize("within,apart", [(10_000.0, 1.0), (1.0, 1e-4)])
+def test_a_window_keeps_at_most_the_newest_4108_values(within: float, apart: float) -> None:
+    history = FieldHistory(within)
+    for t in range(WINDOW_CAP + 500):
+        history.record(t * apart, float(t % 50))
+    window = history.window or []
+    assert len(window) == WINDOW_CAP + DEPTH
+    assert window[0][0] == (500 - DEPTH) * apart and window[-1][0] == (WINDOW_CAP + 499) * apart
+
+
+def test_a_window_under_a_second_keeps_every_value_within_it() -> None:
+    """`within: 500ms` on a stream of 100 messages a second: 50 values in the window, far
+    more than the 12 the queues keep."""
+    history = FieldHistory(0.5)
+    for t in range(100):
+        history.record(t / 100, 50.0 - t)
+    assert [t for t, _ in history.window or []] == [t / 100 for t in range(49, 100)]
+    assert history.largest_change(0.49, True)[0] == 50.0
 
 
 # ---- the alert state table --------------------------------------------------------------

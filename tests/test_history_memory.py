@@ -77,3 +77,19 @@ def test_an_entity_with_five_full_histories_and_no_alert_stays_compact() -> None
     # 2,320 here: five histories of 344, the entity (152), its dicts, key, id and times;
     # 2,544 before histories were single objects and entities shared an empty alerts dict
     assert per_entity <= 2_400, per_entity
+
+
+def test_a_field_that_stops_arriving_keeps_its_two_queues_not_every_null_since() -> None:
+    def histories() -> list[FieldHistory]:
+        out = [FieldHistory() for _ in range(50)]
+        for history in out:
+            for k in range(DEPTH):
+                history.record(60.0 * k, 20.0)
+            for k in range(DEPTH, DEPTH + 300):  # the sensor died: a null per message
+                history.record(60.0 * k, None)
+        return out
+
+    per_field = traced_bytes(histories) / 50
+    # the 12 nulls and the 12 values the queues need, and the one being recorded: 25
+    # entries, 50 doubles and CPython's over-allocation; it kept every null since (5 KB)
+    assert per_field <= 104 + 8 * 2 * (2 * DEPTH + 1) + 8 * 16 + 24 + 8 + 8, per_field

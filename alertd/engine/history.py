@@ -151,12 +151,14 @@ class FieldHistory(_Doubles):
     def _trim(self) -> None:
         """Drop the entries that are in neither queue nor the window: older than the 12
         newest and the 12 newest with a value, and (for a field with a horizon) older than
-        the window's start. An old null or text value inside the window stays until it
-        leaves the window (the window skips them). Costs what it drops, plus 12."""
+        the window's start; and the nulls between the 12 newest with a value and the rest
+        (a field that stops arriving keeps 24 entries, not one per message since). An old
+        null or text value inside the window stays until it leaves the window (the window
+        skips them). Costs what it drops, plus 24."""
         entries = self
         size = len(entries)
-        keep_from = size - 2 * DEPTH  # the 12 newest
-        if keep_from <= 0:
+        newest_from = size - 2 * DEPTH  # the 12 newest
+        if newest_from <= 0:
             return
         seen, index = 0, size - 1
         while index > 0:  # where the 12 newest with a value begin
@@ -165,15 +167,31 @@ class FieldHistory(_Doubles):
                 if seen == DEPTH:
                     break
             index -= 2
-        keep_from = min(keep_from, max(index - 1, 0))
+        values_from = max(index - 1, 0)
+        span_from = newest_from  # where the 12 newest, or the window, begin
         if self.horizon > 0:
-            start, first = self._start, 0
-            while first < keep_from and entries[first] < start:
-                first += 2
-            keep_from = max(min(keep_from, first), size - 2 * (WINDOW_CAP + DEPTH))
+            start, span_from = self._start, 0
+            while span_from < newest_from and entries[span_from] < start:
+                span_from += 2
+        keep_from = min(span_from, values_from)
+        if self.horizon > 0:
+            keep_from = max(keep_from, size - 2 * (WINDOW_CAP + DEPTH))
+        if max(keep_from, values_from) < span_from:
+            self._drop_nulls(max(keep_from, values_from), span_from)
         if keep_from > 0:
             self._drop(entries[:keep_from])
             del entries[:keep_from]
+
+    def _drop_nulls(self, begin: int, end: int) -> None:
+        """Forget the nulls among the entries from ``begin`` to ``end`` (their values stay)."""
+        entries = self
+        kept = array("d")
+        for index in range(begin, end, 2):
+            if entries[index + 1] == entries[index + 1]:
+                kept.append(entries[index])
+                kept.append(entries[index + 1])
+        if len(kept) < end - begin:
+            entries[begin:end] = kept
 
     def _drop(self, gone: array[float]) -> None:
         """Forget the text values of entries no longer kept."""
