@@ -564,3 +564,48 @@ def test_each_overridden_entity_is_judged_by_its_own_override() -> None:
     (fired,) = engine.receive(Message("fleet", "1", 10.0, {"v": 90.0}), 10.0)
     assert fired.note.entity == "fleet/1"
     assert engine.receive(Message("fleet", "2", 10.0, {"v": 90.0}), 10.0) == []
+
+
+# ---- final mutation round (engine.py after issue 15) --------------------------------------
+
+
+def test_a_status_change_no_rule_reads_changes_nothing() -> None:
+    engine = Engine([rule()], FLEET, 0.0)  # no rule reads the status
+    assert engine.receive(StatusChanged("fleet", "1", "blocked"), 0.0) == []
+    assert engine.receive(StatusChanged("fleet", "7", "blocked"), 0.0) == []  # unlisted
+
+
+def test_a_source_down_wakes_the_engine_when_its_rule_is_due_not_before() -> None:
+    engine = Engine([down_rule(after=60.0)], FLEET, 0.0)
+    engine.on_timer(0.0)  # the listed tracker's first look
+    assert engine.receive(SourceDown("fleet"), 10.0) == []
+    assert engine.next_deadline() == 70.0
+    assert [type(e) for e in engine.on_timer(70.0)] == [AlertFired]
+
+
+def test_a_source_down_alert_resolved_without_a_notice_settles() -> None:
+    engine = Engine([down_rule(resolved=False)], FLEET, 0.0)
+    engine.receive(SourceDown("fleet"), 0.0)
+    assert [type(e) for e in engine.on_timer(60.0)] == [AlertFired]
+    assert engine.receive(SourceUp("fleet"), 70.0) == [AlertSettled("down", "fleet")]
+
+
+def test_a_restored_pending_alert_of_an_unlisted_entity_fires_without_a_new_message() -> None:
+    """Tracker 2 is not listed by the source (no wake-up of its own at the start): restoring
+    its pending alert must schedule its look, or `for` would pass unnoticed."""
+    first = Engine([rule(for_=60.0)], FLEET, 0.0)
+    assert first.receive(Message("fleet", "2", 0.0, {"v": 9}, absent_is_null=False), 0.0) == []
+    second = Engine([rule(for_=60.0)], FLEET, 10.0)
+    assert second.restore(first.take_changed(), 10.0) == 1
+    (fired,) = second.on_timer(60.0)
+    assert isinstance(fired, AlertFired) and fired.note.entity == "fleet/2"
+
+
+def test_a_change_among_negative_numbers_fires() -> None:
+    """The compiled engine skips a `change` rule while its field's numbers are closer than the
+    amount (FieldHistory.spread): -10 then -20 are 10 apart, whatever their sum."""
+    drop = rule(name="drop", condition=s.Change(LOC, "v", 600.0, drop=5.0))
+    engine = Engine([drop], FLEET, 0.0)
+    assert engine.receive(msg(0.0, -10), 0.0) == []
+    (fired,) = engine.receive(msg(60.0, -20), 60.0)
+    assert isinstance(fired, AlertFired) and fired.note.field == "v"
