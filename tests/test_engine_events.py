@@ -609,3 +609,41 @@ def test_a_change_among_negative_numbers_fires() -> None:
     assert engine.receive(msg(0.0, -10), 0.0) == []
     (fired,) = engine.receive(msg(60.0, -20), 60.0)
     assert isinstance(fired, AlertFired) and fired.note.field == "v"
+
+
+def test_a_late_message_reaches_a_threshold_by_the_newest_value_as_the_reference_does() -> None:
+    """A compiled threshold is reached by the value conditions will read: for a late message
+    that is the newest one (here rebuilt by a history-only message after a restart), not the
+    late one; the reference engine, evaluating every rule the field reaches, fires too."""
+    fired = []
+    for compiled in (True, False):
+        engine = Engine([rule()], FLEET, 0.0, compiled=compiled)
+        newest = Message("fleet", "1", 10.0, {"v": 9}, absent_is_null=False, history_only=True)
+        assert engine.receive(newest, 10.0) == []
+        events = engine.receive(msg(5.0, 1), 11.0)
+        fired.append([(type(e), e.note.value) for e in events if not isinstance(e, AlertSettled)])
+    assert fired == [[(AlertFired, 9.0)], [(AlertFired, 9.0)]]
+
+
+def test_a_message_at_the_newest_time_received_later_restarts_silent() -> None:
+    """The rest of a message (Navixy sends an attribute in a later window, same msg_time) is
+    news from the entity: `silent` counts from its receipt."""
+    quiet = rule(name="quiet", condition=s.Silent(LOC, 60.0))
+    engine = Engine([quiet], FLEET, 0.0)
+    engine.receive(msg(0.0, 1), 0.0)
+    engine.receive(Message("fleet", "1", 0.0, {"w": 2}, absent_is_null=False), 50.0)
+    assert engine.on_timer(60.0) == []
+    assert engine.next_deadline() == 110.0
+    assert [type(e) for e in engine.on_timer(110.0)] == [AlertFired]
+
+
+def test_a_late_message_older_than_the_kept_values_breaks_for_with_its_own_value() -> None:
+    """14 values hold from 0 s; a late 1 at 0.5 s, older than the 12 values a history keeps,
+    is judged on its own value: `for` restarts at 2 s, the oldest value kept after it."""
+    engine = Engine([rule(for_=100.0)], FLEET, 0.0)
+    for t in range(14):
+        engine.receive(msg(float(t), 9), float(t))
+    engine.receive(msg(0.5, 1), 14.0)
+    assert engine.alerts() == [AlertView("hot", "fleet/1", AlertState.PENDING, 2.0)]
+    assert engine.on_timer(100.0) == []
+    assert [type(e) for e in engine.on_timer(102.0)] == [AlertFired]
