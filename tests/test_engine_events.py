@@ -647,3 +647,24 @@ def test_a_late_message_older_than_the_kept_values_breaks_for_with_its_own_value
     assert engine.alerts() == [AlertView("hot", "fleet/1", AlertState.PENDING, 2.0)]
     assert engine.on_timer(100.0) == []
     assert [type(e) for e in engine.on_timer(102.0)] == [AlertFired]
+
+
+def test_a_listed_tracker_not_heard_from_has_no_name_and_no_status() -> None:
+    """`alertd explain` shows null, not an empty text, for what was never reported."""
+    seen = Engine([rule()], FLEET, 0.0).explain("fleet/1", 0.0)
+    assert seen.known and seen.name is None and seen.status is None
+
+
+def test_a_firing_change_alert_clears_after_its_big_step_left_the_history() -> None:
+    """A firing `change` alert is evaluated on every message, even once the numbers the
+    history keeps are all close together (the skip is only for rules with no alert)."""
+    drop = rule(name="drop", condition=s.Change(LOC, "v", 60.0, drop=5.0), clear_for=120.0)
+    engine = Engine([drop], FLEET, 0.0)
+    kinds = [type(e) for e in engine.receive(msg(0.0, 10), 0.0)]
+    kinds += [type(e) for e in engine.receive(msg(10.0, 4), 10.0)]
+    for t in range(20, 400, 10):
+        kinds += [type(e) for e in engine.on_timer(float(t))]
+        kinds += [type(e) for e in engine.receive(msg(float(t), 4), float(t))]
+    assert kinds == [AlertFired, AlertResolved]
+    # clear from 70 s (the 10 left the window at 60 s, seen at the 70 s message) for 120 s
+    assert engine.alerts() == [AlertView("drop", "fleet/1", AlertState.RESOLVED, 190.0)]
