@@ -653,6 +653,7 @@ def test_a_listed_tracker_not_heard_from_has_no_name_and_no_status() -> None:
     """`alertd explain` shows null, not an empty text, for what was never reported."""
     seen = Engine([rule()], FLEET, 0.0).explain("fleet/1", 0.0)
     assert seen.known and seen.name is None and seen.status is None
+    assert seen.last_msg_time is None and seen.last_receipt is None
 
 
 def test_a_firing_change_alert_clears_after_its_big_step_left_the_history() -> None:
@@ -668,3 +669,26 @@ def test_a_firing_change_alert_clears_after_its_big_step_left_the_history() -> N
     assert kinds == [AlertFired, AlertResolved]
     # clear from 70 s (the 10 left the window at 60 s, seen at the 70 s message) for 120 s
     assert engine.alerts() == [AlertView("drop", "fleet/1", AlertState.RESOLVED, 190.0)]
+
+
+def test_a_tracker_known_only_by_its_status_goes_silent_from_the_sources_return() -> None:
+    quiet = rule(name="quiet", condition=s.Silent(LOC, 60.0))
+    engine = Engine([quiet], FLEET, 0.0)
+    assert engine.receive(StatusChanged("fleet", "7", "normal"), 10.0) == []
+    engine.receive(SourceDown("fleet"), 20.0)
+    assert engine.receive(SourceUp("fleet"), 30.0) == []
+    assert engine.on_timer(89.0) == []
+    fired = [e for e in engine.on_timer(90.0) if e.note.entity == "fleet/7"]
+    assert [type(e) for e in fired] == [AlertFired]
+
+
+def test_every_pending_start_a_late_message_moves_is_saved() -> None:
+    hot, warm = rule(for_=100.0), rule(name="warm", condition=s.Threshold(LOC, "v", above=3.0),
+                                       for_=100.0)
+    engine = Engine([hot, warm], FLEET, 0.0)
+    for t in (0.0, 10.0, 20.0):
+        engine.receive(msg(t, 9), t)
+    engine.take_changed()
+    engine.receive(msg(5.0, 1), 21.0)  # breaks both pending periods: they restart at 10 s
+    assert sorted((a.rule, a.since) for a in engine.take_changed()) == [
+        ("hot", 10.0), ("warm", 10.0)]
