@@ -692,3 +692,18 @@ def test_every_pending_start_a_late_message_moves_is_saved() -> None:
     engine.receive(msg(5.0, 1), 21.0)  # breaks both pending periods: they restart at 10 s
     assert sorted((a.rule, a.since) for a in engine.take_changed()) == [
         ("hot", 10.0), ("warm", 10.0)]
+
+
+def test_an_override_of_a_rule_that_names_its_entity_applies_beside_the_shared_rules() -> None:
+    """Tracker 7 gets the shared index (the rules for every entity) and one of its own (the
+    rule naming it): the override in its own one must hold for it."""
+    named = rule(name="named", entities=("fleet/7",),
+                 overrides={"fleet/7": s.Threshold(LOC, "v", above=20.0)})
+    engine = Engine([rule(name="shared", condition=s.Threshold(LOC, "w", above=5.0)), named],
+                    FLEET, 0.0)
+    seven = Message("fleet", "7", 0.0, {"v": 10}, absent_is_null=False)
+    assert engine.receive(seven, 0.0) == []  # 10 is not above the override's 20
+    (fired,) = engine.receive(Message("fleet", "7", 10.0, {"v": 30}, absent_is_null=False), 10.0)
+    assert fired.note.rule == "named" and fired.note.value == 30.0
+    ten = Message("fleet", "7", 20.0, {"v": 10}, absent_is_null=False)
+    assert [type(e) for e in engine.receive(ten, 20.0)] == [AlertResolved]  # 10 <= 20
