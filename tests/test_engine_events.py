@@ -707,3 +707,16 @@ def test_an_override_of_a_rule_that_names_its_entity_applies_beside_the_shared_r
     assert fired.note.rule == "named" and fired.note.value == 30.0
     ten = Message("fleet", "7", 20.0, {"v": 10}, absent_is_null=False)
     assert [type(e) for e in engine.receive(ten, 20.0)] == [AlertResolved]  # 10 <= 20
+
+
+def test_values_rebuilt_after_a_restart_are_not_judged_again_by_an_unrelated_field() -> None:
+    """History-only values were evaluated by the earlier run (its alert is restored from the
+    store): a later message that does not carry the field must not judge them again."""
+    stuck = rule(name="stuck", condition=s.Threshold(LOC, "v", equals=9))
+    for compiled in (True, False):
+        engine = Engine([stuck], FLEET, 0.0, compiled=compiled)
+        rebuilt = Message("fleet", "1", 10.0, {"v": 9}, absent_is_null=False, history_only=True)
+        assert engine.receive(rebuilt, 10.0) == []
+        assert engine.receive(Message("fleet", "1", 20.0, {"w": 1}, absent_is_null=False),
+                              20.0) == []
+        assert engine.alerts() == []
