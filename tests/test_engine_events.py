@@ -720,3 +720,15 @@ def test_values_rebuilt_after_a_restart_are_not_judged_again_by_an_unrelated_fie
         assert engine.receive(Message("fleet", "1", 20.0, {"w": 1}, absent_is_null=False),
                               20.0) == []
         assert engine.alerts() == []
+
+
+def test_two_entities_named_by_one_rule_keep_their_own_overrides() -> None:
+    """Tracker 7's index (the rule, no override) is shared by the entities alike; tracker 8's,
+    with its override, is its own and is not taken from that cache."""
+    named = rule(name="named", entities=("fleet/7", "fleet/8"),
+                 overrides={"fleet/8": s.Threshold(LOC, "v", above=20.0)})
+    engine = Engine([named], FLEET, 0.0)
+    seven = engine.receive(Message("fleet", "7", 0.0, {"v": 10}, absent_is_null=False), 0.0)
+    assert [e.note.entity for e in seven if isinstance(e, AlertFired)] == ["fleet/7"]
+    eight = Message("fleet", "8", 0.0, {"v": 10}, absent_is_null=False)
+    assert engine.receive(eight, 0.0) == []  # 10 is not above tracker 8's 20
