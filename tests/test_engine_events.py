@@ -732,3 +732,13 @@ def test_two_entities_named_by_one_rule_keep_their_own_overrides() -> None:
     assert [e.note.entity for e in seven if isinstance(e, AlertFired)] == ["fleet/7"]
     eight = Message("fleet", "8", 0.0, {"v": 10}, absent_is_null=False)
     assert engine.receive(eight, 0.0) == []  # 10 is not above tracker 8's 20
+
+
+def test_an_override_below_the_rules_bound_fires_at_its_own_bound() -> None:
+    """The entity's index is built from its override (v > 3), not from the rule's v > 5: a 4
+    must reach the rule."""
+    hot = rule(overrides={"fleet/1": s.Threshold(LOC, "v", above=3.0)})
+    engine = Engine([hot], FLEET, 0.0)
+    (fired,) = engine.receive(msg(0.0, 4), 0.0)
+    assert isinstance(fired, AlertFired) and fired.note.value == 4.0
+    assert engine.receive(Message("fleet", "2", 0.0, {"v": 4}, absent_is_null=False), 0.0) == []
