@@ -493,3 +493,70 @@ def test_atmosphere_parameters_are_added_once_and_after_no_stray_ampersand() -> 
     blank = with_atmosphere_params("wss://h/e?X-Atmosphere-tracking-id=")  # present, if blank
     assert parse_qs(urlsplit(blank).query, keep_blank_values=True)[
         "X-Atmosphere-tracking-id"] == [""]
+
+
+# ---- final mutation round: merging, positions after a restart, statuses -----------------
+
+
+def test_an_item_with_only_nonnull_fields_decodes_without_a_problem() -> None:
+    sample = seed()
+    del sample["data"]["iot_last_values"][0]["all_fields"]
+    decoded = NavixyDecoder("fleet").decode(json.dumps(sample))
+    assert decoded.problems == ()
+    assert [m.msg_time for m in messages(decoded)] == [T52, T58]  # no null at :59 without it
+
+
+@pytest.mark.parametrize("with_value", ["all_fields", "nonnull_fields"])
+def test_a_value_beats_a_null_at_the_same_time_whichever_queue_says_it(with_value: str) -> None:
+    # a queue that says null where the other holds a value at the same msg_time would make
+    # a `missing` rule count a null that is not one
+    with_null = "nonnull_fields" if with_value == "all_fields" else "all_fields"
+    item = {"tracker_id": 7, with_value: {"speed": [entry("2025-02-11T15:12:52Z", 41)]},
+            with_null: {"speed": [entry("2025-02-11T15:12:52Z", None)]}}
+    event = {"type": "event", "event": "iot_monitor", "data": {"iot_last_values": [item]}}
+    (message,) = messages(NavixyDecoder("fleet").decode(json.dumps(event)))
+    assert dict(message.fields) == {"speed": 41}
+
+
+def test_a_tracker_reported_normal_gets_no_second_normal_with_its_data() -> None:
+    decoder = NavixyDecoder("fleet")
+    decoder.decode('{"type": "response", "action": "subscription/subscribe", "data": '
+                   '{"iot_monitor": {"value": {"21080": "normal"}}}}')
+    events = decoder.decode(json.dumps(seed())).events
+    assert not any(isinstance(event, StatusChanged) for event in events)
+
+
+def test_after_a_restart_only_the_attributes_saved_are_history_only() -> None:
+    # saved: speed up to :58; the other attributes were never evaluated (say, no rule read
+    # them before a reload), so they are evaluated now
+    restarted = NavixyDecoder("fleet", {"21080": {"speed": T58}})
+    found = messages(restarted.decode(json.dumps(seed())))
+    assert [(m.msg_time, m.history_only, sorted(m.fields)) for m in found] == [
+        (T52, True, ["speed"]),
+        (T52, False, ["heading", "latitude", "lls_level_1", "longitude", "satellites"]),
+        (T58, True, ["speed"]),
+        (T58, False, ["heading", "latitude", "lls_level_1", "longitude", "satellites"]),
+        (T59, False, ["lls_level_1"]),
+    ]
+
+
+def test_a_restarts_resent_window_saves_no_position_again() -> None:
+    first = NavixyDecoder("fleet")
+    first.decode(json.dumps(seed()))
+    saved = {tracker: {a: float(t) for a, t in json.loads(text).items()}
+             for tracker, text in first.take_positions().items()}
+    restarted = NavixyDecoder("fleet", saved)
+    restarted.decode(json.dumps(seed()))
+    assert restarted.take_positions() == {}  # nothing newer than what was saved
+
+
+def test_a_late_entry_does_not_move_the_saved_position_back() -> None:
+    decoder = NavixyDecoder("fleet")
+    decoder.decode(json.dumps(seed()))
+    decoder.take_positions()
+    late = seed()
+    late["data"]["iot_last_values"][0]["all_fields"]["speed"].append(
+        entry("2025-02-11T15:12:40Z", 30))  # older than every entry seen, never seen itself
+    (message,) = messages(decoder.decode(json.dumps(late)))
+    assert message.msg_time == T52 - 12 and dict(message.fields) == {"speed": 30}
+    assert decoder.take_positions() == {}  # speed was evaluated up to :58 already

@@ -177,14 +177,18 @@ history_steps = st.lists(st.tuples(
 @given(st.sampled_from(HORIZONS), history_steps)
 @example(0.0, [("record", 0, None, 0.0, 9), ("record", -1, 0.0, 0.0, 1),
                ("record", 9, None, 0.0, 4)])
+@example(1.0, [("record", 0, None, 0.0, 6), ("record", 0, None, 0.0, 13),
+               ("rehorizon", 0, None, 0.0, 1), ("prune", 0, None, 0.0, 1)])
 def test_a_history_reads_like_every_message_merged_in_time_order(
         horizon: float, steps: list[tuple[str, int, Any, float, int]]) -> None:
     """The compact array against a model that forgets nothing: the same queues, window,
     counts and changes after every step, and it keeps exactly the moments they need."""
     history, model, now = FieldHistory(horizon), ModelHistory(horizon), 100.0
+    untrimmed = False  # a copy without a window keeps more until its next record
     for action, move, value, other, run in steps:
-        at, exact = now + move, True
+        at = now + move
         if action == "record":
+            untrimmed = False
             for at in (at + k for k in range(run)):
                 if at in model.entries and at not in history.times():
                     continue  # a message seen again after its entry was let go: not judged
@@ -213,9 +217,9 @@ def test_a_history_reads_like_every_message_merged_in_time_order(
                 if horizon > 0:
                     kept.start = max(kept.start, model.start)
             history, model, horizon = history.rehorizoned(other), kept, other
-            exact = other > 0  # a copy without a window is trimmed at its next record
+            untrimmed = other <= 0  # a copy without a window is trimmed at its next record
         same(history, model, now)
-        if exact:
+        if not untrimmed:
             assert history.times() == model.remembered()
         assert history.times() >= model.remembered()
 

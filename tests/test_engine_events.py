@@ -686,3 +686,192 @@ def test_explain_of_an_entity_not_heard_of_changes_nothing() -> None:
     assert engine.explain("fleet/2", 360.0).known is False  # the look made no entity
     assert engine.explain("nosuch/1", 350.0) == EntitySeen(
         "nosuch/1", False, None, None, None, None, None, None, (), ())
+
+
+# ---- final mutation round (engine.py after issue 15) --------------------------------------
+
+
+def test_a_status_change_no_rule_reads_changes_nothing() -> None:
+    engine = Engine([rule()], FLEET, 0.0)  # no rule reads the status
+    assert engine.receive(StatusChanged("fleet", "1", "blocked"), 0.0) == []
+    assert engine.receive(StatusChanged("fleet", "7", "blocked"), 0.0) == []  # unlisted
+
+
+def test_a_source_down_wakes_the_engine_when_its_rule_is_due_not_before() -> None:
+    engine = Engine([down_rule(after=60.0)], FLEET, 0.0)
+    engine.on_timer(0.0)  # the listed tracker's first look
+    assert engine.receive(SourceDown("fleet"), 10.0) == []
+    assert engine.next_deadline() == 70.0
+    assert [type(e) for e in engine.on_timer(70.0)] == [AlertFired]
+
+
+def test_a_source_down_alert_resolved_without_a_notice_settles() -> None:
+    engine = Engine([down_rule(resolved=False)], FLEET, 0.0)
+    engine.receive(SourceDown("fleet"), 0.0)
+    assert [type(e) for e in engine.on_timer(60.0)] == [AlertFired]
+    assert engine.receive(SourceUp("fleet"), 70.0) == [AlertSettled("down", "fleet")]
+
+
+def test_a_restored_pending_alert_of_an_unlisted_entity_fires_without_a_new_message() -> None:
+    """Tracker 2 is not listed by the source (no wake-up of its own at the start): restoring
+    its pending alert must schedule its look, or `for` would pass unnoticed."""
+    first = Engine([rule(for_=60.0)], FLEET, 0.0)
+    assert first.receive(Message("fleet", "2", 0.0, {"v": 9}, absent_is_null=False), 0.0) == []
+    second = Engine([rule(for_=60.0)], FLEET, 10.0)
+    assert second.restore(first.take_changed(), 10.0) == 1
+    (fired,) = second.on_timer(60.0)
+    assert isinstance(fired, AlertFired) and fired.note.entity == "fleet/2"
+
+
+def test_a_change_among_negative_numbers_fires() -> None:
+    """The compiled engine skips a `change` rule while its field's numbers are closer than the
+    amount (FieldHistory.spread): -10 then -20 are 10 apart, whatever their sum."""
+    drop = rule(name="drop", condition=s.Change(LOC, "v", 600.0, drop=5.0))
+    engine = Engine([drop], FLEET, 0.0)
+    assert engine.receive(msg(0.0, -10), 0.0) == []
+    (fired,) = engine.receive(msg(60.0, -20), 60.0)
+    assert isinstance(fired, AlertFired) and fired.note.field == "v"
+
+
+def test_a_late_message_reaches_a_threshold_by_the_newest_value_as_the_reference_does() -> None:
+    """A compiled threshold is reached by the value conditions will read: for a late message
+    that is the newest one (here rebuilt by a history-only message after a restart), not the
+    late one; the reference engine, evaluating every rule the field reaches, fires too."""
+    fired = []
+    for compiled in (True, False):
+        engine = Engine([rule()], FLEET, 0.0, compiled=compiled)
+        newest = Message("fleet", "1", 10.0, {"v": 9}, absent_is_null=False, history_only=True)
+        assert engine.receive(newest, 10.0) == []
+        events = engine.receive(msg(5.0, 1), 11.0)
+        fired.append([(type(e), e.note.value) for e in events if not isinstance(e, AlertSettled)])
+    assert fired == [[(AlertFired, 9.0)], [(AlertFired, 9.0)]]
+
+
+def test_a_message_at_the_newest_time_received_later_restarts_silent() -> None:
+    """The rest of a message (Navixy sends an attribute in a later window, same msg_time) is
+    news from the entity: `silent` counts from its receipt."""
+    quiet = rule(name="quiet", condition=s.Silent(LOC, 60.0))
+    engine = Engine([quiet], FLEET, 0.0)
+    engine.receive(msg(0.0, 1), 0.0)
+    engine.receive(Message("fleet", "1", 0.0, {"w": 2}, absent_is_null=False), 50.0)
+    assert engine.on_timer(60.0) == []
+    assert engine.next_deadline() == 110.0
+    assert [type(e) for e in engine.on_timer(110.0)] == [AlertFired]
+
+
+def test_a_late_message_older_than_the_kept_values_breaks_for_with_its_own_value() -> None:
+    """14 values hold from 0 s; a late 1 at 0.5 s, older than the 12 values a history keeps,
+    is judged on its own value: `for` restarts at 2 s, the oldest value kept after it."""
+    engine = Engine([rule(for_=100.0)], FLEET, 0.0)
+    for t in range(14):
+        engine.receive(msg(float(t), 9), float(t))
+    engine.receive(msg(0.5, 1), 14.0)
+    assert engine.alerts() == [AlertView("hot", "fleet/1", AlertState.PENDING, 2.0)]
+    assert engine.on_timer(100.0) == []
+    assert [type(e) for e in engine.on_timer(102.0)] == [AlertFired]
+
+
+def test_a_late_message_older_than_the_kept_values_that_holds_keeps_for() -> None:
+    """14 values hold from 0 s; a late one at 0.5 s holds too: nothing broke the period,
+    so `for` still counts from 0 s (it once moved to 0.5 s, past the 12 kept values)."""
+    engine = Engine([rule(for_=100.0)], FLEET, 0.0)
+    for t in range(14):
+        engine.receive(msg(float(t), 9), float(t))
+    assert engine.receive(msg(0.5, 9), 14.0) == []
+    assert engine.alerts() == [AlertView("hot", "fleet/1", AlertState.PENDING, 0.0)]
+    assert [type(e) for e in engine.on_timer(100.0)] == [AlertFired]
+
+
+def test_a_listed_tracker_not_heard_from_has_no_name_and_no_status() -> None:
+    """`alertd explain` shows null, not an empty text, for what was never reported."""
+    seen = Engine([rule()], FLEET, 0.0).explain("fleet/1", 0.0)
+    assert seen.known and seen.name is None and seen.status is None
+    assert seen.last_msg_time is None and seen.last_receipt is None
+
+
+def test_a_firing_change_alert_clears_after_its_big_step_left_the_history() -> None:
+    """A firing `change` alert is evaluated on every message, even once the numbers the
+    history keeps are all close together (the skip is only for rules with no alert)."""
+    drop = rule(name="drop", condition=s.Change(LOC, "v", 60.0, drop=5.0), clear_for=120.0)
+    engine = Engine([drop], FLEET, 0.0)
+    kinds = [type(e) for e in engine.receive(msg(0.0, 10), 0.0)]
+    kinds += [type(e) for e in engine.receive(msg(10.0, 4), 10.0)]
+    for t in range(20, 400, 10):
+        kinds += [type(e) for e in engine.on_timer(float(t))]
+        kinds += [type(e) for e in engine.receive(msg(float(t), 4), float(t))]
+    assert kinds == [AlertFired, AlertResolved]
+    # clear from 70 s (the 10 left the window at 60 s, seen at the 70 s message) for 120 s
+    assert engine.alerts() == [AlertView("drop", "fleet/1", AlertState.RESOLVED, 190.0)]
+
+
+def test_a_tracker_known_only_by_its_status_goes_silent_from_the_sources_return() -> None:
+    quiet = rule(name="quiet", condition=s.Silent(LOC, 60.0))
+    engine = Engine([quiet], FLEET, 0.0)
+    assert engine.receive(StatusChanged("fleet", "7", "normal"), 10.0) == []
+    engine.receive(SourceDown("fleet"), 20.0)
+    assert engine.receive(SourceUp("fleet"), 30.0) == []
+    assert engine.on_timer(89.0) == []
+    fired = [e for e in engine.on_timer(90.0) if e.note.entity == "fleet/7"]
+    assert [type(e) for e in fired] == [AlertFired]
+
+
+def test_every_pending_start_a_late_message_moves_is_saved() -> None:
+    hot, warm = rule(for_=100.0), rule(name="warm", condition=s.Threshold(LOC, "v", above=3.0),
+                                       for_=100.0)
+    engine = Engine([hot, warm], FLEET, 0.0)
+    for t in (0.0, 10.0, 20.0):
+        engine.receive(msg(t, 9), t)
+    engine.take_changed()
+    engine.receive(msg(5.0, 1), 21.0)  # breaks both pending periods: they restart at 10 s
+    assert sorted((a.rule, a.since) for a in engine.take_changed()) == [
+        ("hot", 10.0), ("warm", 10.0)]
+
+
+def test_an_override_of_a_rule_that_names_its_entity_applies_beside_the_shared_rules() -> None:
+    """Tracker 7 gets the shared index (the rules for every entity) and one of its own (the
+    rule naming it): the override in its own one must hold for it."""
+    named = rule(name="named", entities=("fleet/7",),
+                 overrides={"fleet/7": s.Threshold(LOC, "v", above=20.0)})
+    engine = Engine([rule(name="shared", condition=s.Threshold(LOC, "w", above=5.0)), named],
+                    FLEET, 0.0)
+    seven = Message("fleet", "7", 0.0, {"v": 10}, absent_is_null=False)
+    assert engine.receive(seven, 0.0) == []  # 10 is not above the override's 20
+    (fired,) = engine.receive(Message("fleet", "7", 10.0, {"v": 30}, absent_is_null=False), 10.0)
+    assert fired.note.rule == "named" and fired.note.value == 30.0
+    ten = Message("fleet", "7", 20.0, {"v": 10}, absent_is_null=False)
+    assert [type(e) for e in engine.receive(ten, 20.0)] == [AlertResolved]  # 10 <= 20
+
+
+def test_values_rebuilt_after_a_restart_are_not_judged_again_by_an_unrelated_field() -> None:
+    """History-only values were evaluated by the earlier run (its alert is restored from the
+    store): a later message that does not carry the field must not judge them again."""
+    stuck = rule(name="stuck", condition=s.Threshold(LOC, "v", equals=9))
+    for compiled in (True, False):
+        engine = Engine([stuck], FLEET, 0.0, compiled=compiled)
+        rebuilt = Message("fleet", "1", 10.0, {"v": 9}, absent_is_null=False, history_only=True)
+        assert engine.receive(rebuilt, 10.0) == []
+        assert engine.receive(Message("fleet", "1", 20.0, {"w": 1}, absent_is_null=False),
+                              20.0) == []
+        assert engine.alerts() == []
+
+
+def test_two_entities_named_by_one_rule_keep_their_own_overrides() -> None:
+    """Tracker 7's index (the rule, no override) is shared by the entities alike; tracker 8's,
+    with its override, is its own and is not taken from that cache."""
+    named = rule(name="named", entities=("fleet/7", "fleet/8"),
+                 overrides={"fleet/8": s.Threshold(LOC, "v", above=20.0)})
+    engine = Engine([named], FLEET, 0.0)
+    seven = engine.receive(Message("fleet", "7", 0.0, {"v": 10}, absent_is_null=False), 0.0)
+    assert [e.note.entity for e in seven if isinstance(e, AlertFired)] == ["fleet/7"]
+    eight = Message("fleet", "8", 0.0, {"v": 10}, absent_is_null=False)
+    assert engine.receive(eight, 0.0) == []  # 10 is not above tracker 8's 20
+
+
+def test_an_override_below_the_rules_bound_fires_at_its_own_bound() -> None:
+    """The entity's index is built from its override (v > 3), not from the rule's v > 5: a 4
+    must reach the rule."""
+    hot = rule(overrides={"fleet/1": s.Threshold(LOC, "v", above=3.0)})
+    engine = Engine([hot], FLEET, 0.0)
+    (fired,) = engine.receive(msg(0.0, 4), 0.0)
+    assert isinstance(fired, AlertFired) and fired.note.value == 4.0
+    assert engine.receive(Message("fleet", "2", 0.0, {"v": 4}, absent_is_null=False), 0.0) == []
