@@ -189,3 +189,28 @@ def test_atmosphere_params_leave_the_users_query_as_written() -> None:
     url = with_atmosphere_params("wss://h/api-v2/wse/subscription?token=a%2Fb")
     assert url.startswith("wss://h/api-v2/wse/subscription?token=a%2Fb&")
     assert "Content-Type=application/json" in url
+
+
+# ---- what both decoders share (sources/common.py) ----------------------------------------
+
+
+def test_a_problem_shows_up_to_200_characters_of_its_frame_and_marks_a_cut() -> None:
+    from alertd.sources.common import cut
+
+    assert cut("a" * 200) == "a" * 200  # exactly the limit: nothing cut, no mark
+    assert cut("a" * 201) == "a" * 200 + "..."
+    assert cut(b"\xff" + b"b" * 10) == "\ufffd" + "b" * 10  # bytes that are not UTF-8
+
+
+def test_a_frame_nested_too_deeply_is_a_problem_that_shows_its_start() -> None:
+    from alertd.sources.common import excerpt, load_json
+
+    deep = "[" * 100_000 + "]" * 100_000
+    parsed, problem = load_json(deep)
+    assert parsed is None
+    assert problem == "frame is nested too deeply: " + "[" * 200 + "..."
+    nested: list[object] = []
+    for _ in range(100_000):
+        nested = [nested]
+    assert excerpt(nested) == "<nested too deeply to show>"
+    assert excerpt({"v": 1.5}) == '{"v": 1.5}'
