@@ -21,7 +21,7 @@ import heapq
 import itertools
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from alertd.config import schema as s
@@ -91,15 +91,15 @@ class _Index:
     every_message: tuple[int, ...]
     timed: tuple[int, ...]  # rules that time alone can change: silent, change, _age
     conditions: dict[int, s.Condition]
-    compiled: dict[str, FieldThresholds]  # plain thresholds, reached only when they hold
+    # plain thresholds, reached only when they hold: kept only inside ``reach``
+    compiled: InitVar[dict[str, FieldThresholds]]
     nulls: tuple[str, ...]  # fields its `missing` conditions read: an absent one is a null
     # by_field and compiled in one lookup per field of a message: (rules, thresholds or None)
-    reach: dict[str, tuple[tuple[int, ...], FieldThresholds | None]] = \
-        field(default_factory=dict)
+    reach: dict[str, tuple[tuple[int, ...], FieldThresholds | None]] = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.reach = {f: (self.by_field.get(f, ()), self.compiled.get(f))
-                      for f in (*self.by_field, *self.compiled)}
+    def __post_init__(self, compiled: dict[str, FieldThresholds]) -> None:
+        self.reach = {f: (self.by_field.get(f, ()), compiled.get(f))
+                      for f in (*self.by_field, *compiled)}
 
 
 class Entity:
