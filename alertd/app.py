@@ -62,7 +62,7 @@ from alertd.records import AlertView
 from alertd.senders.apprise_sender import CONSOLE_URL
 from alertd.senders.console import print_console
 from alertd.senders.outcome import DeliveryOutcome
-from alertd.senders.pool import ProcessSender
+from alertd.senders.pool import START_TIMEOUT, ProcessSender
 from alertd.sources import element_client, navixy_client
 from alertd.sources.stats import SourceStats
 from alertd.store import Delivery, Store, StoreFailed, StoreUnavailable
@@ -98,7 +98,6 @@ class Runtime:
     delivered: int = 0
     failed: int = 0  # deliveries given up
     retry_first: float = FIRST_RETRY
-    send_timeout: float = 30.0  # per apprise call, in the daemon's clock's seconds
     engine: Engine | None = None  # the running generation's, for /metrics and /alerts
     latency: Histogram = field(default_factory=Histogram)
     http_port: int | None = None
@@ -119,14 +118,16 @@ class Runtime:
 
 async def run(config: s.Config, store: Store, *, config_path: str | None = None,
               redact: Redact | None = None, out: TextIO = sys.stdout,
-              send_timeout: float = 30.0, recorder: Recorder | None = None,
+              send_timeout: float = 30.0, time_scale: float = 1.0,
+              recorder: Recorder | None = None,
               dry_run: bool = False,
               task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED) -> None:
     """Run until SIGINT/SIGTERM (a clean stop within ``STOP_GRACE`` seconds and a little) or
     cancelled from outside (sends in flight are killed); SIGHUP reloads ``config_path``.
-    ``recorder``: frames received are recorded; ``dry_run``: every channel prints."""
-    runtime = Runtime(store, Clock(), out, send_timeout=send_timeout, recorder=recorder,
-                      dry_run=dry_run)
+    ``recorder``: frames received are recorded; ``dry_run``: every channel prints.
+    ``send_timeout``: seconds per apprise call; ``time_scale``: clock seconds per real second
+    (the demo's fast clock), by which every wait on a real sending process is scaled."""
+    runtime = Runtime(store, Clock(), out, recorder=recorder, dry_run=dry_run)
     if dry_run:
         from alertd.dry_run import printed_only
 
@@ -135,7 +136,8 @@ async def run(config: s.Config, store: Store, *, config_path: str | None = None,
     if redact is not None:
         redact.update(secrets_of(config))
     reload_send, reload_receive = trio.open_memory_channel[None](1)
-    sender = ProcessSender(timeout=send_timeout)
+    sender = ProcessSender(timeout=send_timeout * time_scale,
+                           start_timeout=START_TIMEOUT * time_scale)
     try:
         async with trio.open_nursery() as daemon:
             async with trio.open_nursery() as workers:

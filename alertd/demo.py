@@ -135,9 +135,8 @@ async def _run(config: s.Config, store: Store, notify: str | None, out: TextIO,
         config = demo_config(config, element, navixy, notify)
 
         async def daemon(task_status: trio.TaskStatus[app.Runtime]) -> None:
-            # apprise waits on real sockets: give it 30 real seconds, not 30 fast ones
-            await app.run(config, store, out=out, task_status=task_status,
-                          send_timeout=30.0 * rate)
+            # apprise waits on real processes and sockets: its waits run in real seconds
+            await app.run(config, store, out=out, task_status=task_status, time_scale=rate)
             result.interrupted = True  # app.run returns on its own only on SIGINT/SIGTERM
             nursery.cancel_scope.cancel()
 

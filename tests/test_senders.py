@@ -36,6 +36,7 @@ from urllib.parse import parse_qs
 import pytest
 import responses
 import trio
+import trio.testing
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from requests import PreparedRequest
@@ -306,6 +307,30 @@ def recorder() -> Iterator[tuple[type[Recorder], int]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_fast_clock_scales_the_wait_for_a_sending_process_to_start(
+        recorder: tuple[type[Recorder], int]) -> None:
+    """Under the demo's clock (3,000 clock seconds per real second) the 30 s a child has to
+    start and import apprise are 10 real ms: too short, it is reported as not started. With
+    the wait scaled (``start_timeout``, as ``app.run(time_scale=...)`` sets it) it sends."""
+    from alertd.senders.pool import START_TIMEOUT
+
+    hook, port = recorder
+    rate = 3000.0
+
+    async def once(start_timeout: float) -> DeliveryOutcome:
+        sender = ProcessSender(timeout=20 * rate, start_timeout=start_timeout)
+        try:
+            return await sender.send(f"json://127.0.0.1:{port}/alerts", TITLE, BODY)
+        finally:
+            await sender.aclose()
+
+    unscaled = trio.run(once, START_TIMEOUT, clock=trio.testing.MockClock(rate=rate))
+    assert not unscaled.delivered and "did not start" in unscaled.reason
+    scaled = trio.run(once, START_TIMEOUT * rate, clock=trio.testing.MockClock(rate=rate))
+    assert scaled.delivered, scaled.reason
+    assert len(hook.posts) == 1
 
 
 async def test_json_posts_title_and_message(recorder: tuple[type[Recorder], int]) -> None:

@@ -40,14 +40,14 @@ class _Child:
         self.buffer = b""
 
     @classmethod
-    async def start(cls) -> _Child | None:
-        """A child that has imported apprise and said so; None if it could not."""
+    async def start(cls, timeout: float = START_TIMEOUT) -> _Child | None:
+        """A child that has imported apprise and said so within ``timeout``; None if not."""
         process = await trio.lowlevel.open_process(
             [sys.executable, "-m", "alertd.senders.child"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_child_env())
         child = cls(process)
         try:
-            with trio.move_on_after(START_TIMEOUT):
+            with trio.move_on_after(timeout):
                 if await child.read() == {"ready": True}:
                     return child
         except BaseException:
@@ -103,8 +103,10 @@ class _Child:
 class ProcessSender:
     """``await send(url, title, body, type)`` -> ``DeliveryOutcome``; ``aclose()`` at the end."""
 
-    def __init__(self, timeout: float = 30.0, keep: int = KEEP_IDLE) -> None:
+    def __init__(self, timeout: float = 30.0, keep: int = KEEP_IDLE,
+                 start_timeout: float = START_TIMEOUT) -> None:
         self.timeout = timeout
+        self.start_timeout = start_timeout
         self.keep = keep
         self._idle: list[_Child] = []
         self.killed = 0  # sends ended by killing their process
@@ -118,7 +120,7 @@ class ProcessSender:
                 await child.kill()
                 child = None
         if child is None:
-            child = await _Child.start()
+            child = await _Child.start(self.start_timeout)
             if child is None:
                 return DeliveryOutcome.retry("the sending process did not start")
         request = {"url": url, "title": title, "body": body, "type": notify_type}
@@ -147,7 +149,7 @@ class ProcessSender:
     async def warm(self) -> None:
         """Start one process ahead of the first send (it costs about 0.6 s)."""
         if not self._idle:
-            child = await _Child.start()
+            child = await _Child.start(self.start_timeout)
             if child is not None:
                 self._idle.append(child)
 
