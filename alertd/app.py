@@ -8,8 +8,10 @@
 The engine loop wakes on a batch or on the engine's next deadline, reads the clock once and
 evaluates; its writer persists what changed, with each (channel, notification) for the
 planner's inbox, in one transaction, in the store's thread (``_in_store``: every store call
-of these tasks runs there, one at a time, so no fsync stalls the event loop), while the loop
-goes on evaluating; what it adds meanwhile goes into the next transaction. The planner
+of these tasks runs there, one at a time, so no write stalls the event loop), while the loop
+goes on evaluating; what it adds meanwhile goes into the next transaction. The file's
+write-ahead log is synced into it every second by a task of its own (``_checkpoints``), so
+no write waits for the disk. The planner
 loop (``_deliver``) applies silences, quiet hours and grouping, and writes its messages to
 the outbox; each channel has its own worker, so a slow or failing channel never delays
 evaluation or the other channels, and a restart resumes what was neither planned nor
@@ -84,6 +86,7 @@ RELOAD_QUIET = 0.3  # a SIGHUP waits for this much quiet (a storm of them is one
 RELOAD_WAIT = 2.0  # ... but no longer than this
 STORE_RETRY = (0.25, 5.0)  # a failed state write is tried again after 0.25 s, doubling to 5 s
 STORE_PATIENCE = 300.0  # seconds the state file may keep failing before the daemon stops
+CHECKPOINT_EVERY = 1.0  # seconds between syncs of the state file's write-ahead log
 STORE_CHECK = 2.0  # how often the state file's identity is checked and held writes retried
 
 
@@ -320,6 +323,7 @@ async def _generation(config: s.Config, runtime: Runtime,
                            shard.event_filter(config.shard))
         nursery.start_soon(_deliver, config, notes_receive, runtime, left)
         nursery.start_soon(_watch_store, runtime)
+        nursery.start_soon(_checkpoints, runtime)
         task_status.started()
 
 
@@ -333,6 +337,20 @@ def _cursor(store: Store, source: str, path: str, now: float) -> str | None:
                     "in the future", source, path, element_client.cursor_text(saved))
         return None
     return saved
+
+
+async def _checkpoints(runtime: Runtime) -> None:
+    """Every ``CHECKPOINT_EVERY`` seconds, the state file's write-ahead log is copied into
+    the file and both are synced to the disk (``Store.checkpoint``), in a thread of its own:
+    the store's thread, and the notifications waiting for its writes, never wait for the
+    disk. A power cut loses at most the writes of that last interval (docs/operations.md)."""
+    limiter = trio.CapacityLimiter(1)
+    while True:
+        await trio.sleep(CHECKPOINT_EVERY)
+        if runtime.store_thread is None:  # a virtual clock: the loop thread does it
+            runtime.store.checkpoint()
+        else:
+            await trio.to_thread.run_sync(runtime.store.checkpoint, limiter=limiter)
 
 
 async def _watch_store(runtime: Runtime) -> None:
@@ -498,7 +516,7 @@ async def _write_now(runtime: Runtime, work: Unwritten, schedule: WriteSchedule,
 
 async def _in_store(runtime: Runtime, call: Callable[[], T]) -> T:
     """``call`` on the state store in the store's one thread (``Runtime.store_thread``), so
-    that a commit's fsync never stalls the event loop; one call at a time, in the order they
+    that a commit (or a lock held elsewhere) never stalls the event loop; one call at a time, in the order they
     come. Shielded: a call that began is never left half-known by a cancellation (a stop or
     reload finds what it did done), and every call is short (a busy timeout of 50 ms)."""
     if runtime.store_thread is None:

@@ -4,18 +4,20 @@ It keeps what a restart must not forget: alert states (so firing alerts stay fir
 second notification and pending ones keep their start), each ELEMENT socket's replay position
 (``after=``), the planner's inbox (notices waiting for their group or for the end of quiet
 hours), the outbox (messages not yet delivered), runtime silences and the alert history.
-The daemon calls the store from one worker thread (``app._in_store``: one call at a time,
-so a commit's fsync never stalls the event loop) and, for a few reads at start, a reload or
-from the web page, from the event loop thread; ``using``, one lock, serialises every use of
-the connection and of the writes held with it, so the two never race. ``alertd alerts`` and
-``alertd silence`` open the same file from other processes (``Store.open``, with a busy
-timeout: they may wait). The daemon opens it with ``Store.open_daemon``: a lock file next to
-it (``PATH.lock``, holding the daemon's pid) keeps a second daemon out, the journal is a
-rollback journal (``TRUNCATE``), not WAL, because WAL's ``-shm`` index is memory-mapped and
-a file truncated or made unwritable under the process ends it with SIGBUS, with
-``synchronous=NORMAL``, so that a power loss never loses a written alert (each commit syncs
-the disk: that is why commits run off the event loop), and the busy timeout is short, so
-that a lock held elsewhere never holds the store's thread, or a read on the loop, for long.
+The daemon calls the store from one worker thread (``app._in_store``: one call at a time)
+and, for a few reads at start, a reload or from the web page, from the event loop thread;
+``using``, one lock, serialises every use of the connection and of the writes held with it,
+so the two never race. ``alertd alerts`` and ``alertd silence`` open the same file from
+other processes (``Store.open``, with a busy timeout: they may wait). The daemon opens it
+with ``Store.open_daemon``: a lock file next to it (``PATH.lock``, holding the daemon's
+pid) keeps a second daemon out; the file runs with a write-ahead log and
+``synchronous=NORMAL``, so a commit is written (a ``kill -9`` keeps it) without waiting for
+the disk, and a notification never waits for an fsync; ``checkpoint``, every second in a
+thread and on a connection of its own, syncs the log into the file, so a power cut loses at
+most that last second of writes, and the file stays whole (docs/operations.md). The busy
+timeout is short, so that a lock held elsewhere never holds the store's thread, or a read
+on the loop, for long. No descriptor of the file is ever closed while the daemon runs:
+closing one drops every POSIX lock the process holds on the file, SQLite's included.
 
 A write that fails for a reason that may pass (the file is locked, the disk is full, an I/O
 error, read-only) raises ``StoreUnavailable`` (``commit``), or is held in memory and
@@ -27,9 +29,8 @@ the daemon stops.
 
 Writes are batched: one transaction (``commit``) takes every alert that changed, the replay
 positions and the notices made since the last one (while a commit is in flight the engine
-goes on and its work waits for the next), so the fsyncs per second follow the disk, not
-the message or notification rate; ``plan`` moves the planner's messages from the inbox to
-the outbox in one transaction, so a crash in between loses nothing.
+goes on and its work waits for the next); ``plan`` moves the planner's messages from the
+inbox to the outbox in one transaction, so a crash in between loses nothing.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ from alertd.records import StoredAlert as StoredAlert  # its home is records.py
 
 log = logging.getLogger("alertd.store")
 DAEMON_BUSY_TIMEOUT = 0.05  # seconds the daemon's event loop may wait for another's lock
+SQLITE_HEADER = b"SQLite format 3\x00"  # how every SQLite database file begins
+WAL_KEPT = 4 << 20  # bytes of write-ahead log kept on disk after a checkpoint
 CLI_BUSY_TIMEOUT = 5.0  # alertd alerts / silence: a person waits, the daemon's writes are short
 FATAL = ("SQLITE_CORRUPT", "SQLITE_NOTADB")  # the file is not a usable state file any more
 _STATES = frozenset(AlertState)  # a row in another state (written by hand) is not an alert
@@ -218,6 +221,10 @@ class Store:
         self._gone: set[int] = set()  # outbox rows delivered, their delete held
         self._due: dict[int, tuple[float, int]] = {}  # retries held: (due, attempts added)
         self._read: dict[object, Any] = {}  # the last answer of a read, for when one fails
+        self._checkpointer: sqlite3.Connection | None = None  # checkpoint()'s connection
+        self._checkpoint_trouble: str | None = None  # why the last checkpoint failed
+        self._checkpointing = threading.Lock()  # held by checkpoint(), its own thread
+        self._file: int | None = None  # the daemon's descriptor of the file (checkpoint)
         self.using = threading.RLock()  # held by whichever thread uses the connection
 
     @classmethod
@@ -233,7 +240,7 @@ class Store:
 
     @classmethod
     def open_daemon(cls, path: str | Path) -> Store:
-        """The daemon's store: locked against a second daemon, a rollback journal, a short
+        """The daemon's store: locked against a second daemon, a write-ahead log, a short
         busy timeout, and a write tried at once. Raises ``StoreError`` (one line naming the
         file and the cause) when it cannot be used."""
         path = Path(path)
@@ -255,7 +262,15 @@ class Store:
             raise StoreError(f"state file {path}: {cause(error)}") from None
         try:
             store._prepare()
-        except sqlite3.Error as error:
+            # checkpoint()'s own connection, opened now: opened later, after the file was
+            # deleted, it would create a new one at the path
+            store._checkpointer = sqlite3.connect(str(path), timeout=0, isolation_level=None,
+                                                  check_same_thread=False)
+            # the file's first bytes, read through a descriptor kept open: closing any
+            # descriptor of the file would drop every POSIX lock this process holds on it,
+            # SQLite's included, and another connection could then reset the log under us
+            store._file = os.open(path, os.O_RDONLY)
+        except (sqlite3.Error, OSError) as error:
             store.close()
             raise StoreError(f"state file {path}: {cause(error)}") from None
         return store
@@ -263,7 +278,7 @@ class Store:
     def _prepare(self) -> None:
         for attempt in range(40):  # a command may have the file open for a moment
             try:
-                self.db.execute("PRAGMA journal_mode=TRUNCATE").fetchone()
+                mode = self.db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
                 break
             except sqlite3.OperationalError as error:
                 if attempt == 39 or not cause(error).startswith("it is locked"):
@@ -271,7 +286,12 @@ class Store:
                 import time
 
                 time.sleep(0.05)
+        if mode != "wal":  # a file system without shared memory: every commit syncs
+            log.warning("state file %s: cannot use a write-ahead log (journal mode %s); "
+                        "each write waits for the disk", self.path, mode)
         self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoint() does it, off the writes
+        self.db.execute(f"PRAGMA journal_size_limit={WAL_KEPT}")
         self.db.execute("PRAGMA mmap_size=0")
         self.db.executescript(SCHEMA)
         with self.transaction() as db:  # a state file the daemon cannot write fails now
@@ -281,9 +301,48 @@ class Store:
         status = os.stat(self.path)
         self.identity = (status.st_dev, status.st_ino)
 
+    def checkpoint(self) -> None:
+        """Copy what the write-ahead log holds into the file, syncing both to the disk: the
+        writes before it now survive a power cut. Runs on its own connection, in its own
+        thread, beside the writes (which never wait for the disk themselves); a failure is
+        logged once per cause and tried again at the next checkpoint."""
+        with self._checkpointing:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        if self._checkpointer is None or self.replaced() is not None:
+            return  # not the daemon's store, or closed; a file gone stops the daemon anyway
+        try:
+            head = os.pread(self._file, len(SQLITE_HEADER), 0) if self._file is not None \
+                else SQLITE_HEADER
+        except OSError:
+            head = SQLITE_HEADER  # unreadable for a moment: the checkpoint below says why
+        if head != SQLITE_HEADER:  # overwritten: a checkpoint would mend only some pages
+            raise StoreFailed(f"state file {self.path}: it is not a SQLite database (not an "
+                              "alertd state file)")
+        try:
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as error:
+            if (getattr(error, "sqlite_errorname", "") or "").startswith(FATAL):
+                raise StoreFailed(f"state file {self.path}: {cause(error)}") from None
+            if cause(error) != self._checkpoint_trouble:
+                self._checkpoint_trouble = cause(error)
+                log.warning("state file %s: cannot copy the write-ahead log into the file: "
+                            "%s; writes go on, and it is tried again", self.path,
+                            self._checkpoint_trouble)
+            return
+        self._checkpoint_trouble = None
+
     @_serialised
     def close(self) -> None:
+        with self._checkpointing:  # one in flight in its thread ends first
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+                self._checkpointer = None
         self.db.close()
+        if self._file is not None:  # after SQLite's connections (see open_daemon)
+            os.close(self._file)
+            self._file = None
         if self._lock is not None:
             os.close(self._lock)
             self._lock = None
@@ -478,7 +537,7 @@ class Store:
 
     def queued(self) -> dict[str, int]:
         """How many messages wait in the outbox, per channel. ``/metrics`` asks from the event
-        loop: while the store's thread is in a call (a commit's fsync), the last count."""
+        loop: while the store's thread is in a call (a commit), the last count."""
         if not self.using.acquire(blocking=False):
             if "queued" in self._read:
                 return {channel: count for channel, count in self._read["queued"]}

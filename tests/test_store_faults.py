@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from alertd.app import CHECKPOINT_EVERY
 from alertd.simulator.element import FakeElement
 
 KEY = "store-test-k3y-s3cr3t"
@@ -263,12 +264,42 @@ async def test_one_daemon_per_state_file(tmp_path: Path) -> None:
             assert alertd("alerts", "--state", str(state)).returncode == 0
             assert alertd("silence", "expire", silence_id, "--state",
                           str(state)).returncode == 0
-            assert not Path(f"{state}-shm").exists()  # no memory-mapped index: no SIGBUS
+            await trio.sleep(2 * CHECKPOINT_EVERY)  # a checkpoint after the commands closed
+            element.add_reading("room1", {"t": 9})  # the daemon's writes still reach them
+            await first.wait_for(lambda: "[FIRING] warm: room1" in first.out)
+            listed = alertd("alerts", "--state", str(state))
+            assert "warm" in listed.stdout and "firing" in listed.stdout, listed
             first.process.send_signal(signal.SIGKILL)
             assert await first.exit_code() == -signal.SIGKILL
         async with alertd_run(config, state) as third:
             await third.wait_for(lambda: "watching" in third.err)
             assert third.process.returncode is None
+
+
+async def test_a_fired_alert_reaches_the_file_itself_within_two_checkpoints(
+        tmp_path: Path) -> None:
+    """The daemon's commits go to the write-ahead log without waiting for the disk; its
+    checkpoint syncs them into the file every second, so a power cut (the file without its
+    log) loses at most that last second: the firing alert is there, with its position."""
+    state = tmp_path / "state.db"
+    async with element_server() as element:
+        config = write_config(tmp_path, element)
+        async with alertd_run(config, state) as run:
+            await run.wait_for(lambda: bool(element.connections) and "watching" in run.err)
+            reading = element.add_reading("room1", {"t": 9})
+            await run.wait_for(lambda: "[FIRING] warm: room1" in run.out)
+            await trio.sleep(2 * CHECKPOINT_EVERY)
+            alone = tmp_path / "alone.db"
+            alone.write_bytes(state.read_bytes())  # the main file only, not its log
+            db = sqlite3.connect(alone)
+            try:
+                alerts = db.execute("SELECT rule, entity, state FROM alerts").fetchall()
+                positions = db.execute("SELECT after FROM cursors").fetchall()
+            finally:
+                db.close()
+            assert [(rule, entity.endswith("room1"), alert) for rule, entity, alert
+                    in alerts] == [("warm", True, "firing")], alerts
+            assert reading["inserted_at"] in positions[0][0]
 
 
 async def test_kill_9_in_the_first_second_keeps_the_replay_position(tmp_path: Path) -> None:

@@ -1,0 +1,112 @@
+"""The daemon's state file runs with a write-ahead log (docs/operations.md, "The state
+file"): a commit is written, not synced, so a notification never waits for the disk; a
+checkpoint in its own thread syncs the log into the file every second. These tests read the
+file as a power cut would leave it: the main file alone, without its log."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from alertd.store import Store, StoreFailed
+
+
+def silences_in_the_file_alone(state: Path, tmp_path: Path) -> list[str]:
+    """The silences a copy of the main file holds without its write-ahead log: what a power
+    cut would leave once the operating system's cache is gone."""
+    alone = tmp_path / "alone.db"
+    shutil.copyfile(state, alone)
+    db = sqlite3.connect(alone)
+    try:
+        rows = db.execute("SELECT comment FROM silences").fetchall()
+    except sqlite3.OperationalError:  # no such table: even the schema is in the log only
+        rows = []
+    finally:
+        db.close()
+    return [row[0] for row in rows]
+
+
+def test_a_checkpoint_puts_the_writes_into_the_file_itself(tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    store = Store.open_daemon(state)
+    try:
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        store.add_silence({"rule": "warm"}, 0.0, 3600.0, "maintenance", 0.0)
+        assert [s.comment for s in store.silences()] == ["maintenance"]  # written
+        assert silences_in_the_file_alone(state, tmp_path) == []  # in the log only
+        store.checkpoint()
+        assert silences_in_the_file_alone(state, tmp_path) == ["maintenance"]
+    finally:
+        store.close()
+
+
+def test_a_state_file_with_a_rollback_journal_is_switched_to_a_log_and_keeps_its_data(
+        tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    older = Store.open(state)  # as an older alertd, or a command, made it
+    older.db.execute("PRAGMA journal_mode=TRUNCATE")
+    older.add_silence({"rule": "warm"}, 0.0, 3600.0, "kept", 0.0)
+    older.close()
+    store = Store.open_daemon(state)
+    try:
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert [s.comment for s in store.silences()] == ["kept"]
+    finally:
+        store.close()
+
+
+def test_a_state_file_overwritten_under_the_daemon_stops_it_at_the_next_checkpoint(
+        tmp_path: Path) -> None:
+    """A checkpoint would copy the pages the log holds over the damage and leave the rest:
+    it refuses instead, and the daemon stops with the same line as at a failed write."""
+    state = tmp_path / "state.db"
+    store = Store.open_daemon(state)
+    try:
+        store.add_silence({"rule": "warm"}, 0.0, 3600.0, "x", 0.0)
+        with open(state, "r+b") as file:
+            file.write(b"this is not a database any more" * 200)
+        with pytest.raises(StoreFailed, match="it is not a SQLite database"):
+            store.checkpoint()
+    finally:
+        store.close()
+
+
+FAILING_CHECKPOINT = textwrap.dedent("""\
+    import logging, os, resource, shutil, sqlite3, sys
+    from alertd.store import Store
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    state = sys.argv[1]
+    store = Store.open_daemon(state)
+    store.add_silence({"rule": "warm"}, 0.0, 3600.0, "after the trouble", 0.0)
+    size = os.path.getsize(state)  # the file may not grow: the checkpoint cannot write
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, resource.RLIM_INFINITY))
+    store.checkpoint()
+    store.checkpoint()
+    print("wrote", store.silences()[0].comment)  # the daemon's writes went on meanwhile
+    resource.setrlimit(resource.RLIMIT_FSIZE,
+                       (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    store.checkpoint()
+    shutil.copyfile(state, state + ".alone")
+    with sqlite3.connect(state + ".alone") as db:
+        print("file", db.execute("SELECT comment FROM silences").fetchall())
+    store.close()
+""")
+
+
+def test_a_checkpoint_that_cannot_write_says_so_once_and_catches_up(tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    done = subprocess.run([sys.executable, "-c", FAILING_CHECKPOINT, str(state)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "write-ahead log" in line]
+    assert len(warnings) == 1, done.stderr
+    assert warnings[0].startswith(f"state file {state}: cannot copy the write-ahead log into "
+                                  "the file: "), warnings
+    assert done.stdout.splitlines() == ["wrote after the trouble",
+                                        "file [('after the trouble',)]"], done.stdout
