@@ -96,10 +96,14 @@ class _Index:
     nulls: tuple[str, ...]  # fields its `missing` conditions read: an absent one is a null
     # by_field and compiled in one lookup per field of a message: (rules, thresholds or None)
     reach: dict[str, tuple[tuple[int, ...], FieldThresholds | None]] = field(init=False)
+    # its `silent` rules (as the conditions give them), which resume when the source is back
+    silent: tuple[int, ...] = field(init=False)
 
     def __post_init__(self, compiled: dict[str, FieldThresholds]) -> None:
         self.reach = {f: (self.by_field.get(f, ()), compiled.get(f))
                       for f in (*self.by_field, *compiled)}
+        self.silent = tuple(n for n, rule in self.rules
+                            if isinstance(self.conditions.get(n, rule.condition), s.Silent))
 
 
 class Entity:
@@ -389,9 +393,8 @@ class Engine:
         return sorted(live.union(numbers) if live else numbers)
 
     def _silent_rules(self, entity: Entity) -> list[int]:
-        conditions = entity.conditions
-        return [n for n, rule in entity.rules()
-                if isinstance(conditions.get(n, rule.condition), s.Silent)]
+        """Looked up once per index, not per entity: a source coming back walks them all."""
+        return [n for index in entity.layers for n in index.silent]
 
     # ---- timers ------------------------------------------------------------------------
 
