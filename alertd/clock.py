@@ -8,6 +8,7 @@ milliseconds under ``autojump_clock``.
 
 from __future__ import annotations
 
+import sys
 import time
 
 import trio
@@ -29,10 +30,12 @@ class Clock:
     def virtual(self) -> bool:
         """Whether trio's clock is a virtual one (``MockClock``: the tests' ``autojump_clock``,
         ``alertd demo``). It jumps while a worker thread works, so nothing on such a clock may
-        wait for a thread."""
-        from trio.testing import MockClock
-
-        return isinstance(trio.lowlevel.current_clock(), MockClock)
+        wait for a thread. Not imported here: ``trio.testing`` brings pytest in when it is
+        installed (~1 s at the daemon's start), and a clock made from it means that it is
+        imported already."""
+        testing = sys.modules.get("trio.testing")
+        return testing is not None and isinstance(trio.lowlevel.current_clock(),
+                                                  testing.MockClock)
 
     def trio_time(self, epoch: float) -> float:
         """The trio deadline for an epoch time (for ``trio.move_on_at``)."""
