@@ -214,6 +214,56 @@ def test_what_is_remembered_is_bounded_by_the_window() -> None:
         (message,) = messages(decoder.decode(text))
         assert message.fields == {"speed": second}
     assert len(decoder._seen["7"]) <= 12  # private, but the bound is the point
+    assert len(decoder._known["7"]["speed"]) <= 12  # the texts skipped before any work
+
+
+WINDOW_TIMES = [f"2026-01-01T08:00:{second:02}Z" for second in range(60)]
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(1, 8), st.sets(st.sampled_from("abc")),
+                          st.booleans(), st.integers(0, 2)), max_size=12))
+def test_resent_windows_give_each_attribute_and_time_once_as_a_model_says(
+        steps: list[tuple[int, int, set[str], bool, int]]) -> None:
+    """Windows that slide, deepen, lose and regain attributes, newest or oldest first: each
+    (attribute, time) of an event that the decoder does not remember is emitted once, in
+    one message per time (in time order) whose srv_time is the newest of that time's entries
+    in the event; what leaves the window (older than the event's oldest entry) is forgotten.
+    The decoder skips the entries it took before by their time text: it must say what
+    decoding every entry says."""
+    decoder = NavixyDecoder("fleet")
+    remembered: dict[int, set[str]] = {}
+    end = 5
+    for advance, depth, attributes, newest_first, srv_lag in steps:
+        end += advance
+        seconds = list(range(max(0, end - depth), end))
+
+        def queue(attribute: str, nonnull: bool) -> list[dict[str, Any]]:
+            values = [(t, None if (t + ord(attribute)) % 4 == 0 else t) for t in seconds]
+            found = [entry(WINDOW_TIMES[t], v, WINDOW_TIMES[t + srv_lag * (a == "b")])
+                     for t, v in values for a in [attribute] if not (nonnull and v is None)]
+            return found[::-1] if newest_first else found
+
+        item = {"tracker_id": 7,
+                "all_fields": {a: queue(a, False) for a in sorted(attributes)},
+                "nonnull_fields": {a: queue(a, True) for a in sorted(attributes)}}
+        text = json.dumps({"type": "event", "event": "iot_monitor",
+                           "data": {"iot_last_values": [item]}})
+        expected = []
+        for t in seconds:
+            new = {a: (None if (t + ord(a)) % 4 == 0 else t) for a in sorted(attributes)
+                   if a not in remembered.get(t, set())}
+            if new:
+                srv = max(t + srv_lag * (a == "b") for a in attributes)
+                expected.append((T0 + t, new, T0 + srv))
+            remembered.setdefault(t, set()).update(attributes)
+        if attributes and seconds:
+            remembered = {t: a for t, a in remembered.items() if t >= seconds[0]}
+        found = messages(decoder.decode(text))
+        assert [(m.msg_time, dict(m.fields), m.srv_time) for m in found] == expected
+
+
+T0 = 1767254400.0  # 2026-01-01T08:00:00Z
 
 
 # ---- bad input: described, skipped, never raised ---------------------------------------------

@@ -30,6 +30,7 @@ from alertd.sources.common import (
     parse_time,
 )
 
+_NONE_TAKEN: dict[Any, float] = {}  # shared, never written
 TIME_CACHE = 65_536  # distinct time texts remembered before the cache starts again
 AUTH_CODES = (3, 4)  # wrong hash; user or API key not found, or session ended
 ATMOSPHERE = (("X-Atmosphere-tracking-id", "0"), ("X-Atmosphere-Framework", "2.3.6-javascript"),
@@ -133,6 +134,8 @@ class NavixyDecoder:
         # tracker -> msg_time -> the attributes of that time already emitted
         self._seen: dict[str, dict[float, set[str]]] = {}
         self._times: dict[Any, float | None] = {}  # time text -> epoch seconds (``_time``)
+        # tracker -> attribute -> msg_time text -> msg_time: the entries taken (``_tracker``)
+        self._known: dict[str, dict[str, dict[Any, float]]] = {}
         self._floor = {t: dict(p) for t, p in (positions or {}).items()}
         self._newest: dict[str, dict[str, float]] = {t: dict(p)
                                                      for t, p in (positions or {}).items()}
@@ -233,6 +236,12 @@ class NavixyDecoder:
         tracker = str(item["tracker_id"])
         entries: dict[float, dict[str, Any]] = {}
         srv_times: dict[float, float] = {}
+        # per attribute, the msg_time texts of entries taken before: the server resends its
+        # whole window with every event (384 entries of a 12-deep one, 16 of them new), and
+        # one of those is skipped at once, before any other work
+        known = self._known.get(tracker, {})
+        kept: dict[str, dict[Any, float]] = {}  # what this event resends: known next time
+        oldest = math.inf
         bad = 0
         times = self._times
         if len(times) > TIME_CACHE:
@@ -242,14 +251,31 @@ class NavixyDecoder:
             if queues is None:
                 return f"{queue_name} is neither an object nor a list of objects"
             for attribute, queue in queues.items():
+                taken = known.get(attribute, _NONE_TAKEN)
+                keep = kept.get(attribute)
+                if keep is None:
+                    keep = kept[attribute] = {}
                 for entry in queue:
                     if not isinstance(entry, dict):
                         bad += 1
                         continue
-                    msg_time = _time(times, entry.get("msg_time"))
+                    raw = entry.get("msg_time")
+                    try:
+                        msg_time = taken.get(raw)
+                    except TypeError:  # not hashable (a list, an object): not a time
+                        msg_time = None
+                    if msg_time is not None:
+                        keep[raw] = msg_time
+                        if msg_time < oldest:
+                            oldest = msg_time
+                        continue
+                    msg_time = _time(times, raw)
                     if msg_time is None:
                         bad += 1
                         continue
+                    keep[raw] = msg_time  # in ``seen`` once this event is taken
+                    if msg_time < oldest:
+                        oldest = msg_time
                     fields = entries.get(msg_time)
                     if fields is None:
                         fields = entries[msg_time] = {}
@@ -257,9 +283,10 @@ class NavixyDecoder:
                         fields[attribute] = entry.get("value")
                     srv = _time(times, entry.get("srv_time"))
                     if srv is not None:
-                        known = srv_times.get(msg_time)
-                        if known is None or srv > known:
+                        before = srv_times.get(msg_time)
+                        if before is None or srv > before:
                             srv_times[msg_time] = srv
+        self._known[tracker] = kept
         if self._status.get(tracker, "normal") != "normal":
             # data comes only for trackers that are not blocked (seed page): proof that this
             # one is back, long before the next status refresh would say so
@@ -276,9 +303,12 @@ class NavixyDecoder:
                 seen[msg_time] = set(fields)
             elif already.issuperset(fields):
                 continue
-            else:
+            else:  # rare: a time some attributes of which came before, maybe skipped now
                 new = {a: v for a, v in fields.items() if a not in already}
                 already.update(new)
+                newest_srv = _newest_srv_time(item, msg_time, times)
+                if newest_srv is not None:
+                    srv_times[msg_time] = newest_srv
             for attribute in new:
                 if msg_time > newest.get(attribute, -math.inf):
                     newest[attribute] = msg_time
@@ -294,11 +324,24 @@ class NavixyDecoder:
                                       {a: v for a, v in new.items() if a not in done}
                                       if done else new,
                                       srv_times.get(msg_time), absent_is_null=False))
-        if entries:  # forget what has left the server's window
-            oldest = min(entries)
+        if oldest < math.inf:  # forget what has left the server's window
             for msg_time in [t for t in seen if t < oldest]:
                 del seen[msg_time]
         return f"{bad} queue entries without a valid msg_time" if bad else None
+
+
+def _newest_srv_time(item: dict[str, Any], msg_time: float,
+                     times: dict[Any, float | None]) -> float | None:
+    """The newest ``srv_time`` of an item's entries of ``msg_time``, the skipped ones too."""
+    found: float | None = None
+    for queue_name in ("all_fields", "nonnull_fields"):
+        for queue in (_queues(item.get(queue_name, {})) or {}).values():
+            for entry in queue:
+                if isinstance(entry, dict) and _time(times, entry.get("msg_time")) == msg_time:
+                    srv = _time(times, entry.get("srv_time"))
+                    if srv is not None and (found is None or srv > found):
+                        found = srv
+    return found
 
 
 def _time(cache: dict[Any, float | None], raw: Any) -> float | None:
