@@ -217,6 +217,52 @@ def test_what_is_remembered_is_bounded_by_the_window() -> None:
     assert len(decoder._known["7"]["speed"]) <= 12  # the texts skipped before any work
 
 
+def test_a_resent_window_reads_no_time_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The entries taken before are skipped by their time text before any other work: the
+    second decoding of the same window reads no time at all (the null of the all_fields
+    queue included), and a window with one new message reads only that one's times."""
+    import alertd.sources.navixy as navixy
+
+    read: list[Any] = []
+    original = navixy._time
+
+    def counting(cache: dict[Any, float | None], raw: Any) -> float | None:
+        read.append(raw)
+        return original(cache, raw)
+
+    monkeypatch.setattr(navixy, "_time", counting)
+    decoder = NavixyDecoder("fleet")
+    decoder.decode(frame("navixy_iot_monitor_seed.json"))
+    assert read
+    read.clear()
+    assert decoder.decode(frame("navixy_iot_monitor_seed.json")) == NOTHING
+    assert read == []
+    sample = seed()
+    queues = sample["data"]["iot_last_values"][0]["all_fields"]
+    queues["speed"].insert(0, entry("2025-02-11T15:13:04Z", 44, "2025-02-11T15:13:05Z"))
+    (message,) = messages(decoder.decode(json.dumps(sample)))
+    assert message.fields == {"speed": 44}
+    assert read == ["2025-02-11T15:13:04Z", "2025-02-11T15:13:05Z"]
+
+
+def test_a_time_completed_later_takes_the_newest_srv_time_of_either_queue() -> None:
+    """driver's 08:00:00 value comes an event after speed's, in nonnull_fields only, and
+    reached the server 5 s later: its message says so, whichever queue held the entry."""
+    def event(nonnull: dict[str, Any]) -> str:
+        item = {"tracker_id": 7,
+                "all_fields": {"speed": [entry("2026-01-01T08:00:00Z", 50)]},
+                "nonnull_fields": nonnull}
+        return json.dumps({"type": "event", "event": "iot_monitor",
+                           "data": {"iot_last_values": [item]}})
+
+    decoder = NavixyDecoder("fleet")
+    assert [m.srv_time for m in messages(decoder.decode(event({})))] == [T0]
+    later = {"driver": [entry("2026-01-01T08:00:00Z", "A. Weber", "2026-01-01T08:00:05Z")]}
+    found = messages(decoder.decode(event(later)))
+    assert [(m.msg_time, dict(m.fields), m.srv_time) for m in found] == [
+        (T0, {"driver": "A. Weber"}, T0 + 5)]
+
+
 WINDOW_TIMES = [f"2026-01-01T08:00:{second:02}Z" for second in range(60)]
 
 
