@@ -299,6 +299,21 @@ def test_a_reload_that_drops_a_window_keeps_the_last_value_before_its_nulls() ->
     assert history.newest() == 7.0 and history.times() == {0.0, *map(float, range(4097, 4109))}
 
 
+def test_a_window_full_of_nulls_keeps_the_12_newest_values_before_them() -> None:
+    """A `change` field whose device sends 12 values, then 5,000 messages without it, all
+    within the window: the cap on the window (4,108 entries) drops nulls, not the values of
+    the queue without gaps; memory stays bounded by the cap."""
+    history = FieldHistory(100_000.0)
+    for t in range(DEPTH):
+        history.record(float(t), float(t))
+    for t in range(DEPTH, DEPTH + 5000):
+        history.record(float(t), None)
+    assert history.nonnull == [(float(t), float(t)) for t in range(DEPTH)]
+    assert history.newest() == float(DEPTH - 1)
+    assert [t for t, _ in history.all] == [float(t) for t in range(5000, 5012)]
+    assert len(history) <= 2 * (WINDOW_CAP + 2 * DEPTH)
+
+
 @pytest.mark.parametrize("within,apart", [(10_000.0, 1.0), (1.0, 1e-4)])
 def test_a_window_keeps_at_most_the_newest_4108_values(within: float, apart: float) -> None:
     history = FieldHistory(within)

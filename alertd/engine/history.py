@@ -154,7 +154,8 @@ class FieldHistory(_Doubles):
         the window's start; and the nulls between the 12 newest with a value and the rest
         (a field that stops arriving keeps 24 entries, not one per message since). An old
         null or text value inside the window stays until it leaves the window (the window
-        skips them). Costs what it drops, plus 24."""
+        skips them). The window keeps at most ``WINDOW_CAP`` + 12 entries, never at the
+        cost of the 12 newest values. Costs what it drops, plus 24."""
         entries = self
         size = len(entries)
         newest_from = size - 2 * DEPTH  # the 12 newest
@@ -175,7 +176,13 @@ class FieldHistory(_Doubles):
                 span_from += 2
         keep_from = min(span_from, values_from)
         if self.horizon > 0:
-            keep_from = max(keep_from, size - 2 * (WINDOW_CAP + DEPTH))
+            cap_from = size - 2 * (WINDOW_CAP + DEPTH)  # the window holds at most the cap
+            if cap_from > keep_from:
+                if values_from < cap_from:  # the 12 newest values lie before the cap (a
+                    keep_from = values_from  # run of nulls since): they stay, the nulls
+                    span_from = max(span_from, cap_from)  # among them go (below)
+                else:
+                    keep_from = cap_from
         if max(keep_from, values_from) < span_from:
             self._drop_nulls(max(keep_from, values_from), span_from)
         if keep_from > 0:
