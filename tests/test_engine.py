@@ -299,6 +299,24 @@ def test_a_reload_that_drops_a_window_keeps_the_last_value_before_its_nulls() ->
     assert history.newest() == 7.0 and history.times() == {0.0, *map(float, range(4097, 4109))}
 
 
+def test_a_history_made_without_a_horizon_keeps_no_window() -> None:
+    history = FieldHistory()
+    for t in range(30):
+        history.record(float(t), float(t))
+    assert history.window is None and len(history) == 2 * DEPTH
+
+
+def test_a_window_under_a_second_forgets_what_a_prune_leaves_behind() -> None:
+    """`within: 500ms`, the field silent while the entity's other fields go on: a prune at
+    10 s leaves no value in the window (a sub-second horizon is a horizon too)."""
+    history = FieldHistory(0.5)
+    history.record(0.0, 1.0)
+    history.record(0.2, 5.0)
+    history.prune(10.0)
+    assert history.window == []
+    assert history.nonnull == [(0.0, 1.0), (0.2, 5.0)]  # the queues keep them
+
+
 def test_a_window_full_of_nulls_keeps_the_12_newest_values_before_them() -> None:
     """A `change` field whose device sends 12 values, then 5,000 messages without it, all
     within the window: the cap on the window (4,108 entries) drops nulls, not the values of
