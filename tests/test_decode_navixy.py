@@ -284,15 +284,17 @@ def test_resent_windows_give_each_attribute_and_time_once_as_a_model_says(
         end += advance
         seconds = list(range(max(0, end - depth), end))
 
-        def queue(attribute: str, nonnull: bool) -> list[dict[str, Any]]:
+        def queue(attribute: str, nonnull: bool, seconds: list[int], srv_lag: int,
+                  newest_first: bool) -> list[dict[str, Any]]:
             values = [(t, None if (t + ord(attribute)) % 4 == 0 else t) for t in seconds]
             found = [entry(WINDOW_TIMES[t], v, WINDOW_TIMES[t + srv_lag * (a == "b")])
                      for t, v in values for a in [attribute] if not (nonnull and v is None)]
             return found[::-1] if newest_first else found
 
+        shape = (seconds, srv_lag, newest_first)
         item = {"tracker_id": 7,
-                "all_fields": {a: queue(a, False) for a in sorted(attributes)},
-                "nonnull_fields": {a: queue(a, True) for a in sorted(attributes)}}
+                "all_fields": {a: queue(a, False, *shape) for a in sorted(attributes)},
+                "nonnull_fields": {a: queue(a, True, *shape) for a in sorted(attributes)}}
         text = json.dumps({"type": "event", "event": "iot_monitor",
                            "data": {"iot_last_values": [item]}})
         expected = []
