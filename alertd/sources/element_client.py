@@ -24,32 +24,21 @@ from alertd.model import Batch, Message
 from alertd.sources.common import parse_time
 from alertd.sources.connection import ElementConnection
 from alertd.sources.element import ElementDecoder, read_cursor
-from alertd.sources.reconnect import Connectivity, Standing, open_socket, run_forever
+from alertd.sources.reconnect import (
+    Connectivity,
+    Standing,
+    already_received,
+    open_socket,
+    run_forever,
+)
 from alertd.sources.stats import SourceStats
 
 if TYPE_CHECKING:
     from alertd.record import Recorder
 
 log = logging.getLogger("alertd.sources.element")
-COALESCE = 64  # frames already received that are handed on as one batch
 REPLAY_QUIET = 0.05  # a replay's frames are gathered until none comes for this long
 REPLAY_FRAMES = 1024  # ... or this many frames are gathered
-
-
-def _received(ws: trio_websocket.WebSocketConnection) -> list[str | bytes]:
-    """Frames the connection has already received, without waiting. A replay's frames come
-    back to back: taken together, they are evaluated in measurement order (a reading
-    inserted late in the next frame is then not late), and cost one engine pass.
-    trio-websocket 0.12 (pinned) has no public non-blocking read; ``_recv_channel`` is its
-    queue of received messages."""
-    channel = getattr(ws, "_recv_channel", None)
-    taken: list[str | bytes] = []
-    while channel is not None and len(taken) < COALESCE:
-        try:
-            taken.append(channel.receive_nowait())
-        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-            break
-    return taken
 
 
 def is_mandate(path: str) -> bool:
@@ -151,7 +140,7 @@ async def _read(ws: trio_websocket.WebSocketConnection, source: s.ElementSource,
         nursery.start_soon(standing.prove_by_waiting)
         try:
             while True:
-                taken = [await ws.get_message(), *_received(ws)]
+                taken = [await ws.get_message(), *already_received(ws)]
                 await standing.proven(trio.current_time())
                 events: list[Message] = []
                 for frame in taken:
@@ -168,7 +157,7 @@ async def _read(ws: trio_websocket.WebSocketConnection, source: s.ElementSource,
                     more: list[str | bytes] = []
                     try:
                         with trio.move_on_after(REPLAY_QUIET):
-                            more = [await ws.get_message(), *_received(ws)]
+                            more = [await ws.get_message(), *already_received(ws)]
                     except trio_websocket.ConnectionClosed as error:
                         closed = error  # hand on what was gathered first
                     if not more:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import trio
@@ -22,7 +23,7 @@ import trio_websocket
 
 from alertd.config import schema as s
 from alertd.errors import CredentialsRejected
-from alertd.model import Batch, Message, Position, StatusChanged
+from alertd.model import Batch, Event, Message, Position, StatusChanged
 from alertd.sources.common import Decoded
 from alertd.sources.connection import SUBSCRIBE_RETRY_FIRST, NavixyConnection
 from alertd.sources.navixy import (
@@ -39,6 +40,7 @@ from alertd.sources.navixy import (
 from alertd.sources.reconnect import (
     Connectivity,
     Standing,
+    already_received,
     clamp_heartbeat,
     open_socket,
     run_forever,
@@ -137,7 +139,7 @@ async def _handshake(ws: trio_websocket.WebSocketConnection, decoder: NavixyDeco
         for notice in decoded.notices:
             if isinstance(notice, Handshake) and notice.interval_ms > 0:
                 return clamp_heartbeat(notice.interval_ms / 1000)
-        await _handle(decoded, decoder, source, send, stats)  # not a handshake: use it
+        await _handle([decoded], decoder, source, send, stats)  # not a handshake: use it
     log.info("source '%s': no Atmosphere handshake; sending heartbeats every %.0f s",
              source.name, DEFAULT_HEARTBEAT)
     return DEFAULT_HEARTBEAT
@@ -177,18 +179,41 @@ async def _read(ws: trio_websocket.WebSocketConnection, decoder: NavixyDecoder,
             frame = await ws.get_message()
         if silent.cancelled_caught:
             raise trio.TooSlowError
-        decoded = decoder.decode(frame)
-        if any(isinstance(event, StatusChanged) for event in decoded.events):
-            await standing.proven(trio.current_time())  # a tracker's status or data
-        if recorder is not None:  # after the confirmation, as the engine sees them
-            recorder.frames(source.name, SUBSCRIPTION, (frame,))
-        await _handle(decoded, decoder, source, send, stats, resubscribe)
+        frames = [frame, *already_received(ws)]  # one batch, one engine pass, under a flood
+        try:  # decoded one at a time: a frame that ends the session leaves the rest undecoded
+            await _handle((decoder.decode(frame) for frame in frames), decoder, source, send,
+                          stats, resubscribe, standing)
+        finally:
+            if recorder is not None:  # after the confirmation, as the engine sees them
+                recorder.frames(source.name, SUBSCRIPTION, frames)
 
 
-async def _handle(decoded: Decoded, decoder: NavixyDecoder, source: s.NavixySource,
-                  send: trio.MemorySendChannel[Batch], stats: SourceStats,
-                  resubscribe: _Resubscribe | None = None) -> None:
-    problems, events = decoded.problems, decoded.events
+async def _handle(decoded: Iterable[Decoded], decoder: NavixyDecoder,
+                  source: s.NavixySource, send: trio.MemorySendChannel[Batch],
+                  stats: SourceStats, resubscribe: _Resubscribe | None = None,
+                  standing: Standing | None = None) -> None:
+    """The frames' problems and notices, in order, then their events as one batch; a notice
+    that ends the session hands on the events before it first. A tracker's status or data
+    proves the subscription (``standing``)."""
+    events: list[Event] = []
+    for each in decoded:
+        if standing is not None and any(isinstance(e, StatusChanged) for e in each.events):
+            await standing.proven(trio.current_time())
+            standing = None  # once per batch
+        try:
+            _notices(each, source, stats, resubscribe)
+        except CredentialsRejected:
+            await _send(events, decoder, source, send, stats)
+            raise
+        events.extend(each.events)
+    await _send(events, decoder, source, send, stats)
+
+
+def _notices(decoded: Decoded, source: s.NavixySource, stats: SourceStats,
+             resubscribe: _Resubscribe | None) -> None:
+    """One frame's problems (logged, counted) and protocol notices; raises
+    ``CredentialsRejected`` for a rejected hash or an ended session."""
+    problems = decoded.problems
     if problems:
         stats.bad_frames(source.name, len(problems))
         for problem in problems:
@@ -214,6 +239,10 @@ async def _handle(decoded: Decoded, decoder: NavixyDecoder, source: s.NavixySour
                      "statuses", source.name, notice.event, notice.source_id)
             if resubscribe is not None:
                 resubscribe.soon(0.0)
+
+
+async def _send(events: list[Event], decoder: NavixyDecoder, source: s.NavixySource,
+                send: trio.MemorySendChannel[Batch], stats: SourceStats) -> None:
     positions = decoder.take_positions()
     if events or positions:
         stats.messages(source.name, sum(1 for e in events if isinstance(e, Message)

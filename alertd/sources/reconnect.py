@@ -51,6 +51,26 @@ def _retry(status: int | None) -> str | None:
     return None
 
 
+COALESCE = 64  # frames already received that are handed on as one batch
+
+
+def already_received(ws: trio_websocket.WebSocketConnection) -> list[str | bytes]:
+    """Frames the connection has already received, without waiting, at most ``COALESCE``:
+    handed on as one batch, they cost one engine pass (and for ELEMENT, a replay's frames
+    taken together are evaluated in measurement order, so a reading inserted late in the
+    next frame is then not late).
+    trio-websocket 0.12 (pinned) has no public non-blocking read; ``_recv_channel`` is its
+    queue of received messages."""
+    channel = getattr(ws, "_recv_channel", None)
+    taken: list[str | bytes] = []
+    while channel is not None and len(taken) < COALESCE:
+        try:
+            taken.append(channel.receive_nowait())
+        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+            break
+    return taken
+
+
 @asynccontextmanager
 async def open_socket(url: str, refused: Callable[[int | None], str | None] = _retry
                       ) -> AsyncIterator[trio_websocket.WebSocketConnection]:
