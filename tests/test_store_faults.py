@@ -108,11 +108,13 @@ async def element_server() -> AsyncIterator[FakeElement]:
 
 
 def cursor(state: Path) -> str | None:
-    with sqlite3.connect(state, timeout=5) as db:
-        try:
-            row = db.execute("SELECT after FROM cursors").fetchone()
-        except sqlite3.OperationalError:  # no tables yet
-            return None
+    db = sqlite3.connect(state, timeout=5)  # closed at once: an open one keeps the log
+    try:
+        row = db.execute("SELECT after FROM cursors").fetchone()
+    except sqlite3.OperationalError:  # no tables yet
+        return None
+    finally:
+        db.close()
     return None if row is None else str(row[0])
 
 
@@ -144,6 +146,8 @@ async def test_a_locked_state_file_delays_the_alert_but_loses_nothing(tmp_path: 
             assert reading["inserted_at"] in (cursor(state) or "")
             run.process.send_signal(signal.SIGTERM)
             assert await run.exit_code() == 0, run.err
+        # a stopped daemon leaves the file whole: its write-ahead log is copied in and gone
+        assert not Path(f"{state}-wal").exists() and not Path(f"{state}-shm").exists()
         listed = alertd("alerts", "--state", str(state))
         assert "warm" in listed.stdout and "firing" in listed.stdout, listed
         async with alertd_run(config, state) as again:
