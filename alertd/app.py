@@ -11,11 +11,10 @@ planner's inbox, in one transaction, in the store's thread (``_in_store``: every
 of these tasks runs there, one at a time, so no write stalls the event loop), while the loop
 goes on evaluating; what it adds meanwhile goes into the next transaction. The file's
 write-ahead log is synced into it every second by a task of its own (``_checkpoints``), so
-no write waits for the disk. The planner
-loop (``_deliver``) applies silences, quiet hours and grouping, and writes its messages to
-the outbox; each channel has its own worker, so a slow or failing channel never delays
-evaluation or the other channels, and a restart resumes what was neither planned nor
-delivered. An optional HTTP task serves /metrics.
+no write waits for the disk. The planner loop (``_deliver``) applies silences, quiet hours
+and grouping, and writes its messages to the outbox; each channel has its own worker, so a
+slow or failing channel never delays evaluation or the other channels, and a restart
+resumes what was neither planned nor delivered. An optional HTTP task serves /metrics.
 SIGHUP loads the file again (a storm of them is one reload): an invalid file is logged and
 the old one kept; a valid one restarts sources, engine and planner, and alerts of rules that
 still exist resume from the store.
@@ -517,8 +516,9 @@ async def _write_now(runtime: Runtime, work: Unwritten, schedule: WriteSchedule,
 async def _in_store(runtime: Runtime, call: Callable[[], T]) -> T:
     """``call`` on the state store in the store's one thread (``Runtime.store_thread``), so
     that a commit (or a lock held elsewhere) never stalls the event loop; one call at a
-    time, in the order they come. Shielded: a call that began is never left half-known by a cancellation (a stop or
-    reload finds what it did done), and every call is short (a busy timeout of 50 ms)."""
+    time, in the order they come. Shielded: a call that began is never left half-known by a
+    cancellation (a stop or reload finds what it did done), and every call is short (a busy
+    timeout of 50 ms)."""
     if runtime.store_thread is None:
         return call()
     with trio.CancelScope(shield=True):

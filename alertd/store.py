@@ -58,6 +58,7 @@ from alertd.records import StoredAlert as StoredAlert  # its home is records.py
 log = logging.getLogger("alertd.store")
 DAEMON_BUSY_TIMEOUT = 0.05  # seconds the daemon's event loop may wait for another's lock
 SQLITE_HEADER = b"SQLite format 3\x00"  # how every SQLite database file begins
+NOT_A_DATABASE = "it is not a SQLite database (not an alertd state file)"
 WAL_KEPT = 4 << 20  # bytes of write-ahead log kept on disk after a checkpoint
 CLI_BUSY_TIMEOUT = 5.0  # alertd alerts / silence: a person waits, the daemon's writes are short
 FATAL = ("SQLITE_CORRUPT", "SQLITE_NOTADB")  # the file is not a usable state file any more
@@ -98,7 +99,7 @@ def cause(error: sqlite3.Error | OSError) -> str:
     if name.startswith("SQLITE_READONLY"):
         return "it is read-only (check its permissions, its folder's and the file system's)"
     if name.startswith("SQLITE_NOTADB"):
-        return "it is not a SQLite database (not an alertd state file)"
+        return NOT_A_DATABASE
     if name.startswith("SQLITE_CORRUPT"):
         return "it is corrupt (restore a backup, or move it away to start clean)"
     if name.startswith("SQLITE_CANTOPEN"):
@@ -318,13 +319,13 @@ class Store:
         except OSError:
             head = SQLITE_HEADER  # unreadable for a moment: the checkpoint below says why
         if head != SQLITE_HEADER:  # overwritten: a checkpoint would mend only some pages
-            raise StoreFailed(f"state file {self.path}: it is not a SQLite database (not an "
-                              "alertd state file)")
+            raise StoreFailed(f"state file {self.path}: {NOT_A_DATABASE}")
         try:
             self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.Error as error:
-            if (getattr(error, "sqlite_errorname", "") or "").startswith(FATAL):
-                raise StoreFailed(f"state file {self.path}: {cause(error)}") from None
+            fatal = self._fatal(error)
+            if fatal is not None:
+                raise fatal from None
             if cause(error) != self._checkpoint_trouble:
                 self._checkpoint_trouble = cause(error)
                 log.warning("state file %s: cannot copy the write-ahead log into the file: "
@@ -379,11 +380,17 @@ class Store:
 
     # ---- failures ----------------------------------------------------------------------
 
+    def _fatal(self, error: sqlite3.Error) -> StoreFailed | None:
+        """The daemon's end, when the error says the file is no longer a usable database."""
+        if (getattr(error, "sqlite_errorname", "") or "").startswith(FATAL):
+            return StoreFailed(f"state file {self.path}: {cause(error)}")
+        return None
+
     def _failed(self, error: sqlite3.Error) -> StoreError:
         """The exception to raise for a failed write, after logging its first line."""
-        name = getattr(error, "sqlite_errorname", "") or ""
-        if name.startswith(FATAL):
-            return StoreFailed(f"state file {self.path}: {cause(error)}")
+        fatal = self._fatal(error)
+        if fatal is not None:
+            return fatal
         if self.trouble is None:
             self.trouble = cause(error)
             log.error("state file %s: cannot write: %s; keeping the work in memory and "
