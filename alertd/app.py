@@ -35,10 +35,9 @@ import logging
 import math
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
 import trio

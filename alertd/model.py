@@ -20,7 +20,8 @@ class Message:
 
     ``fields`` maps names to values (None for an explicit null). ``absent_is_null`` says
     whether a field the message lacks counts as null in the history (ELEMENT readings: yes;
-    ELEMENT packets: no, a packet is not a reading; Navixy's merged per-attribute queues: no, each attribute carries its own nulls).
+    ELEMENT packets: no, a packet is not a reading; Navixy's merged per-attribute queues:
+    no, each attribute carries its own nulls).
     """
 
     source: str
@@ -94,7 +95,8 @@ class Notification:
 
     ``entity`` is ``source/id`` for entity alerts and the source's name for ``source_down``.
     ``since`` is when the alert's episode began (when it started pending), for firing and
-    resolved notices alike, so ``at - since`` is how long the problem lasted. Times are daemon-clock seconds.
+    resolved notices alike, so ``at - since`` is how long the problem lasted. Times are
+    daemon-clock seconds.
     """
 
     rule: str

@@ -115,7 +115,8 @@ def text_of(message: EmailMessage, subtype: str = "plain") -> str:
 
 
 def assert_has_body(text: str) -> None:
-    """Every line of BODY is in ``text``, "°C" included (line breaks: see the test after this one)."""
+    """Every line of BODY is in ``text``, "°C" included (line breaks: see the test after
+    this one)."""
     for line in BODY.splitlines():
         assert line in text
 

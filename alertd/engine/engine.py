@@ -228,9 +228,9 @@ class Engine:
             for condition in _conditions(rule):
                 horizons: dict[str, float] = {}
                 _horizons(condition, horizons)
-                for field in s.condition_fields(condition):
-                    if field not in VIRTUAL_FIELDS:
-                        fields[field] = max(fields.get(field, 0.0), horizons.get(field, 0.0))
+                for read in s.condition_fields(condition):
+                    if read not in VIRTUAL_FIELDS:
+                        fields[read] = max(fields.get(read, 0.0), horizons.get(read, 0.0))
         rules = tuple(entity_rules)
         open_rules = tuple((n, r) for n, r in rules if r.entities is None)
         named = frozenset(e for _, r in rules for e in (*(r.entities or ()), *r.overrides))
@@ -269,8 +269,8 @@ class Engine:
             if isinstance(condition, s.Silent) or fields & set(VIRTUAL_FIELDS) \
                     or _has_missing(condition):
                 every.append(number)
-            for field in fields:
-                by_field.setdefault(field, []).append(number)
+            for name in fields:
+                by_field.setdefault(name, []).append(number)
             if _reads_status(condition):
                 by_field.setdefault(_STATUS, []).append(number)
             if _is_timed(condition):
@@ -575,10 +575,10 @@ class Engine:
                 before.created
             entity.last_msg_time, entity.last_srv_time, entity.last_receipt = \
                 before.last_msg_time, before.last_srv_time, before.last_receipt
-            for field, history in before.fields.items():
-                horizon = src.fields.get(field)
+            for name, history in before.fields.items():
+                horizon = src.fields.get(name)
                 if horizon is not None:
-                    entity.fields[field] = history if history.horizon == horizon \
+                    entity.fields[name] = history if history.horizon == horizon \
                         else history.rehorizoned(horizon)
             self._schedule(entity, now)
             carried += 1

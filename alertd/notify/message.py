@@ -99,7 +99,8 @@ def values(note: Notification) -> dict[str, Any]:
     return {"rule": note.rule, "severity": note.severity, "state": note.state,
             "source": note.source, "entity": note.entity,
             "entity_name": note.entity_name or note.entity, "field": note.field,
-            "value": "null" if note.value is None else note.value, "since": since.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "value": "null" if note.value is None else note.value,
+            "since": since.strftime("%Y-%m-%d %H:%M:%S UTC"),
             "duration": duration_text(note.at - note.since), "labels": dict(note.labels),
             "description": note.description}
 

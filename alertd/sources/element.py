@@ -5,9 +5,10 @@ A frame is a JSON array of envelopes ``{"event": "reading_added" | "packet_added
 messages with ``data`` flattened with dots; packets with their scalar fields and ``meta``
 flattened under ``meta.``; ``meta``, ``location`` and what ``preload=`` brings (``device.*``,
 ``packet.*``) are fields too. The events of one frame are handed on in ``measured_at``
-order (a replay frame holds them in insertion order). Items already seen (same ``id``) are skipped, so a replay that
-overlaps what was evaluated is not evaluated twice; ``newest_inserted_at`` is the replay
-position (``after=``) to resume from. Bad input is described in ``problems``, never raised.
+order (a replay frame holds them in insertion order). Items already seen (same ``id``) are
+skipped, so a replay that overlaps what was evaluated is not evaluated twice;
+``newest_inserted_at`` is the replay position (``after=``) to resume from. Bad input is
+described in ``problems``, never raised.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from alertd.model import Event, Message
+from alertd.model import Message
 from alertd.sources.common import (
     EMPTY,
     Decoded,
