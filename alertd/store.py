@@ -41,6 +41,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -130,6 +131,33 @@ CREATE TABLE IF NOT EXISTS history (
     at REAL NOT NULL, rule TEXT NOT NULL, entity TEXT NOT NULL, state TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS history_at ON history (at);
 """
+
+
+def _data_version(db: sqlite3.Connection) -> int:
+    """Changes when another connection commits (``PRAGMA data_version``), never by db's own."""
+    return int(db.execute("PRAGMA data_version").fetchone()[0])
+
+
+def _restart_log(db: sqlite3.Connection) -> int | None:
+    """After a checkpoint that copied the whole log: one small write on the checkpointer's
+    connection, so that SQLite starts the log over here, in the checkpoint's thread. The first
+    write after a full checkpoint does that, and syncs the log's new header to the disk
+    (1-2 ms); otherwise it is the daemon's next commit, and a notification waits for it.
+    Returns ``_data_version`` as it was before the write (a write by anyone else since
+    changes it), or None when another connection was writing (its commit restarted it)."""
+    version = _data_version(db)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError:
+        return None  # busy: the timeout is 0
+    try:
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('checkpointed_at', ?)",
+                   (f"{time.time():.3f}",))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return version
 
 
 def _lock(path: Path) -> int:
@@ -225,6 +253,9 @@ class Store:
         self._checkpointer: sqlite3.Connection | None = None  # checkpoint()'s connection
         self._checkpoint_trouble: str | None = None  # why the last checkpoint failed
         self._checkpointing = threading.Lock()  # held by checkpoint(), its own thread
+        # the checkpointer's PRAGMA data_version after it restarted the log: unchanged, no
+        # other connection has written since, and there is nothing to checkpoint
+        self._restarted: int | None = None
         self._file: int | None = None  # the daemon's descriptor of the file (checkpoint)
         self.using = threading.RLock()  # held by whichever thread uses the connection
 
@@ -284,8 +315,6 @@ class Store:
             except sqlite3.OperationalError as error:
                 if attempt == 39 or not cause(error).startswith("it is locked"):
                     raise
-                import time
-
                 time.sleep(0.05)
         if mode != "wal":  # a file system without shared memory: every commit syncs
             log.warning("state file %s: cannot use a write-ahead log (journal mode %s); "
@@ -320,8 +349,14 @@ class Store:
             head = SQLITE_HEADER  # unreadable for a moment: the checkpoint below says why
         if head != SQLITE_HEADER:  # overwritten: a checkpoint would mend only some pages
             raise StoreFailed(f"state file {self.path}: {NOT_A_DATABASE}")
+        db = self._checkpointer
         try:
-            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            if self._restarted is not None and _data_version(db) == self._restarted:
+                return  # nothing written since but its own restart (below): an idle daemon
+            busy, frames, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            self._restarted = None
+            if not busy and frames > 0 and copied == frames:
+                self._restarted = _restart_log(db)
         except sqlite3.Error as error:
             fatal = self._fatal(error)
             if fatal is not None:

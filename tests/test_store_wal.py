@@ -110,3 +110,72 @@ def test_a_checkpoint_that_cannot_write_says_so_once_and_catches_up(tmp_path: Pa
                                   "the file: "), warnings
     assert done.stdout.splitlines() == ["wrote after the trouble",
                                         "file [('after the trouble',)]"], done.stdout
+
+
+def log_header(state: Path) -> bytes:
+    """The write-ahead log's checkpoint sequence number and salts: new each time SQLite
+    starts the log over (and syncs that header to the disk)."""
+    with open(f"{state}-wal", "rb") as log:
+        return log.read(24)[12:]
+
+
+def test_the_checkpoint_starts_the_log_over_so_the_next_write_does_not_wait_for_the_disk(
+        tmp_path: Path) -> None:
+    """The first write after a checkpoint that emptied the log starts it over and syncs its
+    header: the checkpoint's thread does that itself, not the daemon's next commit (which a
+    notification may be waiting for)."""
+    state = tmp_path / "state.db"
+    store = Store.open_daemon(state)
+    try:
+        store.add_silence({"rule": "warm"}, 0.0, 3600.0, "first", 0.0)
+        before = log_header(state)
+        store.checkpoint()
+        restarted = log_header(state)
+        assert restarted != before
+        store.add_silence({"rule": "warm"}, 0.0, 3600.0, "second", 0.0)
+        assert log_header(state) == restarted  # appended to the log as it was
+        store.checkpoint()
+        assert silences_in_the_file_alone(state, tmp_path) == ["first", "second"]
+    finally:
+        store.close()
+
+
+def test_an_idle_checkpoint_writes_nothing_and_a_commands_write_is_still_synced(
+        tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    store = Store.open_daemon(state)
+    try:
+        store.add_silence({"rule": "warm"}, 0.0, 3600.0, "daemon", 0.0)
+        store.checkpoint()
+        log = Path(f"{state}-wal").read_bytes()
+        store.checkpoint()
+        store.checkpoint()
+        assert Path(f"{state}-wal").read_bytes() == log  # nothing new: nothing done
+        command = Store.open(state)  # `alertd silence add`, while the daemon is idle
+        command.add_silence({"rule": "cold"}, 0.0, 3600.0, "command", 0.0)
+        command.close()
+        store.checkpoint()
+        assert silences_in_the_file_alone(state, tmp_path) == ["daemon", "command"]
+    finally:
+        store.close()
+
+
+def test_a_checkpoint_beside_a_write_in_progress_leaves_the_log_to_that_write(
+        tmp_path: Path) -> None:
+    """The checkpoint never waits for the write lock: another process writing (a command, a
+    long transaction) keeps it, and the log is started over by that write instead."""
+    state = tmp_path / "state.db"
+    store = Store.open_daemon(state)
+    other = sqlite3.connect(state, isolation_level=None)
+    try:
+        store.add_silence({"rule": "warm"}, 0.0, 3600.0, "daemon", 0.0)
+        other.execute("BEGIN IMMEDIATE")
+        store.checkpoint()  # copies the log; cannot start it over: no error, no wait
+        assert silences_in_the_file_alone(state, tmp_path) == ["daemon"]
+        other.execute("UPDATE silences SET comment = 'changed'")
+        other.execute("COMMIT")
+        store.checkpoint()
+        assert silences_in_the_file_alone(state, tmp_path) == ["changed"]
+    finally:
+        other.close()
+        store.close()
