@@ -148,7 +148,16 @@ class ModelHistory:
                             self.start)
 
 
+def spread_found_again(history: FieldHistory) -> float:
+    """``FieldHistory.spread`` from the values the array holds now, nothing remembered."""
+    values = history.tolist()[1::2]
+    if any(v != v or v == -math.inf for v in values):  # a null or a text value is kept
+        return math.inf
+    return max(values) - min(values) if values else 0.0
+
+
 def same(history: FieldHistory, model: ModelHistory, now: float) -> None:
+    assert history.spread() == spread_found_again(history)
     assert history.all == model.all
     assert history.nonnull == model.nonnull
     assert history.window == model.window
@@ -195,6 +204,8 @@ def test_a_history_reads_like_every_message_merged_in_time_order(
                 history.record(at, value)
                 model.record(at, value)
                 now = max(now, at)
+                assert history.spread() == spread_found_again(history)  # as values come
+                # and go: the extremes it keeps track of are those of the values kept
         elif action == "prune":
             history.prune(at)
             model.prune(at)
@@ -222,6 +233,22 @@ def test_a_history_reads_like_every_message_merged_in_time_order(
         if not untrimmed:
             assert history.times() == model.remembered()
         assert history.times() >= model.remembered()
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(st.sampled_from([0.0, 3.0, 30.0]),
+       st.lists(st.tuples(st.integers(-3, 4), st.none() | st.integers(0, 8)), max_size=60))
+def test_the_spread_follows_the_values_as_they_come_and_go(
+        horizon: float, steps: list[tuple[int, int | None]]) -> None:
+    """The extremes ``spread`` keeps track of, on streams of close numbers (1 apart), nulls,
+    the same message again and late ones: always those of the values the array holds."""
+    history, at = FieldHistory(horizon), 100.0
+    for move, value in steps:
+        at += move
+        history.record(at, None if value is None else float(value))
+        assert history.spread() == spread_found_again(history)
+        history.prune(at + 1)
+        assert history.spread() == spread_found_again(history)
 
 
 @pytest.mark.parametrize("horizon,window", [(0.0, set()), (5.0, set()),

@@ -70,7 +70,7 @@ class FieldHistory(_Doubles):
     It *is* its array of doubles (a subclass with three slots): one object per field, not a
     history object holding an array, saves 40 bytes a field, 200 an entity of five."""
 
-    __slots__ = ("_other", "_start", "horizon")
+    __slots__ = ("_hi", "_lo", "_other", "_start", "horizon")
 
     def __new__(cls, horizon: float = 0.0) -> Self:
         history: Self = super().__new__(cls, "d", _FULL)  # type: ignore[assignment]
@@ -82,6 +82,9 @@ class FieldHistory(_Doubles):
         self.horizon = horizon  # seconds of numeric values kept for change rules; 0: none
         self._start = -math.inf  # where the window begins: newest msg_time minus horizon
         self._other: dict[float, Any] | None = None
+        # where the largest and the smallest number kept are (indexes of their values in
+        # the array), kept up to date once ``spread`` has found them; -1: not known
+        self._hi = self._lo = -1
 
     # ---- writing -------------------------------------------------------------------------
 
@@ -99,7 +102,17 @@ class FieldHistory(_Doubles):
         if size == 0 or msg_time > self[size - 2]:
             self.append(msg_time)
             self.append(code)
+            hi = self._hi
+            if hi >= 0:  # the extremes are known: the new value may be one (the newest of
+                if code != code or code == OTHER:  # equal ones: it leaves last)
+                    self._hi = -1
+                else:
+                    if code >= self[hi]:
+                        self._hi = size + 1
+                    if code <= self[self._lo]:
+                        self._lo = size + 1
         else:
+            self._hi = -1
             self._merge(msg_time, code)
         horizon = self.horizon
         if horizon > 0 and code == code and code != OTHER:
@@ -145,6 +158,13 @@ class FieldHistory(_Doubles):
                 if self._other:
                     self._other.pop(entries[0], None)
                 del entries[:2]
+                hi = self._hi
+                if hi >= 0:  # the extremes moved down one entry, unless one was dropped
+                    lo = self._lo
+                    if hi == 1 or lo == 1:
+                        self._hi = -1
+                    else:
+                        self._hi, self._lo = hi - 2, lo - 2
                 return
         self._trim()
 
@@ -156,6 +176,7 @@ class FieldHistory(_Doubles):
         null or text value inside the window stays until it leaves the window (the window
         skips them). The window keeps at most ``WINDOW_CAP`` + 12 entries, never at the
         cost of the 12 newest values. Costs what it drops, plus 24."""
+        self._hi = -1
         entries = self
         size = len(entries)
         newest_from = size - 2 * DEPTH  # the 12 newest
@@ -356,12 +377,21 @@ class FieldHistory(_Doubles):
     def spread(self) -> float:
         """The largest number kept minus the smallest: no ``largest_change`` can be larger,
         so a `change` rule with no alert need not look further when it is below the rule's
-        amount. Infinite while a null or text value is kept (nothing is promised then). Cost:
-        three passes in C over the values, no Python loop."""
+        amount. Infinite while a null or text value is kept (nothing is promised then).
+
+        Cost: two lookups while the extremes are known. They are found by passes in C over
+        the values, then kept as values come and go (``record``, ``_shorten``), and found
+        again only when one of them leaves, a value comes out of order, or a null or text
+        value is kept."""
+        hi = self._hi
+        if hi >= 0:
+            return self[hi] - self[self._lo]
         values = self[1::2]
         if not values:
             return 0.0
         total = sum(values)
         if total != total or total == OTHER:
             return math.inf
-        return max(values) - min(values)
+        top, bottom = max(values), min(values)
+        self._hi, self._lo = 2 * values.index(top) + 1, 2 * values.index(bottom) + 1
+        return top - bottom
