@@ -149,12 +149,12 @@ class FieldHistory(_Doubles):
 
     def _shorten(self) -> None:
         """``_trim``, with the usual case first: one entry too many, the oldest in neither
-        queue (it is null, or the 12 newest have no null: ``sum`` is NaN only if one is)
-        and out of the window."""
+        queue (no null is kept: the extremes are known; or it is null; or the 12 newest have
+        no null: ``sum`` is NaN only if one is) and out of the window."""
         entries = self
         if len(entries) == 2 * DEPTH + 2 and (self.horizon <= 0 or entries[0] < self._start):
             oldest = entries[1]
-            if oldest != oldest or (newest := sum(entries[3::2])) == newest:
+            if self._hi >= 0 or oldest != oldest or (newest := sum(entries[3::2])) == newest:
                 if self._other:
                     self._other.pop(entries[0], None)
                 del entries[:2]
