@@ -44,6 +44,28 @@ def test_starting_finds_exactly_the_bounds_passed() -> None:
     assert sorted(compiled.starting(9.0)) == [0, 1, 3]
 
 
+def test_rules_naming_a_device_start_beside_open_rules_on_the_same_field() -> None:
+    """An entity named by rules reads two indexes (the source's shared one and its own),
+    looked up as one per field: every bound of both still starts its rule."""
+    def rule(name: str, entities: tuple[str, ...] | None, **bounds: float) -> s.Rule:
+        return s.Rule(LOC, name, s.Threshold(LOC, "a", **bounds), notify=("ops",),
+                      entities=entities)
+
+    rules = [rule("open-low", None, below=1.0), rule("open-high", None, above=9.0),
+             rule("d1-low", ("d1",), below=5.0), rule("d1-high", ("d1",), above=7.0),
+             rule("d1-band", ("d1",), above=3.0, below=1.0)]
+    engine = Engine(rules, SOURCES, 0.0)
+    fired = []
+    for t, value in enumerate([4.0, 8.0, 0.5, 10.0], start=1):
+        fired.append(sorted(n.rule for n in notes_of(engine.receive(
+            Message("cold", "d1", float(t), {"a": value}), float(t))) if n.state == "firing"))
+    # the band (above 3 or below 1) fires at 4 and stays firing through 8, 0.5 and 10
+    assert fired == [["d1-band", "d1-low"], ["d1-high"], ["d1-low", "open-low"],
+                     ["d1-high", "open-high"]]
+    others = notes_of(engine.receive(Message("cold", "d2", 5.0, {"a": 0.5}), 5.0))
+    assert [n.rule for n in others] == ["open-low"]  # d2 reads the shared index only
+
+
 @st.composite
 def threshold(draw: st.DrawFn) -> s.Threshold:
     field = draw(st.sampled_from(FIELDS))
@@ -83,6 +105,8 @@ def rule_set(draw: st.DrawFn) -> list[s.Rule]:
             change()))
         rules.append(s.Rule(
             LOC, f"r{number}", condition, notify=("ops",),
+            # rules naming d1 make its own index, read with the shared one (_reach_both)
+            entities=draw(st.sampled_from([None, None, ("d1",)])),
             for_=draw(st.sampled_from([0.0, 0.0, 20.0])),
             clear_for=draw(st.sampled_from([0.0, 15.0])),
             repeat=draw(st.sampled_from([None, 60.0])),

@@ -44,6 +44,18 @@ class FieldThresholds:
         self._below = [bound for bound, _ in below]
         self._below_rules = [number for _, number in below]
 
+    @classmethod
+    def merged(cls, first: FieldThresholds, second: FieldThresholds) -> FieldThresholds:
+        """One field's thresholds of two indexes (an entity's layers) as one."""
+        both = cls(())
+        above = sorted((*zip(first._above, first._above_rules),
+                        *zip(second._above, second._above_rules)))
+        below = sorted((*zip(first._below, first._below_rules),
+                        *zip(second._below, second._below_rules)))
+        both._above, both._above_rules = [b for b, _ in above], [n for _, n in above]
+        both._below, both._below_rules = [b for b, _ in below], [n for _, n in below]
+        return both
+
     def starting(self, value: float) -> list[int]:
         """Rules with ``above`` < value, and rules with ``below`` > value."""
         found = self._above_rules[:bisect.bisect_left(self._above, value)]

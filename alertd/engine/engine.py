@@ -98,6 +98,11 @@ class _Index:
     reach: dict[str, tuple[tuple[int, ...], FieldThresholds | None]] = field(init=False)
     # its `silent` rules (as the conditions give them), which resume when the source is back
     silent: tuple[int, ...] = field(init=False)
+    # an entity's own index (the rules naming it), which always comes after its source's
+    # shared one: both indexes' ``reach`` in one entry per field, made as fields are seen
+    # (``Engine._reach_both``) so that a message looks each field up once
+    with_shared: dict[str, tuple[tuple[int, ...], FieldThresholds | None]] = field(
+        init=False, default_factory=dict)
 
     def __post_init__(self, compiled: dict[str, FieldThresholds]) -> None:
         self.reach = {f: (self.by_field.get(f, ()), compiled.get(f))
@@ -339,6 +344,7 @@ class Engine:
         layers = entity.layers
         newest = not late
         numbers: set[int] = set()
+        reach = layers[0].reach if len(layers) == 1 else layers[1].with_shared
         for name, value in fields.items():
             horizon = read.get(name)  # only fields some rule reads get a history
             if horizon is not None:
@@ -348,18 +354,19 @@ class Engine:
                 if value.__class__ is not float:
                     value = normalise(value)
                 history.record(msg_time, value)
-            for index in layers:
-                found = index.reach.get(name)
-                if found is None:
+            found = reach.get(name)
+            if found is None:
+                if len(layers) == 1:
                     continue
-                reached, thresholds = found
-                if reached:
-                    numbers.update(reached)
-                if thresholds is not None:  # only those that now hold can start an alert
-                    if not (newest and value.__class__ is float and _finite(value)):
-                        value = histories[name].newest()  # what conditions will read
-                    if value.__class__ is float:
-                        numbers.update(thresholds.starting(value))
+                found = _reach_both(layers, name)
+            reached, thresholds = found
+            if reached:
+                numbers.update(reached)
+            if thresholds is not None:  # only those that now hold can start an alert
+                if not (newest and value.__class__ is float and _finite(value)):
+                    value = histories[name].newest()  # what conditions will read
+                if value.__class__ is float:
+                    numbers.update(thresholds.starting(value))
         if message.absent_is_null:  # nulls matter only to the `missing` conditions that
             for index in layers:  # reach the entity
                 for name in index.nulls:
@@ -650,6 +657,19 @@ _EVENTS: dict[Notice, tuple[type[AlertFired | AlertRepeated | AlertResolved | Al
     Notice.REPEATED: (AlertRepeated, NoticeKind.FIRING),
     Notice.RESOLVED: (AlertResolved, NoticeKind.RESOLVED),
     Notice.FLAPPING: (AlertFlapping, NoticeKind.FLAPPING)}
+
+
+def _reach_both(layers: tuple[_Index, ...], name: str
+                ) -> tuple[tuple[int, ...], FieldThresholds | None]:
+    """The shared index's and the entity's own index's ``reach`` for one field, as one
+    entry, kept in the own index for the next message (``_Index.with_shared``)."""
+    shared, own = layers
+    shared_rules, shared_bounds = shared.reach.get(name, ((), None))
+    own_rules, own_bounds = own.reach.get(name, ((), None))
+    bounds = own_bounds if shared_bounds is None else shared_bounds if own_bounds is None \
+        else FieldThresholds.merged(shared_bounds, own_bounds)
+    found = own.with_shared[name] = (shared_rules + own_rules, bounds)
+    return found
 
 
 def _cannot_change(condition: s.Change, entity: Entity) -> bool:
