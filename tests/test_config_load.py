@@ -194,3 +194,25 @@ def test_clock_values_stay_text_and_dates_are_midnight_utc(tmp_path: Path) -> No
     fleet = config.sources["fleet"]
     assert isinstance(fleet, s.NavixySource)
     assert fleet.trackers == (21080,) and fleet.rate_limit == "60s"
+
+
+def test_loading_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> None:
+    """load_config pauses the collector while it builds (docs/performance.md); a daemon that
+    reloads a broken file must not be left without one (its heap would only grow)."""
+    import gc
+
+    from alertd.errors import ConfigError
+
+    broken = write(tmp_path, "sources: [\n")
+    assert gc.isenabled()
+    load_config(ROOT / "rules.example.yaml", EXAMPLE_ENV)
+    assert gc.isenabled()
+    with pytest.raises(ConfigError):
+        load_config(broken, {})
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        load_config(ROOT / "rules.example.yaml", EXAMPLE_ENV)
+        assert not gc.isenabled()  # paused by its caller: still paused
+    finally:
+        gc.enable()

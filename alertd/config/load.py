@@ -7,6 +7,7 @@ holding every problem found, each at its FILE:LINE.
 from __future__ import annotations
 
 import errno
+import gc
 import glob
 import os
 import stat
@@ -126,7 +127,22 @@ def load_config(path: str | os.PathLike[str], env: AbcMapping[str, str] | None =
     overrides the file's ``state:`` (the ``--state`` option), ``shard`` its ``shard:``
     (``--shard``). ``strict=False`` is for uses that connect and send nowhere (``alertd
     test``): unset variables become empty strings and channel URLs are not validated.
+
+    The cyclic garbage collector is paused meanwhile: a file of 1,000 rules makes ~100,000
+    objects that stay (nodes, then the rules), and the collections they set off found
+    nothing to free and took ~15 % of ``alertd check``'s time.
     """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(path, env, state, strict, shard)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _load(path: str | os.PathLike[str], env: AbcMapping[str, str] | None, state: str | None,
+          strict: bool, shard: s.Shard | None) -> s.Config:
     main = os.fspath(path)
     env = os.environ if env is None else env
     problems: list[Problem] = []

@@ -154,6 +154,7 @@ class _Builder:
         self.problems = problems
         self.resolver = _BaseLoader("")  # resolves plain scalars to YAML 1.1 types
         self.done: dict[int, Node] = {}
+        self.locs: dict[int, Loc] = {}  # by line
         # Aliases share the anchored node, so building stays linear; what they would add if
         # expanded (every later reader walks the tree) is counted and bounded instead.
         self.sizes: dict[int, int] = {}
@@ -162,7 +163,11 @@ class _Builder:
         self.refused = False
 
     def loc(self, node: yaml.Node) -> Loc:
-        return Loc(self.file, node.start_mark.line + 1)
+        line = node.start_mark.line + 1
+        found = self.locs.get(line)
+        if found is None:  # one per line: a key and its value share it (`alertd check`
+            found = self.locs[line] = Loc(self.file, line)  # on 1,000 rules: 12,000 -> 5,000)
+        return found
 
     def refuse(self, node: yaml.Node, message: str) -> Scalar:
         if not self.refused:  # one line for a bomb, not one per alias
