@@ -155,7 +155,8 @@ def _restart_log(db: sqlite3.Connection) -> int | None:
                    (f"{time.time():.3f}",))
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
     return version
 

@@ -986,3 +986,25 @@ def test_a_gap_that_can_no_longer_hold_after_a_reload_resolves() -> None:
     assert new.restore(saved, 40.0) == 1
     (resolved,) = notices(new.receive(Message("fleet", "1", 40.0, {"v": None}), 40.0))
     assert resolved.state == NoticeKind.RESOLVED
+
+
+def test_a_fall_is_measured_from_the_earliest_of_equal_peaks() -> None:
+    """The largest change names the value it started from and when: of equal peaks the
+    earliest (the model property's rule, here on the one case that decides it)."""
+    history = FieldHistory(100.0)
+    for at, value in ((1.0, 5.0), (2.0, 5.0), (3.0, 1.0)):
+        history.record(at, value)
+    assert history.largest_change(-math.inf, True) == (4.0, 1.0, 1.0, (5.0, 1.0, 3.0))
+    rising = FieldHistory(100.0)
+    for at, value in ((1.0, 1.0), (2.0, 1.0), (3.0, 5.0)):
+        rising.record(at, value)
+    assert rising.largest_change(-math.inf, False) == (4.0, 1.0, 5.0, (1.0, 1.0, 3.0))
+
+
+def test_a_field_whose_numbers_are_larger_than_its_times_is_trimmed_as_any_other() -> None:
+    """A counter or an epoch stamp as a value: whether the oldest entry is out of the window
+    is a question of its time, never of its value."""
+    history = FieldHistory(5.0)
+    for at in range(200):
+        history.record(float(at), 2e12 + at)
+    assert len(history.times()) == DEPTH  # the 12 newest (the 5 s window is within them)

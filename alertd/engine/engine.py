@@ -100,7 +100,7 @@ class _Index:
     silent: tuple[int, ...] = field(init=False)
     # an entity's own index (the rules naming it), which always comes after its source's
     # shared one: both indexes' ``reach`` in one entry per field, made as fields are seen
-    # (``Engine._reach_both``) so that a message looks each field up once
+    # (``_reach_both``) so that a message looks each field up once
     with_shared: dict[str, tuple[tuple[int, ...], FieldThresholds | None]] = field(
         init=False, default_factory=dict)
 
