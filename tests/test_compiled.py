@@ -42,6 +42,15 @@ def test_starting_finds_exactly_the_bounds_passed() -> None:
     assert sorted(compiled.starting(1.0)) == [3]
     assert sorted(compiled.starting(0.5)) == [2, 3]
     assert sorted(compiled.starting(9.0)) == [0, 1, 3]
+    # between the highest `below` (1.5) and the lowest `above` (2.0), edges included, no
+    # rule holds: answered without a search
+    assert [sorted(compiled.starting(v)) for v in (1.5, 1.75, 2.0)] == [[], [], []]
+    assert sorted(compiled.starting(1.4999)) == [3] and sorted(compiled.starting(2.001)) == [0]
+    assert list(FieldThresholds([]).starting(7.0)) == []
+    only_above = FieldThresholds([(0, s.Threshold(LOC, "v", above=2.0))])
+    assert [list(only_above.starting(v)) for v in (-1e9, 2.0, 2.5)] == [[], [], [0]]
+    only_below = FieldThresholds([(0, s.Threshold(LOC, "v", below=2.0))])
+    assert [list(only_below.starting(v)) for v in (1e9, 2.0, 1.5)] == [[], [], [0]]
 
 
 def test_rules_naming_a_device_start_beside_open_rules_on_the_same_field() -> None:

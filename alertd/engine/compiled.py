@@ -11,7 +11,8 @@ hysteresis (``clear_*``) never needs to be compiled: it applies only once firing
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Sequence
 
 from alertd.config import schema as s
 
@@ -31,33 +32,39 @@ class FieldThresholds:
     """The compiled thresholds of one field: ``starting(value)`` lists the rules (by number)
     whose condition holds for that value. A band rule (both bounds) is in both lists."""
 
-    __slots__ = ("_above", "_above_rules", "_below", "_below_rules")
+    __slots__ = ("_above", "_above_rules", "_below", "_below_rules", "_highest_below",
+                 "_lowest_above")
 
     def __init__(self, rules: Iterable[tuple[int, s.Threshold]]) -> None:
         listed = list(rules)
-        above = sorted((float(c.above), n) for n, c in listed
-                       if isinstance(c.above, float | int))
-        below = sorted((float(c.below), n) for n, c in listed
-                       if isinstance(c.below, float | int))
+        self._set(sorted((float(c.above), n) for n, c in listed
+                         if isinstance(c.above, float | int)),
+                  sorted((float(c.below), n) for n, c in listed
+                         if isinstance(c.below, float | int)))
+
+    def _set(self, above: list[tuple[float, int]], below: list[tuple[float, int]]) -> None:
         self._above = [bound for bound, _ in above]
         self._above_rules = [number for _, number in above]
         self._below = [bound for bound, _ in below]
         self._below_rules = [number for _, number in below]
+        # between these no rule holds (most readings): no search, no list
+        self._lowest_above = self._above[0] if above else math.inf
+        self._highest_below = self._below[-1] if below else -math.inf
 
     @classmethod
     def merged(cls, first: FieldThresholds, second: FieldThresholds) -> FieldThresholds:
         """One field's thresholds of two indexes (an entity's layers) as one."""
         both = cls(())
-        above = sorted((*zip(first._above, first._above_rules),
-                        *zip(second._above, second._above_rules)))
-        below = sorted((*zip(first._below, first._below_rules),
-                        *zip(second._below, second._below_rules)))
-        both._above, both._above_rules = [b for b, _ in above], [n for _, n in above]
-        both._below, both._below_rules = [b for b, _ in below], [n for _, n in below]
+        both._set(sorted((*zip(first._above, first._above_rules),
+                          *zip(second._above, second._above_rules))),
+                  sorted((*zip(first._below, first._below_rules),
+                          *zip(second._below, second._below_rules))))
         return both
 
-    def starting(self, value: float) -> list[int]:
+    def starting(self, value: float) -> Sequence[int]:
         """Rules with ``above`` < value, and rules with ``below`` > value."""
+        if self._highest_below <= value <= self._lowest_above:
+            return ()
         found = self._above_rules[:bisect.bisect_left(self._above, value)]
         if self._below:
             found += self._below_rules[bisect.bisect_right(self._below, value):]

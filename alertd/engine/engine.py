@@ -365,8 +365,8 @@ class Engine:
             if thresholds is not None:  # only those that now hold can start an alert
                 if not (newest and value.__class__ is float and _finite(value)):
                     value = histories[name].newest()  # what conditions will read
-                if value.__class__ is float:
-                    numbers.update(thresholds.starting(value))
+                if value.__class__ is float and (started := thresholds.starting(value)):
+                    numbers.update(started)
         if message.absent_is_null:  # nulls matter only to the `missing` conditions that
             for index in layers:  # reach the entity
                 for name in index.nulls:
