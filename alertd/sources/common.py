@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -29,16 +28,11 @@ EMPTY = Decoded()
 
 
 def parse_time(value: Any) -> float | None:
-    """Epoch seconds of an ISO 8601 time (``2017-08-02T09:11:04.910127Z``); None if not one."""
+    """Epoch seconds of an ISO 8601 time (``2017-08-02T09:11:04.910127Z``); None if not one.
+    Not cached here: an ELEMENT reading's times are its own (a cache only cost each one a
+    miss), and the Navixy decoder keeps the texts of its window (``navixy._time``)."""
     if not isinstance(value, str) or not value:
         return None
-    return _parse_time(value)
-
-
-@lru_cache(maxsize=8192)
-def _parse_time(value: str) -> float | None:
-    """Cached: a Navixy window repeats each message time once per attribute and once per
-    resend, so most times are parsed once instead of dozens of times."""
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
