@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -214,3 +215,21 @@ def test_a_frame_nested_too_deeply_is_a_problem_that_shows_its_start() -> None:
         nested = [nested]
     assert excerpt(nested) == "<nested too deeply to show>"
     assert excerpt({"v": 1.5}) == '{"v": 1.5}'
+
+
+def test_a_time_without_an_offset_is_utc_on_a_machine_in_another_zone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The services send UTC; a time written without an offset is UTC too, whatever zone
+    the machine running alertd is set to."""
+    import time
+
+    from alertd.sources.common import parse_time
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # UTC+5:30, no daylight saving
+    time.tzset()
+    try:
+        assert parse_time("2026-12-01T10:00:00") == parse_time("2026-12-01T10:00:00Z") \
+            == 1796119200.0
+    finally:
+        monkeypatch.undo()
+        time.tzset()
