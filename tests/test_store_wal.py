@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -119,53 +120,53 @@ def log_header(state: Path) -> bytes:
         return log.read(24)[12:]
 
 
+@pytest.fixture
+def daemon_store(tmp_path: Path) -> Iterator[tuple[Path, Store]]:
+    """A state file as the daemon opens it, and its path."""
+    state = tmp_path / "state.db"
+    store = Store.open_daemon(state)
+    yield state, store
+    store.close()
+
+
 def test_the_checkpoint_starts_the_log_over_so_the_next_write_does_not_wait_for_the_disk(
-        tmp_path: Path) -> None:
+        daemon_store: tuple[Path, Store], tmp_path: Path) -> None:
     """The first write after a checkpoint that emptied the log starts it over and syncs its
     header: the checkpoint's thread does that itself, not the daemon's next commit (which a
     notification may be waiting for)."""
-    state = tmp_path / "state.db"
-    store = Store.open_daemon(state)
-    try:
-        store.add_silence({"rule": "warm"}, 0.0, 3600.0, "first", 0.0)
-        before = log_header(state)
-        store.checkpoint()
-        restarted = log_header(state)
-        assert restarted != before
-        store.add_silence({"rule": "warm"}, 0.0, 3600.0, "second", 0.0)
-        assert log_header(state) == restarted  # appended to the log as it was
-        store.checkpoint()
-        assert silences_in_the_file_alone(state, tmp_path) == ["first", "second"]
-    finally:
-        store.close()
+    state, store = daemon_store
+    store.add_silence({"rule": "warm"}, 0.0, 3600.0, "first", 0.0)
+    before = log_header(state)
+    store.checkpoint()
+    restarted = log_header(state)
+    assert restarted != before
+    store.add_silence({"rule": "warm"}, 0.0, 3600.0, "second", 0.0)
+    assert log_header(state) == restarted  # appended to the log as it was
+    store.checkpoint()
+    assert silences_in_the_file_alone(state, tmp_path) == ["first", "second"]
 
 
 def test_an_idle_checkpoint_writes_nothing_and_a_commands_write_is_still_synced(
-        tmp_path: Path) -> None:
-    state = tmp_path / "state.db"
-    store = Store.open_daemon(state)
-    try:
-        store.add_silence({"rule": "warm"}, 0.0, 3600.0, "daemon", 0.0)
-        store.checkpoint()
-        log = Path(f"{state}-wal").read_bytes()
-        store.checkpoint()
-        store.checkpoint()
-        assert Path(f"{state}-wal").read_bytes() == log  # nothing new: nothing done
-        command = Store.open(state)  # `alertd silence add`, while the daemon is idle
-        command.add_silence({"rule": "cold"}, 0.0, 3600.0, "command", 0.0)
-        command.close()
-        store.checkpoint()
-        assert silences_in_the_file_alone(state, tmp_path) == ["daemon", "command"]
-    finally:
-        store.close()
+        daemon_store: tuple[Path, Store], tmp_path: Path) -> None:
+    state, store = daemon_store
+    store.add_silence({"rule": "warm"}, 0.0, 3600.0, "daemon", 0.0)
+    store.checkpoint()
+    log = Path(f"{state}-wal").read_bytes()
+    store.checkpoint()
+    store.checkpoint()
+    assert Path(f"{state}-wal").read_bytes() == log  # nothing new: nothing done
+    command = Store.open(state)  # `alertd silence add`, while the daemon is idle
+    command.add_silence({"rule": "cold"}, 0.0, 3600.0, "command", 0.0)
+    command.close()
+    store.checkpoint()
+    assert silences_in_the_file_alone(state, tmp_path) == ["daemon", "command"]
 
 
 def test_a_checkpoint_beside_a_write_in_progress_leaves_the_log_to_that_write(
-        tmp_path: Path) -> None:
+        daemon_store: tuple[Path, Store], tmp_path: Path) -> None:
     """The checkpoint never waits for the write lock: another process writing (a command, a
     long transaction) keeps it, and the log is started over by that write instead."""
-    state = tmp_path / "state.db"
-    store = Store.open_daemon(state)
+    state, store = daemon_store
     other = sqlite3.connect(state, isolation_level=None)
     try:
         store.add_silence({"rule": "warm"}, 0.0, 3600.0, "daemon", 0.0)
@@ -178,4 +179,3 @@ def test_a_checkpoint_beside_a_write_in_progress_leaves_the_log_to_that_write(
         assert silences_in_the_file_alone(state, tmp_path) == ["changed"]
     finally:
         other.close()
-        store.close()
