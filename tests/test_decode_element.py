@@ -339,6 +339,19 @@ def test_readings_inserted_at_the_same_time_in_two_frames_are_all_in_the_cursor(
     assert [m.fields for m in messages(again.decode(json.dumps(replay)))] == [{"t": 1}]
 
 
+def test_an_id_with_a_lone_surrogate_still_gives_a_position_that_resumes_past_it() -> None:
+    """JSON may escape half of a UTF-16 pair ("\\ud800"); such an id is still an id: its
+    reading is evaluated once, and the position saved (which orjson cannot write) skips it
+    in the replay after a restart."""
+    decoder = ElementDecoder("cold")
+    odd = "a\ud800b"
+    frame = json.dumps([reading(odd, "2026-01-01T00:00:05Z")])
+    assert len(messages(decoder.decode(frame))) == 1
+    assert json.loads(decoder.cursor or "") == {"after": "2026-01-01T00:00:05Z", "ids": [odd]}
+    again = ElementDecoder("cold", decoder.cursor)
+    assert messages(again.decode(frame)) == []
+
+
 def test_a_saved_position_without_ids_still_resumes_there() -> None:
     decoder = ElementDecoder("cold", '{"after": "2026-01-01T00:00:05Z"}')
     assert decoder.newest_inserted_at == "2026-01-01T00:00:05Z"

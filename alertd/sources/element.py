@@ -18,6 +18,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from alertd.model import Message
 from alertd.sources.common import (
     EMPTY,
@@ -78,8 +80,11 @@ class ElementDecoder:
         """The replay position to save: ``after=`` and the ids already evaluated there."""
         if self.newest_inserted_at is None:
             return None
-        return str(json.dumps({"after": self.newest_inserted_at,
-                               "ids": sorted(self._boundary)}))
+        position = {"after": self.newest_inserted_at, "ids": sorted(self._boundary)}
+        try:  # once per batch of frames: orjson takes a quarter of json's time
+            return orjson.dumps(position).decode()
+        except orjson.JSONEncodeError:  # an id holding a lone surrogate (a "\ud800"
+            return json.dumps(position)  # escape, which only json reads): json writes it
 
     def decode(self, frame: str | bytes) -> Decoded:
         text = as_text(frame)
