@@ -455,8 +455,9 @@ class Engine:
             rule = rules[number]
             condition = conditions.get(number, rule.condition)
             alert = entity.alerts.get(number)
-            if alert is None and condition.__class__ is s.Change and self._compile \
-                    and _cannot_change(condition, entity):
+            if alert is None and self._compile and (
+                    condition.__class__ is s.Change and _cannot_change(condition, entity)
+                    or condition.__class__ is s.Missing and _cannot_miss(condition, entity)):
                 continue  # no alert, and its condition cannot hold: nothing to do
             firing = alert is not None and alert.firing
             if isinstance(condition, s.Silent):
@@ -679,6 +680,14 @@ def _cannot_change(condition: s.Change, entity: Entity) -> bool:
     history = entity.fields.get(condition.field)
     amount = condition.drop if condition.drop is not None else condition.rise
     return history is None or amount is None or history.spread() < amount
+
+
+def _cannot_miss(condition: s.Missing, entity: Entity) -> bool:
+    """Whether a `missing` rule cannot hold: its field has no history, or its newest entry
+    has a value (``conditions._missing`` says the same, after more work). A `missing` rule
+    reaches every message of its entities; most of them carry the field."""
+    history = entity.fields.get(condition.field)
+    return history is None or not history or history[-1] == history[-1]  # not NaN: a value
 
 
 def _new_pending_value(alert: Alert, before: Any) -> bool:
