@@ -1008,3 +1008,18 @@ def test_a_field_whose_numbers_are_larger_than_its_times_is_trimmed_as_any_other
     for at in range(200):
         history.record(float(at), 2e12 + at)
     assert len(history.times()) == DEPTH  # the 12 newest (the 5 s window is within them)
+
+
+def test_a_missing_rule_waits_quietly_for_a_field_a_tracker_has_never_sent() -> None:
+    """Navixy messages (and ELEMENT packets) lack what they do not carry, without a null:
+    a `missing` rule on a field never sent has no history to read, and says nothing until
+    the field's nulls come."""
+    engine = Engine([rule(s.Missing(LOC, "fuel", 2))], FLEET, 0.0)
+    for t in (1.0, 2.0, 3.0):
+        assert notices(engine.receive(Message("fleet", "1", t, {"speed": 5.0},
+                                              absent_is_null=False), t)) == []
+    assert notices(engine.receive(Message("fleet", "1", 4.0, {"fuel": None},
+                                          absent_is_null=False), 4.0)) == []
+    fired = notices(engine.receive(Message("fleet", "1", 5.0, {"fuel": None},
+                                           absent_is_null=False), 5.0))
+    assert [(n.rule, n.state) for n in fired] == [("r", "firing")]
