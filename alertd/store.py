@@ -144,20 +144,21 @@ def _restart_log(db: sqlite3.Connection) -> int | None:
     write after a full checkpoint does that, and syncs the log's new header to the disk
     (1-2 ms); otherwise it is the daemon's next commit, and a notification waits for it.
     Returns ``_data_version`` as it was before the write (a write by anyone else since
-    changes it), or None when another connection was writing (its commit restarted it)."""
+    changes it), or None when the write did not happen: another connection was writing (the
+    timeout is 0), or the write failed (a full disk), which is the daemon's next write's to
+    report; the checkpoint itself succeeded. A damaged file is raised (``FATAL``)."""
     version = _data_version(db)
     try:
         db.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError:
-        return None  # busy: the timeout is 0
-    try:
         db.execute("INSERT OR REPLACE INTO meta VALUES ('checkpointed_at', ?)",
                    (f"{time.time():.3f}",))
         db.execute("COMMIT")
-    except BaseException:
+    except sqlite3.Error as error:
         if db.in_transaction:
             db.execute("ROLLBACK")
-        raise
+        if (getattr(error, "sqlite_errorname", "") or "").startswith(FATAL):
+            raise
+        return None
     return version
 
 

@@ -179,3 +179,21 @@ def test_a_checkpoint_beside_a_write_in_progress_leaves_the_log_to_that_write(
         assert silences_in_the_file_alone(state, tmp_path) == ["changed"]
     finally:
         other.close()
+
+
+def test_a_checkpoint_whose_restart_write_fails_still_counts_and_says_nothing(
+        daemon_store: tuple[Path, Store], tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The log's restart is the checkpoint's own small write; when it fails (a full disk,
+    here a trigger refusing it), the copy into the file still happened and no checkpoint
+    trouble is reported: the daemon's next write restarts the log, and reports its own."""
+    state, store = daemon_store
+    store.db.execute("CREATE TRIGGER refuse BEFORE INSERT ON meta WHEN NEW.key = "
+                     "'checkpointed_at' BEGIN SELECT RAISE(FAIL, 'refused'); END")
+    store.add_silence({"rule": "warm"}, 0.0, 3600.0, "kept", 0.0)
+    store.checkpoint()
+    assert silences_in_the_file_alone(state, tmp_path) == ["kept"]
+    assert not [r for r in caplog.records if "write-ahead log" in r.getMessage()]
+    store.add_silence({"rule": "warm"}, 0.0, 3600.0, "after", 0.0)
+    store.checkpoint()
+    assert silences_in_the_file_alone(state, tmp_path) == ["kept", "after"]
