@@ -32,6 +32,7 @@ from alertd.sources.reconnect import (
     run_forever,
 )
 from alertd.sources.stats import SourceStats
+from alertd.sources.websocket import WebSocket
 
 if TYPE_CHECKING:
     from alertd.record import Recorder
@@ -127,7 +128,7 @@ def _refused(path: str, status: int | None) -> str | None:
     return rejected(path, status) if status in (401, 403) else None
 
 
-async def _read(ws: trio_websocket.WebSocketConnection, source: s.ElementSource, path: str,
+async def _read(ws: WebSocket, source: s.ElementSource, path: str,
                 decoder: ElementDecoder, send: trio.MemorySendChannel[Batch],
                 stats: SourceStats, connection: ElementConnection, standing: Standing,
                 recorder: Recorder | None = None) -> None:
@@ -201,7 +202,7 @@ def _decode(frame: str | bytes, decoder: ElementDecoder, source: s.ElementSource
     return [e for e in decoded.events if isinstance(e, Message)]
 
 
-async def _keep_alive(ws: trio_websocket.WebSocketConnection, interval: float) -> None:
+async def _keep_alive(ws: WebSocket, interval: float) -> None:
     """A WebSocket ping every interval; a pong 2 intervals late means the socket is dead."""
     while True:
         await trio.sleep(interval)

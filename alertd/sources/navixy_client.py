@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import trio
-import trio_websocket
 
 from alertd.config import schema as s
 from alertd.errors import CredentialsRejected
@@ -46,6 +45,7 @@ from alertd.sources.reconnect import (
     run_forever,
 )
 from alertd.sources.stats import SourceStats
+from alertd.sources.websocket import WebSocket
 
 if TYPE_CHECKING:
     from alertd.record import Recorder
@@ -127,7 +127,7 @@ async def run_source(source: s.NavixySource, send: trio.MemorySendChannel[Batch]
     await run_forever(label, session, log, connection)
 
 
-async def _handshake(ws: trio_websocket.WebSocketConnection, decoder: NavixyDecoder,
+async def _handshake(ws: WebSocket, decoder: NavixyDecoder,
                      source: s.NavixySource, send: trio.MemorySendChannel[Batch],
                      stats: SourceStats, recorder: Recorder | None = None) -> float:
     """Wait for the Atmosphere handshake; return the heartbeat interval in seconds."""
@@ -145,13 +145,13 @@ async def _handshake(ws: trio_websocket.WebSocketConnection, decoder: NavixyDeco
     return DEFAULT_HEARTBEAT
 
 
-async def _heartbeats(ws: trio_websocket.WebSocketConnection, interval: float) -> None:
+async def _heartbeats(ws: WebSocket, interval: float) -> None:
     while True:
         await trio.sleep(interval)
         await ws.send_message("X")
 
 
-async def _subscribe(ws: trio_websocket.WebSocketConnection, source: s.NavixySource,
+async def _subscribe(ws: WebSocket, source: s.NavixySource,
                      resubscribe: _Resubscribe) -> None:
     """Subscribe now and again every status_refresh (the response refreshes statuses), or
     sooner when asked (a lifecycle event, a refusal's retry). Requests that come in while
@@ -170,7 +170,7 @@ async def _subscribe(ws: trio_websocket.WebSocketConnection, source: s.NavixySou
                 break
 
 
-async def _read(ws: trio_websocket.WebSocketConnection, decoder: NavixyDecoder,
+async def _read(ws: WebSocket, decoder: NavixyDecoder,
                 source: s.NavixySource, send: trio.MemorySendChannel[Batch],
                 stats: SourceStats, heartbeat: float, standing: Standing,
                 resubscribe: _Resubscribe, recorder: Recorder | None = None) -> None:

@@ -1,7 +1,7 @@
 """Reconnecting: the I/O around one connection's state machine (``connection.py``).
 
 A source's ``run()`` keeps one socket open for weeks. ``open_socket`` opens it (the same
-way for both clients: a deadline trio-websocket misses, sizes, the mapping of a refused
+way for both clients, with ``websocket.py``: a deadline, sizes, the mapping of a refused
 handshake to rejected credentials); ``run_forever`` runs sessions one after another,
 classifies how each ended (transient, rejected credentials, or a bug that must crash),
 feeds the ``Connection`` and sleeps until its deadline; ``Standing`` reports a socket up
@@ -25,13 +25,13 @@ from alertd.errors import CredentialsRejected
 from alertd.model import Batch, Event, SourceDown, SourceUp
 from alertd.sources.connection import Connection, Lost, Proven, Refused, Retry
 from alertd.sources.stats import SourceStats
+from alertd.sources.websocket import WebSocket, open_websocket
 
 HEARTBEAT_RANGE = (1.0, 300.0)  # seconds: what a server may ask of alertd's heartbeats
-CONNECT_TIMEOUT = 15.0  # trio-websocket's own connect_timeout misses a silent server
-DISCONNECT_TIMEOUT = 5.0  # leaving a dead socket waits this long, not trio-websocket's 60 s
+CONNECT_TIMEOUT = 15.0  # connecting and the handshake: a silent server must not hang it
+DISCONNECT_TIMEOUT = 5.0  # leaving a socket waits this long for the server's close at most
 MAX_MESSAGE = 16 * 1024 * 1024
-MESSAGE_QUEUE = 64
-RECEIVE_BUFFER = 65536  # x1.25 for small readings, x2-3 for Navixy events (LIBRARY-NOTES)
+RECEIVE_BUFFER = 65536  # bytes read at once: ~150 small readings, or 3 Navixy events
 
 # What a reconnect loop may catch: transient by nature, never a bug of ours.
 TRANSIENT = (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError,
@@ -51,38 +51,27 @@ def _retry(status: int | None) -> str | None:
     return None
 
 
-COALESCE = 64  # frames already received that are handed on as one batch
+COALESCE = 256  # frames already received that are handed on as one batch, at most
 
 
-def already_received(ws: trio_websocket.WebSocketConnection) -> list[str | bytes]:
-    """Frames the connection has already received, without waiting, at most ``COALESCE``:
+def already_received(ws: WebSocket) -> list[str | bytes]:
+    """Frames the socket has already received, without waiting, at most ``COALESCE``:
     handed on as one batch, they cost one engine pass (and for ELEMENT, a replay's frames
     taken together are evaluated in measurement order, so a reading inserted late in the
-    next frame is then not late).
-    trio-websocket 0.12 (pinned) has no public non-blocking read; ``_recv_channel`` is its
-    queue of received messages."""
-    channel = getattr(ws, "_recv_channel", None)
-    taken: list[str | bytes] = []
-    while channel is not None and len(taken) < COALESCE:
-        try:
-            taken.append(channel.receive_nowait())
-        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-            break
-    return taken
+    next frame is then not late)."""
+    return ws.received(COALESCE)
 
 
 @asynccontextmanager
 async def open_socket(url: str, refused: Callable[[int | None], str | None] = _retry
-                      ) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+                      ) -> AsyncIterator[WebSocket]:
     """The WebSocket at ``url``, open within ``CONNECT_TIMEOUT`` (else ``trio.TooSlowError``).
     A handshake refused with an HTTP status for which ``refused(status)`` gives a reason
     raises ``CredentialsRejected(reason)``; any other failure is raised as it came."""
     with trio.CancelScope(deadline=trio.current_time() + CONNECT_TIMEOUT) as connecting:
         try:
-            async with trio_websocket.open_websocket_url(
-                    url, connect_timeout=CONNECT_TIMEOUT, disconnect_timeout=DISCONNECT_TIMEOUT,
-                    max_message_size=MAX_MESSAGE, message_queue_size=MESSAGE_QUEUE,
-                    receive_buffer_size=RECEIVE_BUFFER) as ws:
+            async with open_websocket(url, max_message=MAX_MESSAGE, receive_size=RECEIVE_BUFFER,
+                                      close_wait=DISCONNECT_TIMEOUT) as ws:
                 connecting.deadline = math.inf
                 yield ws
         except trio_websocket.ConnectionRejected as error:
