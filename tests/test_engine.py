@@ -1023,3 +1023,25 @@ def test_a_missing_rule_waits_quietly_for_a_field_a_tracker_has_never_sent() -> 
     fired = notices(engine.receive(Message("fleet", "1", 5.0, {"fuel": None},
                                            absent_is_null=False), 5.0))
     assert [(n.rule, n.state) for n in fired] == [("r", "firing")]
+
+
+@pytest.mark.parametrize("values", [
+    [float(t) for t in range(60)],  # rising: the smallest leaves first
+    [float(60 - t) for t in range(60)],  # falling: the largest leaves first
+    [float((t * 7) % 11) for t in range(60)],  # mixed
+])
+def test_a_long_window_drops_what_leaves_it_and_keeps_its_extremes(values: list[float]) -> None:
+    """A 20 s window of 1 s readings holds 20 entries, more than a queue: each new reading
+    pushes the oldest out, and a pause pushes out all but the 12 newest at once. What stays
+    and the spread are those of a history trimmed from scratch (``_trim``)."""
+    history = FieldHistory(20.0)
+    at = 0.0
+    for n, value in enumerate(values):
+        at += 1.0 if n != 40 else 100.0  # a pause: every entry but the queue leaves
+        history.record(at, value)
+        kept = history.tolist()
+        assert history.spread() == spread_found_again(history)
+        times = kept[0::2]
+        newest = times[-1]
+        assert all(t >= newest - 20.0 for t in times[:-DEPTH]), times  # out of the window
+        assert len(times) == min(n + 1, max(DEPTH, sum(t >= newest - 20.0 for t in times)))

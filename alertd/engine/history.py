@@ -148,9 +148,10 @@ class FieldHistory(_Doubles):
         return OTHER
 
     def _shorten(self) -> None:
-        """``_trim``, with the usual case first: one entry too many, the oldest in neither
+        """``_trim``, with the usual cases first: one entry too many, the oldest in neither
         queue (no null is kept: the extremes are known; or it is null; or the 12 newest have
-        no null: ``sum`` is NaN only if one is) and out of the window."""
+        no null: ``sum`` is NaN only if one is) and out of the window; or a longer window
+        with no null kept, whose oldest entries left it."""
         entries = self
         if len(entries) == 2 * DEPTH + 2 and (self.horizon <= 0 or entries[0] < self._start):
             oldest = entries[1]
@@ -165,6 +166,24 @@ class FieldHistory(_Doubles):
                         self._hi = -1
                     else:
                         self._hi, self._lo = hi - 2, lo - 2
+                return
+        elif self._hi >= 0 and len(entries) > 2 * DEPTH + 2 and self.horizon > 0:
+            # a window longer than 12 entries, no null or text value kept (the extremes are
+            # known): what ``_trim`` drops is the oldest entries out of the window, none of
+            # the 12 newest, unless the window is over its cap
+            size, start, drop = len(entries), self._start, 0
+            while drop < size - _QUEUE and entries[drop] < start:
+                drop += 2
+            if size - drop <= _MOST:
+                if drop:
+                    if self._other:
+                        self._drop(entries[:drop])
+                    del entries[:drop]
+                    hi, lo = self._hi, self._lo
+                    if hi < drop or lo < drop:
+                        self._hi = -1
+                    else:
+                        self._hi, self._lo = hi - drop, lo - drop
                 return
         self._trim()
 
