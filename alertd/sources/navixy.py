@@ -31,6 +31,7 @@ from alertd.sources.common import (
 )
 
 _NONE_TAKEN: dict[Any, float] = {}  # shared, never written
+_NO_QUEUES: dict[str, Any] = {}  # shared, never written
 TIME_CACHE = 65_536  # distinct time texts remembered before the cache starts again
 AUTH_CODES = (3, 4)  # wrong hash; user or API key not found, or session ended
 ATMOSPHERE = (("X-Atmosphere-tracking-id", "0"), ("X-Atmosphere-Framework", "2.3.6-javascript"),
@@ -246,20 +247,35 @@ class NavixyDecoder:
         times = self._times
         if len(times) > TIME_CACHE:
             times.clear()
+        clean: dict[str, list[Any]] = {}  # attribute -> its all_fields queue, if all good
         for queue_name in ("all_fields", "nonnull_fields"):
-            queues = _queues(item.get(queue_name, {}))
+            found = item.get(queue_name, _NO_QUEUES)
+            queues = found if isinstance(found, dict) else _queues(found)
             if queues is None:
                 return f"{queue_name} is neither an object nor a list of objects"
+            nonnull = queue_name == "nonnull_fields"
             for attribute, queue in queues.items():
+                if queue.__class__ is not list:
+                    if isinstance(queue, dict):
+                        queue = [queue]
+                    elif isinstance(queue, list):
+                        pass
+                    else:
+                        queue = [None]  # counted as bad below
+                attribute = attribute if attribute.__class__ is str else str(attribute)
+                if nonnull and clean.get(attribute) == queue:
+                    continue  # the same entries as all_fields: taking them again adds nothing
                 taken = known.get(attribute, _NONE_TAKEN)
                 keep = kept.get(attribute)
                 if keep is None:
                     keep = kept[attribute] = {}
+                bad_before = bad
                 for entry in queue:
-                    if not isinstance(entry, dict):
+                    try:
+                        raw = entry.get("msg_time")
+                    except AttributeError:  # not an object
                         bad += 1
                         continue
-                    raw = entry.get("msg_time")
                     try:
                         msg_time = taken.get(raw)
                     except TypeError:  # not hashable (a list, an object): not a time
@@ -286,6 +302,8 @@ class NavixyDecoder:
                         before = srv_times.get(msg_time)
                         if before is None or srv > before:
                             srv_times[msg_time] = srv
+                if not nonnull and bad == bad_before:
+                    clean[attribute] = queue
         self._known[tracker] = kept
         if self._status.get(tracker, "normal") != "normal":
             # data comes only for trackers that are not blocked (seed page): proof that this
