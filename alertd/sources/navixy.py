@@ -247,63 +247,15 @@ class NavixyDecoder:
         times = self._times
         if len(times) > TIME_CACHE:
             times.clear()
-        clean: dict[str, list[Any]] = {}  # attribute -> its all_fields queue, if all good
+        same: dict[str, Any] | None = None  # all_fields, to spot nonnull queues equal to it
         for queue_name in ("all_fields", "nonnull_fields"):
             found = item.get(queue_name, _NO_QUEUES)
             queues = found if isinstance(found, dict) else _queues(found)
             if queues is None:
                 return f"{queue_name} is neither an object nor a list of objects"
-            nonnull = queue_name == "nonnull_fields"
-            for attribute, queue in queues.items():
-                if queue.__class__ is not list:
-                    if isinstance(queue, dict):
-                        queue = [queue]
-                    elif isinstance(queue, list):
-                        pass
-                    else:
-                        queue = [None]  # counted as bad below
-                attribute = attribute if attribute.__class__ is str else str(attribute)
-                if nonnull and clean.get(attribute) == queue:
-                    continue  # the same entries as all_fields: taking them again adds nothing
-                taken = known.get(attribute, _NONE_TAKEN)
-                keep = kept.get(attribute)
-                if keep is None:
-                    keep = kept[attribute] = {}
-                bad_before = bad
-                for entry in queue:
-                    try:
-                        raw = entry.get("msg_time")
-                    except AttributeError:  # not an object
-                        bad += 1
-                        continue
-                    try:
-                        msg_time = taken.get(raw)
-                    except TypeError:  # not hashable (a list, an object): not a time
-                        msg_time = None
-                    if msg_time is not None:
-                        keep[raw] = msg_time
-                        if msg_time < oldest:
-                            oldest = msg_time
-                        continue
-                    msg_time = _time(times, raw)
-                    if msg_time is None:
-                        bad += 1
-                        continue
-                    keep[raw] = msg_time  # in ``seen`` once this event is taken
-                    if msg_time < oldest:
-                        oldest = msg_time
-                    fields = entries.get(msg_time)
-                    if fields is None:
-                        fields = entries[msg_time] = {}
-                    if fields.get(attribute) is None:
-                        fields[attribute] = entry.get("value")
-                    srv = _time(times, entry.get("srv_time"))
-                    if srv is not None:
-                        before = srv_times.get(msg_time)
-                        if before is None or srv > before:
-                            srv_times[msg_time] = srv
-                if not nonnull and bad == bad_before:
-                    clean[attribute] = queue
+            oldest, bad = self._take(queues, same, known, kept, entries, srv_times, oldest, bad)
+            if bad == 0 and queues is found:  # a queue equal to one already taken, entry for
+                same = found  # entry, adds nothing (nor any bad entry to count)
         self._known[tracker] = kept
         if self._status.get(tracker, "normal") != "normal":
             # data comes only for trackers that are not blocked (seed page): proof that this
@@ -346,6 +298,58 @@ class NavixyDecoder:
             for msg_time in [t for t in seen if t < oldest]:
                 del seen[msg_time]
         return f"{bad} queue entries without a valid msg_time" if bad else None
+
+
+    def _take(self, queues: dict[str, Any], same: dict[str, Any] | None,
+              known: dict[str, dict[Any, float]], kept: dict[str, dict[Any, float]],
+              entries: dict[float, dict[str, Any]], srv_times: dict[float, float],
+              oldest: float, bad: int) -> tuple[float, int]:
+        """One of an item's two sets of queues into ``entries`` (the new entries' values by
+        time), ``srv_times`` and ``kept`` (every entry's time, by text); the queues equal to
+        those of ``same`` are skipped. Returns the oldest time seen and the bad entries."""
+        times = self._times
+        for attribute, queue in queues.items():
+            if same is not None and same.get(attribute) == queue:
+                continue
+            if queue.__class__ is not list:
+                queue = [queue] if isinstance(queue, dict) else [None]  # None: counted bad
+            taken = known.get(attribute, _NONE_TAKEN)
+            keep = kept.get(attribute)
+            if keep is None:
+                keep = kept[attribute] = {}
+            for entry in queue:
+                try:
+                    raw = entry.get("msg_time")
+                except AttributeError:  # not an object
+                    bad += 1
+                    continue
+                try:
+                    msg_time = taken.get(raw)
+                except TypeError:  # not hashable (a list, an object): not a time
+                    msg_time = None
+                if msg_time is not None:
+                    keep[raw] = msg_time
+                    if msg_time < oldest:
+                        oldest = msg_time
+                    continue
+                msg_time = _time(times, raw)
+                if msg_time is None:
+                    bad += 1
+                    continue
+                keep[raw] = msg_time  # in ``seen`` once this event is taken
+                if msg_time < oldest:
+                    oldest = msg_time
+                fields = entries.get(msg_time)
+                if fields is None:
+                    fields = entries[msg_time] = {}
+                if fields.get(attribute) is None:
+                    fields[attribute] = entry.get("value")
+                srv = _time(times, entry.get("srv_time"))
+                if srv is not None:
+                    before = srv_times.get(msg_time)
+                    if before is None or srv > before:
+                        srv_times[msg_time] = srv
+        return oldest, bad
 
 
 def _newest_srv_time(item: dict[str, Any], msg_time: float,
