@@ -6,11 +6,14 @@ and records the client's frames, unmasked."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import trio
@@ -19,6 +22,7 @@ import trio_websocket
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alertd.sources.reconnect import describe, open_socket
 from alertd.sources.websocket import WebSocket, client_frame, connect, open_websocket
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -450,3 +454,42 @@ async def test_leaving_a_server_that_never_answers_the_close_waits_no_longer_tha
         with trio.fail_after(5):
             await server.done.wait()  # the client hung up after its wait
     assert server.frames() == [(0x8, (1000).to_bytes(2, "big"))]
+
+
+# ---- TLS -------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def tls_server(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
+    """A trio-websocket server over TLS with a self-signed certificate for 127.0.0.1."""
+    from tests.test_senders import self_signed
+
+    cert_file, key_file = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+
+    async def handler(request: trio_websocket.WebSocketRequest) -> None:
+        ws = await request.accept()
+        await ws.send_message("secret reading")
+        with contextlib.suppress(trio_websocket.ConnectionClosed):
+            await ws.get_message()
+
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(trio_websocket.serve_websocket, handler, "127.0.0.1", 0,
+                                     context)
+        yield f"wss://127.0.0.1:{server.port}/api/v1/readings/socket", cert_file
+        nursery.cancel_scope.cancel()
+
+
+async def test_wss_trusts_what_the_system_trusts(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's sockets use the system's trust store, which SSL_CERT_FILE can name (an
+    operator's own CA); a certificate nobody trusts is a handshake error that says so."""
+    async with tls_server(tmp_path) as (url, cert_file):
+        with pytest.raises(trio_websocket.HandshakeError) as failed:
+            await connect(url, max_message=MAX)
+        assert isinstance(failed.value.__cause__, ssl.SSLCertVerificationError)
+        assert "SSLCertVerificationError" in describe(failed.value)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+        async with open_socket(url) as ws:
+            assert await ws.get_message() == "secret reading"

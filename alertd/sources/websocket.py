@@ -422,7 +422,8 @@ async def _handshake(stream: trio.abc.Stream, host: str, target: str, receive_si
             raise HandshakeError  # h11.ConnectionClosed: the server hung up
     except (OSError, trio.BrokenResourceError, trio.ClosedResourceError,
             h11.ProtocolError) as error:
-        raise HandshakeError from error
+        cause = error.__cause__  # a TLS failure: the certificate, say, not trio's wrapper
+        raise HandshakeError from cause if isinstance(cause, ssl.SSLError) else error
 
 
 def _check_accept(headers: Iterable[tuple[bytes, bytes]], nonce: bytes) -> None:
