@@ -197,14 +197,15 @@ async def _handle(decoded: Iterable[Decoded], decoder: NavixyDecoder,
     proves the subscription (``standing``)."""
     events: list[Event] = []
     for each in decoded:
-        if standing is not None and any(isinstance(e, StatusChanged) for e in each.events):
+        if standing is not None and StatusChanged in map(type, each.events):
             await standing.proven(trio.current_time())
             standing = None  # once per batch
-        try:
-            _notices(each, source, stats, resubscribe)
-        except CredentialsRejected:
-            await _send(events, decoder, source, send, stats)
-            raise
+        if each.problems or each.notices:
+            try:
+                _notices(each, source, stats, resubscribe)
+            except CredentialsRejected:
+                await _send(events, decoder, source, send, stats)
+                raise
         events.extend(each.events)
     await _send(events, decoder, source, send, stats)
 
