@@ -32,6 +32,8 @@ from alertd.sources.common import (
 
 _NONE_TAKEN: dict[Any, float] = {}  # shared, never written
 _NO_QUEUES: dict[str, Any] = {}  # shared, never written
+_NOTHING = object()  # equal to no value a frame holds
+_NO_FIELDS: dict[str, Any] = {}  # never written: no entry's time is _NOTHING
 TIME_CACHE = 65_536  # distinct time texts remembered before the cache starts again
 AUTH_CODES = (3, 4)  # wrong hash; user or API key not found, or session ended
 ATMOSPHERE = (("X-Atmosphere-tracking-id", "0"), ("X-Atmosphere-Framework", "2.3.6-javascript"),
@@ -308,6 +310,10 @@ class NavixyDecoder:
         time), ``srv_times`` and ``kept`` (every entry's time, by text); the queues equal to
         those of ``same`` are skipped. Returns the oldest time seen and the bad entries."""
         times = self._times
+        last_raw: Any = _NOTHING  # the new entry before: its time text, time and fields
+        last_time, last_fields = 0.0, _NO_FIELDS
+        last_srv: Any = _NOTHING  # ... and the srv_time text taken for that time
+        last_srv_for = math.nan
         for attribute, queue in queues.items():
             if same is not None and same.get(attribute) == queue:
                 continue
@@ -332,23 +338,31 @@ class NavixyDecoder:
                     if msg_time < oldest:
                         oldest = msg_time
                     continue
-                msg_time = _time(times, raw)
-                if msg_time is None:
-                    bad += 1
-                    continue
+                if raw == last_raw:  # the time of the new entry before (a message's
+                    msg_time, fields = last_time, last_fields  # attributes, one by one)
+                else:
+                    msg_time = _time(times, raw)
+                    if msg_time is None:
+                        bad += 1
+                        continue
+                    if msg_time < oldest:
+                        oldest = msg_time
+                    found = entries.get(msg_time)
+                    if found is None:
+                        found = entries[msg_time] = {}
+                    last_raw, last_time, last_fields = raw, msg_time, found
+                    fields = found
                 keep[raw] = msg_time  # in ``seen`` once this event is taken
-                if msg_time < oldest:
-                    oldest = msg_time
-                fields = entries.get(msg_time)
-                if fields is None:
-                    fields = entries[msg_time] = {}
                 if fields.get(attribute) is None:
                     fields[attribute] = entry.get("value")
-                srv = _time(times, entry.get("srv_time"))
-                if srv is not None:
-                    before = srv_times.get(msg_time)
-                    if before is None or srv > before:
-                        srv_times[msg_time] = srv
+                srv_raw = entry.get("srv_time")
+                if srv_raw != last_srv or msg_time != last_srv_for:  # else: taken just now
+                    last_srv, last_srv_for = srv_raw, msg_time
+                    srv = _time(times, srv_raw)
+                    if srv is not None:
+                        before = srv_times.get(msg_time)
+                        if before is None or srv > before:
+                            srv_times[msg_time] = srv
         return oldest, bad
 
 
