@@ -156,11 +156,14 @@ class NavixyDecoder:
         text = as_text(frame)
         if text is None:
             return Decoded(problems=(f"frame is not UTF-8 text: {cut(frame)}",))
-        stripped = text.strip()
-        if stripped == "X" or not stripped:
-            return EMPTY
-        if not stripped.startswith(("{", "[")) and stripped.count("|") >= 2:
-            return self._handshake(stripped)
+        if text[:1] == "{":  # the usual frame: no need to strip a copy of it first
+            stripped = text
+        else:
+            stripped = text.strip()
+            if stripped == "X" or not stripped:
+                return EMPTY
+            if not stripped.startswith(("{", "[")) and stripped.count("|") >= 2:
+                return self._handshake(stripped)
         parsed, error = load_json(stripped)
         if error is not None:
             return Decoded(problems=(error,))
