@@ -323,6 +323,30 @@ channels: {ops: console://}
 rules:
   - {name: a, notify: [ops], silent: {after: 5m}}
 """, ["source 'cold': url must be a ws:// or wss:// URL, not 'https://element-iot.com/api/v1'"]),
+    ("element url port", """\
+sources:
+  cold:
+    type: element
+    api_key: k
+    subscribe: [readings]
+    url: wss://element-iot.com:99999/api/v1   # <-
+channels: {ops: console://}
+rules:
+  - {name: a, notify: [ops], silent: {after: 5m}}
+""", ["source 'cold': url needs a host and, if it names a port, one of 1-65535, not "
+      "'wss://element-iot.com:99999/api/v1'"]),
+    ("navixy url without a host", """\
+sources:
+  fleet:
+    type: navixy
+    hash: h
+    trackers: [1]
+    url: "ws://:8080/v2/event/subscription"   # <-
+channels: {ops: console://}
+rules:
+  - {name: a, notify: [ops], silent: {after: 5m}}
+""", ["source 'fleet': url needs a host and, if it names a port, one of 1-65535, not "
+      "'ws://:8080/v2/event/subscription'"]),
     ("apprise scheme typo", """\
 sources:
   fleet: {type: navixy, hash: h, trackers: [1]}

@@ -493,3 +493,18 @@ async def test_wss_trusts_what_the_system_trusts(tmp_path: Path,
         monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
         async with open_socket(url) as ws:
             assert await ws.get_message() == "secret reading"
+
+
+async def test_a_path_with_a_space_or_a_non_ascii_letter_is_sent_percent_encoded() -> None:
+    paths: list[str] = []
+
+    async def handler(request: trio_websocket.WebSocketRequest) -> None:
+        paths.append(request.path)
+        await request.reject(404)
+
+    async with websocket_server(handler) as url:
+        base = url.split("/v2/")[0]
+        with pytest.raises(trio_websocket.ConnectionRejected):
+            await connect(f"{base}/api/v1/devices/kühl raum/readings/socket?auth=a%2Fb&x=ü",
+                          max_message=MAX)
+    assert paths == ["/api/v1/devices/k%C3%BChl%20raum/readings/socket?auth=a%2Fb&x=%C3%BC"]

@@ -46,9 +46,17 @@ def _url(reader: Reader, node: Node, what: str) -> str | None:
     if url == "" and isinstance(node, Scalar) and node.from_env:
         return url  # lenient loading (offline commands): the variable is unset
     parts = urlsplit(url)
+    shown = node.shown if isinstance(node, Scalar) else url
     if parts.scheme not in ("ws", "wss") or not parts.netloc:
-        shown = node.shown if isinstance(node, Scalar) else url
         reader.error(node.loc, f"{what} must be a ws:// or wss:// URL, not '{shown}'")
+        return None
+    try:
+        port = parts.port  # raises for a port that is no number of 0-65535
+    except ValueError:
+        port = 0
+    if not parts.hostname or port == 0:
+        reader.error(node.loc, f"{what} needs a host and, if it names a port, one of 1-65535, "
+                               f"not '{shown}'")
         return None
     return url.rstrip("/") if not parts.query else url
 

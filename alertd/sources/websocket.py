@@ -35,7 +35,7 @@ import struct
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import h11
 import trio
@@ -371,7 +371,9 @@ def _target(url: str) -> tuple[str, int, str, str, bool]:
     shown = f"[{host}]" if ":" in host else host
     header = shown if parts.port is None else f"{shown}:{parts.port}"
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return host, port, header, target, secure
+    # what a request line may not hold (a space, a non-ASCII letter) percent-encoded; what
+    # is encoded already, and every delimiter, as written
+    return host, port, header, quote(target, safe="/?&=%:@!$'()*+,;~[]"), secure
 
 
 async def connect(url: str, *, max_message: int, receive_size: int = 65536,
