@@ -11,6 +11,7 @@ import dataclasses
 import json
 from pathlib import Path
 from typing import Any
+from unittest import mock
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -18,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alertd.model import Message, StatusChanged
+from alertd.sources import navixy
 from alertd.sources.common import Decoded
 from alertd.sources.navixy import (
     AuthFailed,
@@ -658,3 +660,126 @@ def test_a_late_entry_does_not_move_the_saved_position_back() -> None:
     (message,) = messages(decoder.decode(json.dumps(late)))
     assert message.msg_time == T52 - 12 and dict(message.fields) == {"speed": 30}
     assert decoder.take_positions() == {}  # speed was evaluated up to :58 already
+
+
+# ---- nonnull_fields equal to all_fields: parsed once -----------------------------------------
+
+
+def item_text(pairs: list[tuple[str, Any]], compact: bool) -> str:
+    """An item written key by key, so that a key may come twice (JSON allows it)."""
+    comma, colon = (",", ":") if compact else (",\n  ", " : ")
+    options: dict[str, Any] = {"separators": (",", ":")} if compact else {"indent": 1}
+    return "{" + comma.join(f"{json.dumps(key)}{colon}{json.dumps(value, **options)}"
+                            for key, value in pairs) + "}"
+
+
+def monitor_text(items: list[str]) -> str:
+    return ('{"type":"event","event":"iot_monitor","data":{"iot_last_values":['
+            + ",".join(items) + "]}}")
+
+
+ENTRY_VALUES = st.one_of(
+    st.integers(-5, 5), st.none(), st.text(alphabet='ab"\\:,{}[]', max_size=6),
+    st.sampled_from(['"nonnull_fields":', ',"all_fields":', "{", "}]"]),
+    st.fixed_dictionaries({"nonnull_fields": st.just({"a": []}),
+                           "all_fields": st.just({"a": []})}))
+QUEUES = st.dictionaries(
+    st.sampled_from(["speed", "fuel", 'x"nonnull_fields', "all_fields"]),
+    st.lists(st.builds(lambda second, value: entry(WINDOW_TIMES[second], value),
+                       st.integers(0, 5), ENTRY_VALUES), max_size=3),
+    max_size=3) | st.lists(st.dictionaries(st.sampled_from(["speed", "fuel"]),
+                                           st.lists(st.builds(entry, st.sampled_from(
+                                               WINDOW_TIMES[:3]), st.integers(0, 3)),
+                                               max_size=2), max_size=2), max_size=2)
+ITEM_KEYS = st.sampled_from(["tracker_id", "nonnull_fields", "all_fields", "nonnull_fields",
+                             "all_fields", 'a\\"nonnull_fields', "x", 'a"nonnull_fields'])
+
+
+@st.composite
+def items_with_pairs(draw: st.DrawFn) -> str:
+    """An item whose ``nonnull_fields`` and ``all_fields`` are mostly the same queues, in
+    either order, and sometimes beside keys that only look like them, keys twice, values
+    that hold such keys or their text, or no tracker_id."""
+    same = draw(QUEUES)
+    pairs: list[tuple[str, Any]] = [("tracker_id", draw(st.integers(1, 3)))]
+    pairs += [("nonnull_fields", same), ("all_fields", same)] \
+        if draw(st.booleans()) else [("all_fields", same), ("nonnull_fields", same)]
+    for _ in range(draw(st.integers(0, 2))):
+        key = draw(ITEM_KEYS)
+        value = same if draw(st.booleans()) else draw(QUEUES | ENTRY_VALUES)
+        pairs.insert(draw(st.integers(0, len(pairs))), (key, value))
+    return item_text(pairs, draw(st.booleans()))
+
+
+@settings(max_examples=examples(600), deadline=None)
+@given(st.lists(st.lists(items_with_pairs(), min_size=1, max_size=3), min_size=1,
+                max_size=3))
+def test_queues_parsed_once_decode_as_the_whole_frame_parsed_does(
+        frames: list[list[str]]) -> None:
+    """Whatever the frame: keys twice, in either order, keys that end like the names,
+    values holding the names or their text, the decoder says what it says when it parses
+    every frame whole."""
+    folding, whole = NavixyDecoder("fleet"), NavixyDecoder("fleet")
+    for items in frames:
+        text = monitor_text(items)
+        found = folding.decode(text)
+        with mock.patch.object(navixy, "_fold", lambda text: (text, {})):
+            expected = whole.decode(text)
+        assert found == expected
+        assert folding.take_positions() == whole.take_positions()
+
+
+def test_the_usual_frame_parses_its_queues_once_and_decodes_as_before() -> None:
+    queues = {"speed": [entry("2025-02-11T15:12:58Z", 43), entry("2025-02-11T15:12:52Z", 48)]}
+    item = item_text([("tracker_id", 7), ("nonnull_fields", queues), ("all_fields", queues)],
+                     compact=True)
+    folded, values = navixy._fold(monitor_text([item]))
+    (stand_in,) = values
+    assert values[stand_in] == queues
+    stand_in = json.dumps(stand_in)
+    assert folded == monitor_text(
+        [f'{{"tracker_id":7,"nonnull_fields":{stand_in},"all_fields":{stand_in}}}'])
+    found = messages(NavixyDecoder("fleet").decode(monitor_text([item])))
+    assert [(m.msg_time, dict(m.fields)) for m in found] == [(T52, {"speed": 48}),
+                                                            (T58, {"speed": 43})]
+
+
+@pytest.mark.parametrize("pairs", [
+    [("nonnull_fields", {"s": []}), ("all_fields", {"s": []}), ("all_fields", {"s": [1]})],
+    [("nonnull_fields", {"s": []}), ("all_fields", {"s": []}), ("nonnull_fields", {"s": [1]})],
+    [('a"nonnull_fields', {"s": []}), ("all_fields", {"s": []})],
+    [("all_fields", {"s": []}), ("nonnull_fields", {"s": []}), ("nonnull_fields", 3)],
+])
+def test_a_pair_that_is_not_its_items_own_is_read_as_it_came(
+        pairs: list[tuple[str, Any]]) -> None:
+    """A key twice (the last one counts), or a key that only ends like the name: the pair
+    looks the same in the text, but the values the item has are not; the frame is read as
+    it came, so the entry without a time counts and the item is quoted as it was."""
+    text = monitor_text([item_text([("tracker_id", 7), *pairs], compact=True)])
+    assert navixy._fold(text)[1]  # a pair was found ...
+    decoded = NavixyDecoder("fleet").decode(text)
+    with mock.patch.object(navixy, "_fold", lambda text: (text, {})):
+        assert decoded == NavixyDecoder("fleet").decode(text)  # ... and not taken
+
+
+def test_a_frame_holding_a_stand_in_text_is_read_as_it_came() -> None:
+    """An item whose queues are text like ``_fold``'s stand-ins, beside an item whose pair
+    is not its own (its all_fields comes twice): nothing of the first is taken for the
+    second's. The stand-ins are drawn when alertd starts, so no frame can hold one."""
+    folded, values = navixy._fold(monitor_text([item_text(
+        [("tracker_id", 1), ("nonnull_fields", {}), ("all_fields", {})], compact=True)]))
+    (stand_in,) = values
+    assert stand_in in folded and stand_in.startswith("alertd-")
+    for literal in ("\x00alertd 0", "alertd 0", stand_in.rsplit("-", 1)[0] + "-0 0"):
+        first = item_text([("tracker_id", 1), ("nonnull_fields", literal),
+                           ("all_fields", literal)], compact=True)
+        queues = {"s": [entry(WINDOW_TIMES[1], 5)]}
+        second = item_text([("tracker_id", 2), ("nonnull_fields", queues),
+                            ("all_fields", queues),
+                            ("all_fields", {"s": [entry(WINDOW_TIMES[2], 6)]})], compact=True)
+        text = monitor_text([first, second])
+        decoded = NavixyDecoder("fleet").decode(text)
+        assert [(m.entity, m.msg_time, dict(m.fields)) for m in messages(decoded)] == [
+            ("2", T0 + 1, {"s": 5}), ("2", T0 + 2, {"s": 6})]
+        (problem,) = decoded.problems
+        assert problem.startswith("all_fields is neither an object nor a list of objects")

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +36,12 @@ _NONE_TAKEN: dict[Any, float] = {}  # shared, never written
 _NO_QUEUES: dict[str, Any] = {}  # shared, never written
 _NOTHING = object()  # equal to no value a frame holds
 _NO_FIELDS: dict[str, Any] = {}  # never written: no entry's time is _NOTHING
+_COLON = re.compile(r"\s*:\s*")
+_COMMA = re.compile(r"\s*,\s*")
+_SPACE = " \t\r\n"  # JSON's white space
+# ``_fold``'s stand-ins: drawn at start, so that no frame holds one (a frame's own, at its
+# item's place, would be taken for a stand-in: its item given another's queues)
+_STAND_IN = f"alertd-{secrets.token_hex(8)}"
 TIME_CACHE = 65_536  # distinct time texts remembered before the cache starts again
 AUTH_CODES = (3, 4)  # wrong hash; user or API key not found, or session ended
 ATMOSPHERE = (("X-Atmosphere-tracking-id", "0"), ("X-Atmosphere-Framework", "2.3.6-javascript"),
@@ -164,7 +172,13 @@ class NavixyDecoder:
                 return EMPTY
             if not stripped.startswith(("{", "[")) and stripped.count("|") >= 2:
                 return self._handshake(stripped)
-        parsed, error = load_json(stripped)
+        folded, values = _fold(stripped)
+        if values:
+            parsed, error = load_json(folded)
+            if error is not None or not _unfold(parsed, values):
+                parsed, error = load_json(stripped)  # folded in the wrong place: as it came
+        else:
+            parsed, error = load_json(stripped)
         if error is not None:
             return Decoded(problems=(error,))
         if not isinstance(parsed, dict):
@@ -255,6 +269,8 @@ class NavixyDecoder:
         same: dict[str, Any] | None = None  # all_fields, to spot nonnull queues equal to it
         for queue_name in ("all_fields", "nonnull_fields"):
             found = item.get(queue_name, _NO_QUEUES)
+            if found is same:  # nonnull_fields equal to all_fields, as ``_fold`` found
+                continue
             queues = found if isinstance(found, dict) else _queues(found)
             if queues is None:
                 return f"{queue_name} is neither an object nor a list of objects"
@@ -367,6 +383,99 @@ class NavixyDecoder:
                         if before is None or srv > before:
                             srv_times[msg_time] = srv
         return oldest, bad
+
+
+def _fold(text: str) -> tuple[str, dict[str, Any]]:
+    """The usual item's ``nonnull_fields`` and ``all_fields`` are the same text (queues
+    without a gap), resent whole with every event (SPEC 4.2): that text is parsed once
+    here, not twice in the frame. Returns ``text`` with both values of each such pair
+    replaced by a stand-in string, and each stand-in's parsed value; (``text``, {}) when
+    there is no such pair.
+
+    A name found is a key when a colon follows it; the value after it, beginning with ``{``
+    or ``[``, parsed alone, is a complete value that ends where its text ends, and the
+    other, the same text at a value's place, is the same value: replacing both changes
+    nothing else in the frame. A pair found where it is no item's keys (inside an entry's
+    value, or the end of a longer escaped key) leaves a stand-in that ``_unfold`` does not
+    find in its item's place: the frame is then parsed as it came. A pair that is not the
+    same text is left as it is."""
+    values: dict[str, Any] = {}
+    parts: list[str] = []
+    done = at = 0  # text before ``done`` is in ``parts``; the next name is looked for at ``at``
+    while (key := text.find('"nonnull_fields"', at)) >= 0:
+        at = key + 16
+        start = _after_colon(text, at)
+        if not start:
+            continue
+        other = text.find('"all_fields"', start)
+        end = _comma_before(text, start, other) if other >= 0 else 0
+        second = _after_colon(text, other + 12) if end else 0
+        if second:  # nonnull_fields first
+            first = start
+        else:  # all_fields first
+            other = text.rfind('"all_fields"', done, key)
+            first = _after_colon(text, other + 12) if other >= 0 else 0
+            end = _comma_before(text, first, key) if first else 0
+            if not end:
+                continue
+            second = start
+        value = text[first:end]
+        if value[:1] not in ("{", "[") or not text.startswith(value, second):
+            continue  # a number's text may begin a longer one: objects and arrays only
+        parsed, error = load_json(value)
+        if error is not None:
+            continue
+        stand_in = f"{_STAND_IN} {len(values)}"
+        values[stand_in] = parsed
+        quoted = f'"{stand_in}"'
+        parts += (text[done:first], quoted, text[end:second], quoted)
+        done = at = second + len(value)
+    if not values:
+        return text, {}
+    parts.append(text[done:])
+    return "".join(parts), values
+
+
+def _after_colon(text: str, at: int) -> int:
+    """Where the value begins after the key that ends at ``at``; 0 if no colon follows."""
+    if text.startswith(":", at) and text[at + 1:at + 2] not in _SPACE:
+        return at + 1
+    colon = _COLON.match(text, at)
+    return colon.end() if colon is not None else 0
+
+
+def _comma_before(text: str, start: int, key: int) -> int:
+    """Where the value that begins at ``start`` ends, when only a comma and white space
+    part it from the key at ``key``; else 0."""
+    comma = key - 1
+    if text.startswith(",", comma) and text[comma - 1:comma] not in _SPACE:
+        return comma if comma > start else 0
+    comma = text.rfind(",", start, key)
+    if comma < 0 or _COMMA.fullmatch(text, comma, key) is None:
+        return 0
+    end = comma
+    while end > start and text[end - 1] in _SPACE:
+        end -= 1
+    return end
+
+
+def _unfold(parsed: Any, values: dict[str, Any]) -> bool:
+    """Each item's stand-in (in both its ``nonnull_fields`` and ``all_fields``, as
+    ``_fold`` left them) replaced by its value, one object for both (``_tracker`` then
+    takes it once); whether every stand-in was found so."""
+    data = parsed.get("data") if isinstance(parsed, dict) else None
+    items = data.get("iot_last_values") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        return False
+    found = 0
+    for item in items:
+        if isinstance(item, dict):
+            stand_in = item.get("all_fields")
+            if stand_in.__class__ is str and stand_in in values \
+                    and item.get("nonnull_fields") == stand_in:
+                item["nonnull_fields"] = item["all_fields"] = values[stand_in]
+                found += 1
+    return found == len(values)
 
 
 def _newest_srv_time(item: dict[str, Any], msg_time: float,
