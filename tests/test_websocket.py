@@ -508,3 +508,50 @@ async def test_a_path_with_a_space_or_a_non_ascii_letter_is_sent_percent_encoded
             await connect(f"{base}/api/v1/devices/kühl raum/readings/socket?auth=a%2Fb&x=ü",
                           max_message=MAX)
     assert paths == ["/api/v1/devices/k%C3%BChl%20raum/readings/socket?auth=a%2Fb&x=%C3%BC"]
+
+
+class CountingStream(trio.abc.Stream):
+    """One end of an in-memory stream that notes how many bytes each read asked for."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+        self.asked: list[int | None] = []
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        self.asked.append(max_bytes)
+        return bytes(await self.stream.receive_some(max_bytes))
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.stream.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+async def test_a_flood_is_read_in_big_reads_and_a_trickle_in_small_ones() -> None:
+    """A read asks for 64 KiB while less than that comes at once (a bigger buffer costs
+    every read more) and for all it may once a read brought 64 KiB or more; the messages
+    come whole and in order across the change, both ways."""
+    client_end, server_end = trio.testing.memory_stream_pair()
+    counting = CountingStream(client_end)
+    ws = WebSocket(counting, b"", max_message=MAX, receive_size=1 << 20)
+    flood = [f"{n:05d}" * (n % 7 * 3000 + 1) for n in range(400)]  # ~4 MB
+    trickle = [f"quiet {n}" for n in range(5)]
+    await server_end.send_all(frame(b"before"))
+    got = [await ws.get_message()]
+    await server_end.send_all(b"".join(frame(m.encode()) for m in flood))
+    while len(got) < 1 + len(flood):
+        got.append(await ws.get_message())
+        got.extend(ws.received(256))
+    flood_reads = counting.asked[1:]
+    for message in trickle:
+        await server_end.send_all(frame(message.encode()))
+        got.append(await ws.get_message())
+    assert got == ["before", *flood, *trickle]
+    assert counting.asked[0] == 65536
+    assert flood_reads.count(1 << 20) >= 3  # ~4 MB in reads of up to 1 MiB, not of 64 KiB
+    # the first read after the flood may still ask for all; each one after it, 64 KiB
+    assert counting.asked[-len(trickle) + 1:] == [65536] * (len(trickle) - 1)

@@ -31,9 +31,10 @@ HEARTBEAT_RANGE = (1.0, 300.0)  # seconds: what a server may ask of alertd's hea
 CONNECT_TIMEOUT = 15.0  # connecting and the handshake: a silent server must not hang it
 DISCONNECT_TIMEOUT = 5.0  # leaving a socket waits this long for the server's close at most
 MAX_MESSAGE = 16 * 1024 * 1024
-RECEIVE_BUFFER = 1024 * 1024  # bytes read at most at once; under a flood one read is
-# one batch of up to 256 messages (~60 Navixy events of 17 KB, where 64 KiB held 3): one
-# trip through the loop, one engine pass and one position write for all (docs/performance.md)
+RECEIVE_BUFFER = 1024 * 1024  # bytes read at most at once, under a flood (64 KiB at a time
+# otherwise, websocket.QUIET_READ): one read is then one batch of up to 256 messages (~60
+# Navixy events of 17 KB, where 64 KiB held 3): one trip through the loop, one engine pass
+# and one position write for all (docs/performance.md)
 
 # What a reconnect loop may catch: transient by nature, never a bug of ours.
 TRANSIENT = (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError,

@@ -2,8 +2,8 @@
 
 Why not trio-websocket's client: its receive path costs ~18 us per message on this machine
 (a reader task, wsproto's frame parser, a memory channel between them), which was more than
-alertd's whole evaluation of a reading; here each ``receive_some`` (up to 1 MiB) is parsed
-in one pass (~0.5 us per 430-byte frame, docs/performance.md) and everything it completed
+alertd's whole evaluation of a reading; here each ``receive_some`` (64 KiB, up to 1 MiB
+under a flood) is parsed in one pass (~0.5 us per 430-byte frame, docs/performance.md) and everything it completed
 is handed on at once. The servers that alertd's tests and simulator run are trio-websocket's,
 and its exception types are the ones raised here (``ConnectionClosed`` with a
 ``CloseReason``, ``ConnectionRejected`` with the HTTP status, ``HandshakeError``), so the
@@ -51,6 +51,10 @@ TEXT, BINARY, CONTINUATION, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
 NORMAL, NO_STATUS, ABNORMAL = 1000, 1005, 1006  # close codes (RFC 6455 section 7.4.1)
 PROTOCOL_ERROR, INVALID_DATA, TOO_BIG = 1002, 1007, 1009
 REJECTED_BODY = 65536  # bytes of a refused handshake's body kept for the error
+# A read asks for at most this much while less than this came at once: asking for more
+# costs a read ~8 us more (the interpreter's buffer of that size, allocated and shrunk, is
+# too big for the heap and is mapped and unmapped), worth it only under a flood
+QUIET_READ = 65536
 _U16 = struct.Struct("!H").unpack_from
 _U64 = struct.Struct("!Q").unpack_from
 
@@ -98,6 +102,7 @@ class WebSocket:
         self._unparsed = bool(buffered)
         self._max_message = max_message
         self._receive_size = receive_size
+        self._read_size = min(receive_size, QUIET_READ)  # the next read's (``_fill``)
         self._ready: deque[str | bytes] = deque()
         self._parts: list[bytes] = []  # a fragmented message's frames so far
         self._part_opcode = 0  # its opcode (TEXT or BINARY); 0: none in progress
@@ -139,13 +144,16 @@ class WebSocket:
             self._unparsed = False
         else:
             try:
-                data = await self._stream.receive_some(self._receive_size)
+                data = await self._stream.receive_some(self._read_size)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 data = b""
             if not data:
                 await self._end(CloseReason(ABNORMAL, "the connection was lost"))
                 raise ConnectionClosed(self._closed)
             buffer += data
+            # a read that brought QUIET_READ or more: a flood, the next one takes all it can
+            self._read_size = self._receive_size if len(data) >= QUIET_READ \
+                else min(self._receive_size, QUIET_READ)
         replies: list[bytes] = []
         try:
             used = self._parse(buffer, replies)
