@@ -3,11 +3,11 @@
 Why not trio-websocket's client: its receive path costs ~18 us per message on this machine
 (a reader task, wsproto's frame parser, a memory channel between them), which was more than
 alertd's whole evaluation of a reading; here each ``receive_some`` (64 KiB, up to 1 MiB
-under a flood) is parsed in one pass (~0.5 us per 430-byte frame, docs/performance.md) and everything it completed
-is handed on at once. The servers that alertd's tests and simulator run are trio-websocket's,
-and its exception types are the ones raised here (``ConnectionClosed`` with a
-``CloseReason``, ``ConnectionRejected`` with the HTTP status, ``HandshakeError``), so the
-reconnect logic classifies both alike.
+under a flood) is parsed in one pass (~0.5 us per 430-byte frame, docs/performance.md) and
+everything it completed is handed on at once. The servers that alertd's tests and
+simulator run are trio-websocket's, and its exception types are the ones raised here
+(``ConnectionClosed`` with a ``CloseReason``, ``ConnectionRejected`` with the HTTP status,
+``HandshakeError``), so the reconnect logic classifies both alike.
 
 What it does, and no more (alertd only receives, and sends a few small messages):
 
