@@ -783,3 +783,20 @@ def test_a_frame_holding_a_stand_in_text_is_read_as_it_came() -> None:
             ("2", T0 + 1, {"s": 5}), ("2", T0 + 2, {"s": 6})]
         (problem,) = decoded.problems
         assert problem.startswith("all_fields is neither an object nor a list of objects")
+
+
+def test_an_attribute_with_a_lone_surrogate_still_gives_a_position_that_resumes_past_it() -> None:
+    """JSON may escape half of a UTF-16 pair ("\\ud800"); such an attribute name is still a
+    name: its entry is evaluated once, and the position saved (which orjson cannot write)
+    makes its window history only after a restart."""
+    odd = "lls\ud800"
+    window = seed()
+    window["data"]["iot_last_values"][0]["all_fields"][odd] = [entry("2025-02-11T15:13:05Z", 1)]
+    text = json.dumps(window)  # the name as an escape, which only json reads
+    first = NavixyDecoder("fleet")
+    assert [m.fields for m in messages(first.decode(text)) if odd in m.fields] == [{odd: 1}]
+    saved = {tracker: {a: float(t) for a, t in json.loads(position).items()}
+             for tracker, position in first.take_positions().items()}
+    assert odd in saved["21080"]
+    again = messages(NavixyDecoder("fleet", saved).decode(text))
+    assert again and all(m.history_only for m in again)

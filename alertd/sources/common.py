@@ -78,6 +78,17 @@ def load_json(text: str) -> tuple[Any, str | None]:
         return None, f"frame is nested too deeply: {cut(text)}"
 
 
+def dump_json(value: Any, sort_keys: bool = False) -> str:
+    """``value`` as compact JSON, for a replay position written once per batch: orjson takes
+    a fifth to a tenth of ``json``'s time. A text holding a lone surrogate (a ``"\\ud800"``
+    escape in a frame, which only ``json`` reads) cannot be written by orjson; ``json``
+    writes that one. Both are read back by ``json.loads``."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, sort_keys=sort_keys)
+
+
 def as_text(frame: str | bytes) -> str | None:
     if isinstance(frame, bytes):
         try:

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-import orjson
-
 from alertd.config.schema import NAVIXY_MAX_TRACKERS_PER_REQUEST as MAX_TRACKERS
 from alertd.config.schema import STATUSES
 from alertd.model import Event, Message, StatusChanged
@@ -29,6 +27,7 @@ from alertd.sources.common import (
     Decoded,
     as_text,
     cut,
+    dump_json,
     excerpt,
     load_json,
     parse_time,
@@ -158,8 +157,7 @@ class NavixyDecoder:
     def take_positions(self) -> dict[str, str]:
         """Per tracker whose queues delivered something new since the last call, its
         position to save: ``{attribute: newest msg_time}`` as JSON."""
-        out = {t: orjson.dumps(self._newest[t], option=orjson.OPT_SORT_KEYS).decode()
-               for t in sorted(self._moved)}  # orjson: 0.5 us where json took 4.5
+        out = {t: dump_json(self._newest[t], sort_keys=True) for t in sorted(self._moved)}
         self._moved.clear()
         return out
 
