@@ -101,8 +101,9 @@ class WebSocket:
         self._buffer = bytearray(buffered)
         self._unparsed = bool(buffered)
         self._max_message = max_message
-        self._receive_size = receive_size
-        self._read_size = min(receive_size, QUIET_READ)  # the next read's (``_fill``)
+        self._receive_size = receive_size  # the most a read asks for, under a flood
+        self._quiet_size = min(receive_size, QUIET_READ)  # what it asks for otherwise
+        self._read_size = self._quiet_size  # the next read's (``_fill``)
         self._ready: deque[str | bytes] = deque()
         self._parts: list[bytes] = []  # a fragmented message's frames so far
         self._part_opcode = 0  # its opcode (TEXT or BINARY); 0: none in progress
@@ -153,7 +154,7 @@ class WebSocket:
             buffer += data
             # a read that brought QUIET_READ or more: a flood, the next one takes all it can
             self._read_size = self._receive_size if len(data) >= QUIET_READ \
-                else min(self._receive_size, QUIET_READ)
+                else self._quiet_size
         replies: list[bytes] = []
         try:
             used = self._parse(buffer, replies)
