@@ -7,10 +7,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
-from alertd.config import load_config
+from alertd.config import load_config, nodes
 from alertd.config import schema as s
 from alertd.config.fields import parse_duration
+from alertd.errors import Problem
+from tests.budget import examples
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_ENV = {"ELEMENT_API_KEY": "k-123", "NAVIXY_HASH": "0123456789abcdef0123456789abcdef",
@@ -216,3 +221,40 @@ def test_loading_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> 
         assert not gc.isenabled()  # paused by its caller: still paused
     finally:
         gc.enable()
+
+
+SCALAR_TEXTS = st.one_of(st.from_regex(r"[-+]?[0-9_.:eE+]{1,10}", fullmatch=True),
+                         st.sampled_from(["0", "00", "012", "0x1f", "0b101", "1_000", "1:30",
+                                          ".inf", "-.inf", ".nan", "1.", ".5", "+1.5e+3",
+                                          "-0.0", "1e5", "yes", "off", "~", "null", "true"]),
+                         st.text(st.characters(codec="ascii", exclude_characters="\r\n"),
+                                 max_size=10))
+
+
+@settings(max_examples=examples(400), deadline=None)
+@given(SCALAR_TEXTS, st.booleans())
+def test_a_scalar_has_the_value_yaml_constructs(text: str, alias: bool) -> None:
+    """The usual scalars (strings, plain integers and decimals) are typed without PyYAML's
+    constructor, and a file without aliases is built without counting them; whatever the
+    text, with or without an alias in the file, a scalar's value is the one the constructor
+    gives (a base-60 number such as 1:30 aside: it stays text)."""
+    document = ("a: &x 1\nb: *x\n" if alias else "") + f"v: {text}\n"
+    try:
+        composed = yaml.compose(document, Loader=nodes._BaseLoader)
+    except yaml.YAMLError:
+        assume(False)
+    node = composed.value[-1][1]
+    assume(isinstance(node, yaml.ScalarNode) and not node.style and "${" not in text)
+    try:
+        expected = nodes._BaseLoader("").construct_object(yaml.ScalarNode(node.tag, node.value))
+    except (yaml.YAMLError, ValueError):
+        expected = node.value
+    if ":" in node.value and isinstance(expected, (int, float)) \
+            and not isinstance(expected, bool):
+        expected = node.value
+    problems: list[Problem] = []
+    built = nodes.parse_yaml(document, "rules.yaml", {}, problems)
+    assert isinstance(built, nodes.Mapping) and not problems
+    value = built.items["v"]
+    assert isinstance(value, nodes.Scalar)
+    assert (type(value.value), repr(value.value)) == (type(expected), repr(expected))

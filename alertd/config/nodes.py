@@ -31,6 +31,7 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}\n]*))?\}")
 _TOKEN = re.compile(r"_alertdvar(\d+)_")
 _BAD_VAR = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\})[^}]*\}?")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG, _INT_TAG, _FLOAT_TAG = (f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float"))
 MAX_EXPANSION = 100_000  # values that aliases may add in one file (a billion laughs adds 10^9)
 MAX_DEPTH = 64  # nested lists and mappings (a rule file needs fewer than 12)
 
@@ -145,7 +146,7 @@ def _protect(text: str) -> tuple[str, list[str]]:
 class _Builder:
     def __init__(self, file: str, env: AbcMapping[str, str], problems: list[Problem],
                  strict: bool = True, protected: list[str] | None = None,
-                 used: dict[str, str] | None = None) -> None:
+                 used: dict[str, str] | None = None, aliases: bool = True) -> None:
         self.file = file
         self.used = used
         self.strict = strict
@@ -158,6 +159,7 @@ class _Builder:
         # Aliases share the anchored node, so building stays linear; what they would add if
         # expanded (every later reader walks the tree) is counted and bounded instead.
         self.sizes: dict[int, int] = {}
+        self.aliases = aliases  # False: the text has no ``*``, so no node is met twice
         self.building: set[int] = set()
         self.expanded = 0
         self.refused = False
@@ -176,6 +178,17 @@ class _Builder:
         return Scalar(self.loc(node), None, "", "", False, False, broken=True)
 
     def build(self, node: yaml.Node, depth: int = 0) -> Node:
+        if not self.aliases:  # every node once: nothing to count or look up
+            if depth > MAX_DEPTH:
+                return self.refuse(node, f"lists and mappings nested more than {MAX_DEPTH} "
+                                         "deep")
+            if isinstance(node, yaml.MappingNode):
+                return self.mapping(node, depth)
+            if isinstance(node, yaml.SequenceNode):
+                return Sequence(self.loc(node), tuple(self.build(item, depth + 1)
+                                                      for item in node.value))
+            assert isinstance(node, yaml.ScalarNode)
+            return self.scalar(node)
         if id(node) in self.building:
             return self.refuse(node, "an alias refers to the list or mapping that contains it "
                                      "(a recursive alias); write the values out")
@@ -224,11 +237,19 @@ class _Builder:
             # a plain scalar that used a variable is typed by what the variable gave
             tag = self.resolver.resolve(  # type: ignore[no-untyped-call]
                 yaml.ScalarNode, text, (True, False)) if text != raw else node.tag
-            try:
-                value = self.resolver.construct_object(yaml.ScalarNode(tag, text))
-            except (yaml.YAMLError, ValueError):
+            if tag == _STR_TAG:  # what the constructor gives, the usual cases without it
                 value = text
-            self.resolver.constructed_objects.clear()
+            elif tag == _INT_TAG and text.isdigit() and (text[0] != "0" or text == "0"):
+                value = int(text)  # (a leading 0 is octal in YAML 1.1)
+            elif tag == _FLOAT_TAG and text[-1:].isdigit() and "_" not in text \
+                    and ":" not in text:
+                value = float(text)
+            else:
+                try:
+                    value = self.resolver.construct_object(yaml.ScalarNode(tag, text))
+                except (yaml.YAMLError, ValueError):
+                    value = text
+                self.resolver.constructed_objects.clear()
             if ":" in text and isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = text  # YAML 1.1 reads 1:30 as 90 (base 60); an operator never means it
         return Scalar(loc, value, text, raw, quoted, text != raw, broken)
@@ -314,6 +335,6 @@ def parse_yaml(text: str, file: str, env: AbcMapping[str, str],
         return None
     if root is None:
         return None
-    builder = _Builder(file, env, problems, strict, protected, used)
+    builder = _Builder(file, env, problems, strict, protected, used, aliases="*" in text)
     built = builder.build(root)
     return None if builder.refused else built  # the one line said it: nothing more to check
