@@ -92,13 +92,37 @@ class FieldHistory(_Doubles):
         """Add one message's value (None: null) in ``msg_time`` order. An entry with the same
         ``msg_time`` is the same message seen again (a resend, a replay) or another reading
         of it: merged, never counted twice, and a null never hides a value."""
+        size = len(self)
+        hi = self._hi
+        if hi >= 0 and value.__class__ is float and _finite(value) and msg_time > self[size - 2]:
+            # the usual message: a number, newer than the newest, the extremes known (so
+            # no null or text value is kept): the general path below, without its tests
+            self.append(msg_time)
+            self.append(value)
+            if value >= self[hi]:
+                self._hi = hi = size + 1
+            lo = self._lo
+            if value <= self[lo]:
+                self._lo = lo = size + 1
+            horizon = self.horizon
+            if horizon > 0:
+                start = msg_time - horizon
+                if start > self._start:
+                    self._start = start
+            if size >= _QUEUE:
+                if size == _QUEUE and (horizon <= 0 or self[0] < self._start) \
+                        and hi != 1 and lo != 1 and not self._other:
+                    del self[:2]  # one entry too many, the oldest one an extreme of neither
+                    self._hi, self._lo = hi - 2, lo - 2  # queue nor window (``_shorten``)
+                elif horizon <= 0 or self[0] < self._start or size + 2 > _MOST:
+                    self._shorten()
+            return
         if value is None:
             code = NULL
         elif value.__class__ is float and _finite(value):
             code = value
         else:
             code = self._code(msg_time, value)
-        size = len(self)
         if size == 0 or msg_time > self[size - 2]:
             self.append(msg_time)
             self.append(code)
