@@ -11,6 +11,7 @@ reaches, and compares every notification.
 from __future__ import annotations
 
 import bisect
+import math
 from typing import Any
 
 from hypothesis import given, settings, target
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from alertd.config import schema as s
 from alertd.engine import Engine
 from alertd.engine import notices as notes_of
-from alertd.engine.compiled import FieldThresholds
+from alertd.engine.compiled import FieldChanges, FieldThresholds
 from alertd.engine.history import DEPTH, FieldHistory
 from alertd.errors import Loc
 from alertd.model import Message, Notification
@@ -73,6 +74,33 @@ def test_rules_naming_a_device_start_beside_open_rules_on_the_same_field() -> No
                      ["d1-high", "open-high"]]
     others = notes_of(engine.receive(Message("cold", "d2", 5.0, {"a": 0.5}), 5.0))
     assert [n.rule for n in others] == ["open-low"]  # d2 reads the shared index only
+
+
+def test_change_rules_are_reached_once_the_spread_reaches_their_amount() -> None:
+    compiled = FieldChanges([(5.0, 1), (2.0, 0), (2.0, 2)])
+    assert compiled.least == 2.0
+    assert [sorted(compiled.reaching(v)) for v in (1.9, 2.0, 4.9, 5.0, math.inf)] == [
+        [], [0, 2], [0, 2], [0, 1, 2], [0, 1, 2]]
+    assert FieldChanges([]).least == math.inf and FieldChanges([]).reaching(math.inf) == []
+    both = FieldChanges.merged(FieldChanges([(4.0, 3)]), compiled)
+    assert (both.least, sorted(both.reaching(4.0))) == (2.0, [0, 2, 3])
+
+
+def test_a_small_change_fires_beside_bigger_ones_on_the_same_field() -> None:
+    """The `change` rules of one field read one spread: a rise of 3 reaches the rules that
+    ask for 2 and 2.5 (the second naming the device: its own index, read with the shared
+    one), not the one asking for 5, which a rise of 6 reaches later."""
+    def rule(name: str, rise: float, entities: tuple[str, ...] | None = None) -> s.Rule:
+        return s.Rule(LOC, name, s.Change(LOC, "a", 60.0, rise=rise), notify=("ops",),
+                      entities=entities)
+
+    engine = Engine([rule("big", 5.0), rule("small", 2.0), rule("d1-mid", 2.5, ("d1",))],
+                    SOURCES, 0.0)
+    fired = []
+    for t, value in enumerate([1.0, 4.0, 7.0], start=1):
+        fired.append(sorted(n.rule for n in notes_of(engine.receive(
+            Message("cold", "d1", float(t), {"a": value}), float(t))) if n.state == "firing"))
+    assert fired == [[], ["d1-mid", "small"], ["big"]]
 
 
 @st.composite

@@ -69,3 +69,31 @@ class FieldThresholds:
         if self._below:
             found += self._below_rules[bisect.bisect_right(self._below, value):]
         return found
+
+
+def change_amount(condition: s.Change) -> float | None:
+    """What a `change` condition's field must fall or rise by (``conditions._change``)."""
+    return condition.drop if condition.drop is not None else condition.rise
+
+
+class FieldChanges:
+    """The `change` rules of one field, by amount: ``reaching(spread)`` lists the rules
+    (by number) whose amount the field's spread (its largest number kept minus its
+    smallest, ``FieldHistory.spread``) reaches; no other one can hold. On a steady stream
+    the spread reaches none of them, and a reading costs them one comparison in all."""
+
+    __slots__ = ("_amounts", "_rules", "least")
+
+    def __init__(self, rules: Iterable[tuple[float, int]]) -> None:
+        pairs = sorted(rules)
+        self._amounts = [amount for amount, _ in pairs]
+        self._rules = [number for _, number in pairs]
+        self.least = self._amounts[0] if pairs else math.inf
+
+    @classmethod
+    def merged(cls, first: FieldChanges, second: FieldChanges) -> FieldChanges:
+        """One field's `change` rules of two indexes (an entity's layers) as one."""
+        return cls((*zip(first._amounts, first._rules), *zip(second._amounts, second._rules)))
+
+    def reaching(self, spread: float) -> list[int]:
+        return self._rules[:bisect.bisect_right(self._amounts, spread)]

@@ -12,7 +12,10 @@ source is down; ``source_down`` counts the daemon's time.
 
 Cost: a message touches only the rules of its source and entity that read one of its fields,
 run on every message (``silent``, virtual fields, ``missing`` where absent means null), or
-have a live alert. Histories exist only for fields some rule reads.
+have a live alert. Of those reading a field, a plain threshold is reached only when it holds
+and a `change` rule only when the field's spread reaches its amount (``compiled``): on a
+steady stream, neither costs a reading more than a comparison per field. Histories exist
+only for fields some rule reads.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 
 from alertd.config import schema as s
 from alertd.engine.alerts import EPS, FIRING, INACTIVE, PENDING, Alert, Notice
-from alertd.engine.compiled import FieldThresholds, compilable
+from alertd.engine.compiled import FieldChanges, FieldThresholds, change_amount, compilable
 from alertd.engine.conditions import VIRTUAL_FIELDS, Result, evaluate
 from alertd.engine.explain import EntitySeen, explain
 from alertd.engine.history import FieldHistory, normalise
@@ -40,6 +43,9 @@ _STATUS = "\x00status"  # index key of rules that read a tracker's status
 _NO_OVERRIDES: dict[int, s.Condition] = {}  # shared, never written
 _NO_ALERTS: dict[int, Alert] = {}  # shared by entities without an alert, never written
 _finite = math.isfinite
+# what a field of a message reaches in an index: its rules that are not compiled, its
+# compiled thresholds and its `change` rules (each None when it has none)
+_Reach = tuple[tuple[int, ...], FieldThresholds | None, FieldChanges | None]
 
 
 
@@ -91,22 +97,24 @@ class _Index:
     every_message: tuple[int, ...]
     timed: tuple[int, ...]  # rules that time alone can change: silent, change, _age
     conditions: dict[int, s.Condition]
-    # plain thresholds, reached only when they hold: kept only inside ``reach``
+    # plain thresholds, reached only when they hold, and `change` rules, reached only when
+    # their field's spread reaches their amount: kept only inside ``reach``
     compiled: InitVar[dict[str, FieldThresholds]]
+    changes: InitVar[dict[str, FieldChanges]]
     nulls: tuple[str, ...]  # fields its `missing` conditions read: an absent one is a null
-    # by_field and compiled in one lookup per field of a message: (rules, thresholds or None)
-    reach: dict[str, tuple[tuple[int, ...], FieldThresholds | None]] = field(init=False)
+    # by_field, compiled and changes in one lookup per field of a message
+    reach: dict[str, _Reach] = field(init=False)
     # its `silent` rules (as the conditions give them), which resume when the source is back
     silent: tuple[int, ...] = field(init=False)
     # an entity's own index (the rules naming it), which always comes after its source's
     # shared one: both indexes' ``reach`` in one entry per field, made as fields are seen
     # (``_reach_both``) so that a message looks each field up once
-    with_shared: dict[str, tuple[tuple[int, ...], FieldThresholds | None]] = field(
-        init=False, default_factory=dict)
+    with_shared: dict[str, _Reach] = field(init=False, default_factory=dict)
 
-    def __post_init__(self, compiled: dict[str, FieldThresholds]) -> None:
-        self.reach = {f: (self.by_field.get(f, ()), compiled.get(f))
-                      for f in (*self.by_field, *compiled)}
+    def __post_init__(self, compiled: dict[str, FieldThresholds],
+                      changes: dict[str, FieldChanges]) -> None:
+        self.reach = {f: (self.by_field.get(f, ()), compiled.get(f), changes.get(f))
+                      for f in (*self.by_field, *compiled, *changes)}
         self.silent = tuple(n for n, rule in self.rules
                             if isinstance(self.conditions.get(n, rule.condition), s.Silent))
 
@@ -263,12 +271,21 @@ class Engine:
         every: list[int] = []
         timed: list[int] = []
         plain: dict[str, list[tuple[int, s.Threshold]]] = {}
+        changes: dict[str, list[tuple[float, int]]] = {}
         nulls: set[str] = set()
         for number, rule in rules:
             condition = conditions.get(number, rule.condition)
             nulls.update(_missing_fields(condition))
             if self._compile and isinstance(condition, s.Threshold) and compilable(condition):
                 plain.setdefault(condition.field, []).append((number, condition))
+                continue
+            if self._compile and condition.__class__ is s.Change \
+                    and condition.field not in VIRTUAL_FIELDS:
+                assert isinstance(condition, s.Change)
+                amount = change_amount(condition)
+                if amount is not None:  # (one without cannot hold: it is reached by nothing)
+                    changes.setdefault(condition.field, []).append((float(amount), number))
+                timed.append(number)
                 continue
             fields = s.condition_fields(condition)
             if isinstance(condition, s.Silent) or fields & set(VIRTUAL_FIELDS) \
@@ -283,6 +300,7 @@ class Engine:
         index = _Index(rules, {f: tuple(n) for f, n in by_field.items()}, tuple(every),
                        tuple(timed), conditions,
                        {f: FieldThresholds(found) for f, found in plain.items()},
+                       {f: FieldChanges(found) for f, found in changes.items()},
                        tuple(sorted(nulls)))
         if not conditions:
             self._indexes[key] = index
@@ -359,7 +377,7 @@ class Engine:
                 if len(layers) == 1:
                     continue
                 found = _reach_both(layers, name)
-            reached, thresholds = found
+            reached, thresholds, changes = found
             if reached:
                 numbers.update(reached)
             if thresholds is not None:  # only those that now hold can start an alert
@@ -367,6 +385,10 @@ class Engine:
                     value = histories[name].newest()  # what conditions will read
                 if value.__class__ is float and (started := thresholds.starting(value)):
                     numbers.update(started)
+            if changes is not None:  # ... only those whose amount the spread reaches
+                spread = histories[name].spread()
+                if spread >= changes.least:
+                    numbers.update(changes.reaching(spread))
         if message.absent_is_null:  # nulls matter only to the `missing` conditions that
             for index in layers:  # reach the entity
                 for name in index.nulls:
@@ -660,16 +682,17 @@ _EVENTS: dict[Notice, tuple[type[AlertFired | AlertRepeated | AlertResolved | Al
     Notice.FLAPPING: (AlertFlapping, NoticeKind.FLAPPING)}
 
 
-def _reach_both(layers: tuple[_Index, ...], name: str
-                ) -> tuple[tuple[int, ...], FieldThresholds | None]:
+def _reach_both(layers: tuple[_Index, ...], name: str) -> _Reach:
     """The shared index's and the entity's own index's ``reach`` for one field, as one
     entry, kept in the own index for the next message (``_Index.with_shared``)."""
     shared, own = layers
-    shared_rules, shared_bounds = shared.reach.get(name, ((), None))
-    own_rules, own_bounds = own.reach.get(name, ((), None))
+    shared_rules, shared_bounds, shared_changes = shared.reach.get(name, ((), None, None))
+    own_rules, own_bounds, own_changes = own.reach.get(name, ((), None, None))
     bounds = own_bounds if shared_bounds is None else shared_bounds if own_bounds is None \
         else FieldThresholds.merged(shared_bounds, own_bounds)
-    found = own.with_shared[name] = (shared_rules + own_rules, bounds)
+    changes = own_changes if shared_changes is None else shared_changes \
+        if own_changes is None else FieldChanges.merged(shared_changes, own_changes)
+    found = own.with_shared[name] = (shared_rules + own_rules, bounds, changes)
     return found
 
 
