@@ -76,9 +76,10 @@ def test_an_entity_with_five_full_histories_and_no_alert_stays_compact() -> None
         return engine
 
     per_entity = traced_bytes(fleet) / entities
-    # 2,320 here: five histories of 344, the entity (152), its dicts, key, id and times;
-    # 2,544 before histories were single objects and entities shared an empty alerts dict
-    assert per_entity <= 2_400, per_entity
+    # 2,320 on one machine, 2,400-2,402 on another of the same kind (same interpreter): five
+    # histories of 328-344, the entity (152), its dicts, key, id and times; 2,544 before
+    # histories were single objects and entities shared an empty alerts dict
+    assert per_entity <= 2_450, per_entity
 
 
 def test_a_field_that_stops_arriving_keeps_its_two_queues_not_every_null_since() -> None:
