@@ -14,8 +14,10 @@ described in ``problems``, never raised.
 from __future__ import annotations
 
 import json
+import math
 from collections import OrderedDict
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from alertd.model import Message
@@ -30,6 +32,7 @@ from alertd.sources.common import (
     parse_time,
 )
 
+_MSG_TIME = attrgetter("msg_time")
 SEEN_IDS = 10_000  # enough to cover any replay overlap
 PACKET_SKIP = frozenset({"id", "device_id", "transceived_at", "inserted_at", "meta", "device",
                          "interface", "packet"})
@@ -42,8 +45,8 @@ def flatten(data: dict[str, Any], prefix: str = "", out: dict[str, Any] | None =
     for key, value in data.items():
         if isinstance(value, dict):
             flatten(value, f"{prefix}{key}.", out)
-        else:
-            out[f"{prefix}{key}"] = value
+        else:  # a reading's own names as they came (the parser's, hashed once)
+            out[f"{prefix}{key}" if prefix else key] = value
     return out
 
 
@@ -93,18 +96,19 @@ class ElementDecoder:
         envelopes = parsed if isinstance(parsed, list) else [parsed]
         events: list[Message] = []
         problems: list[str] = []
+        latest = math.inf if self.latest is None else self.latest()  # once per frame
         for envelope in envelopes:
             try:
-                problem = self._envelope(envelope, events)
+                problem = self._envelope(envelope, events, latest)
             except RecursionError:  # data nested deeper than flatten can follow
                 problem = "envelope nested too deeply"
             if problem:
                 problems.append(f"{problem}: {excerpt(envelope)}")
         if len(events) > 1:  # a replay frame: evaluate in measurement order, so a reading
-            events.sort(key=lambda e: e.msg_time)  # inserted late is not judged late
+            events.sort(key=_MSG_TIME)  # inserted late is not judged late
         return Decoded(tuple(events), tuple(problems))
 
-    def _envelope(self, envelope: Any, events: list[Message]) -> str | None:
+    def _envelope(self, envelope: Any, events: list[Message], latest: float) -> str | None:
         if not isinstance(envelope, dict):
             return "item is not an event envelope"
         kind, body = envelope.get("event"), envelope.get("body")
@@ -145,7 +149,7 @@ class ElementDecoder:
             if len(self._seen) > SEEN_IDS:
                 self._seen.popitem(last=False)
         if inserted is not None and (self._newest is None or inserted >= self._newest) \
-                and (self.latest is None or inserted <= self.latest()):
+                and inserted <= latest:
             if self._newest is None or inserted > self._newest:
                 self._boundary = set()
             self._newest = inserted
