@@ -135,8 +135,11 @@ class ElementDecoder:
             data = body.get("data")
             if not isinstance(data, dict):
                 return "reading whose data is not an object"
-            fields = _context(body)
-            flatten(data, "", fields)  # the reading's own data wins over any name clash
+            fields = _context(body)  # the reading's own data wins over any name clash:
+            if dict in map(type, data.values()):  # (a parsed frame's objects are dicts)
+                flatten(data, "", fields)
+            else:  # flat, as readings usually are
+                fields.update(data)
         else:
             fields = _context(body)
             fields.update((k, v) for k, v in body.items() if k not in PACKET_SKIP
