@@ -179,16 +179,7 @@ class _Builder:
 
     def build(self, node: yaml.Node, depth: int = 0) -> Node:
         if not self.aliases:  # every node once: nothing to count or look up
-            if depth > MAX_DEPTH:
-                return self.refuse(node, f"lists and mappings nested more than {MAX_DEPTH} "
-                                         "deep")
-            if isinstance(node, yaml.MappingNode):
-                return self.mapping(node, depth)
-            if isinstance(node, yaml.SequenceNode):
-                return Sequence(self.loc(node), tuple(self.build(item, depth + 1)
-                                                      for item in node.value))
-            assert isinstance(node, yaml.ScalarNode)
-            return self.scalar(node)
+            return self._made(node, depth)
         if id(node) in self.building:
             return self.refuse(node, "an alias refers to the list or mapping that contains it "
                                      "(a recursive alias); write the values out")
@@ -198,22 +189,24 @@ class _Builder:
                 return self.refuse(node, f"too many aliases: they expand to more than "
                                          f"{MAX_EXPANSION} values")
             return self.done[id(node)]
-        if depth > MAX_DEPTH:
-            return self.refuse(node, f"lists and mappings nested more than {MAX_DEPTH} deep")
         self.building.add(id(node))
-        built: Node
-        if isinstance(node, yaml.MappingNode):
-            built = self.mapping(node, depth)
-        elif isinstance(node, yaml.SequenceNode):
-            built = Sequence(self.loc(node), tuple(self.build(item, depth + 1)
-                                                   for item in node.value))
-        else:
-            assert isinstance(node, yaml.ScalarNode)
-            built = self.scalar(node)
+        built = self._made(node, depth)
         self.building.discard(id(node))
         self.done[id(node)] = built
         self.sizes[id(node)] = self.size(node)
         return built
+
+    def _made(self, node: yaml.Node, depth: int) -> Node:
+        """``node`` built, however deep it is nested (``build`` looks after aliases)."""
+        if depth > MAX_DEPTH:
+            return self.refuse(node, f"lists and mappings nested more than {MAX_DEPTH} deep")
+        if isinstance(node, yaml.MappingNode):
+            return self.mapping(node, depth)
+        if isinstance(node, yaml.SequenceNode):
+            return Sequence(self.loc(node), tuple(self.build(item, depth + 1)
+                                                  for item in node.value))
+        assert isinstance(node, yaml.ScalarNode)
+        return self.scalar(node)
 
     def size(self, node: yaml.Node) -> int:
         """Values in ``node`` counted as if every alias in it were expanded."""

@@ -100,6 +100,11 @@ class Change:
     drop: float | None = None
     rise: float | None = None
 
+    @property
+    def amount(self) -> float | None:
+        """What the field must fall (or rise) by; None: the condition cannot hold."""
+        return self.drop if self.drop is not None else self.rise
+
 
 @dataclass(frozen=True, slots=True)
 class AllOf:

@@ -71,11 +71,6 @@ class FieldThresholds:
         return found
 
 
-def change_amount(condition: s.Change) -> float | None:
-    """What a `change` condition's field must fall or rise by (``conditions._change``)."""
-    return condition.drop if condition.drop is not None else condition.rise
-
-
 class FieldChanges:
     """The `change` rules of one field, by amount: ``reaching(spread)`` lists the rules
     (by number) whose amount the field's spread (its largest number kept minus its

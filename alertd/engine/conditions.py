@@ -181,7 +181,7 @@ def _change(c: s.Change, entity: EntityView, now: float) -> Result:
     best, oldest_used, newest, detail = history.largest_change(start, c.drop is not None)
     if newest is None:  # values were seen, and have all slid out: no change is left
         newest = history.newest()
-    amount = c.drop if c.drop is not None else c.rise
+    amount = c.amount
     if amount is None or best < amount or oldest_used is None:
         return Result(False, c.field, newest)
     change = None if detail is None else (best, detail[0], detail[2] - detail[1])

@@ -29,7 +29,7 @@ from typing import Any
 
 from alertd.config import schema as s
 from alertd.engine.alerts import EPS, FIRING, INACTIVE, PENDING, Alert, Notice
-from alertd.engine.compiled import FieldChanges, FieldThresholds, change_amount, compilable
+from alertd.engine.compiled import FieldChanges, FieldThresholds, compilable
 from alertd.engine.conditions import VIRTUAL_FIELDS, Result, evaluate
 from alertd.engine.explain import EntitySeen, explain
 from alertd.engine.history import FieldHistory, normalise
@@ -279,10 +279,9 @@ class Engine:
             if self._compile and isinstance(condition, s.Threshold) and compilable(condition):
                 plain.setdefault(condition.field, []).append((number, condition))
                 continue
-            if self._compile and condition.__class__ is s.Change \
+            if self._compile and isinstance(condition, s.Change) \
                     and condition.field not in VIRTUAL_FIELDS:
-                assert isinstance(condition, s.Change)
-                amount = change_amount(condition)
+                amount = condition.amount
                 if amount is not None:  # (one without cannot hold: it is reached by nothing)
                     changes.setdefault(condition.field, []).append((float(amount), number))
                 timed.append(number)
@@ -701,7 +700,7 @@ def _cannot_change(condition: s.Change, entity: Entity) -> bool:
     are all closer together than its amount. Most rules on a steady stream, at the cost of
     no per-value loop."""
     history = entity.fields.get(condition.field)
-    amount = condition.drop if condition.drop is not None else condition.rise
+    amount = condition.amount
     return history is None or amount is None or history.spread() < amount
 
 

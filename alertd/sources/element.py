@@ -42,6 +42,9 @@ def flatten(data: dict[str, Any], prefix: str = "", out: dict[str, Any] | None =
             ) -> dict[str, Any]:
     """``{"battery": {"voltage": 3}}`` -> ``{"battery.voltage": 3}``; lists stay values."""
     out = {} if out is None else out
+    if not prefix and dict not in map(type, data.values()):  # flat, as readings usually
+        out.update(data)  # are (a parsed frame's objects are dicts): its names as they came
+        return out
     for key, value in data.items():
         if isinstance(value, dict):
             flatten(value, f"{prefix}{key}.", out)
@@ -70,7 +73,8 @@ class ElementDecoder:
         self.source = source
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._boundary: set[str] = set()  # ids inserted at exactly newest_inserted_at
-        self.latest: Callable[[], float] | None = None  # no replay position beyond this time
+        # no replay position beyond this time (read once per frame)
+        self.latest: Callable[[], float] | None = None
         after, self._boundary = read_cursor(after)
         self.newest_inserted_at = after
         self._newest = parse_time(after) if after else None
@@ -135,11 +139,8 @@ class ElementDecoder:
             data = body.get("data")
             if not isinstance(data, dict):
                 return "reading whose data is not an object"
-            fields = _context(body)  # the reading's own data wins over any name clash:
-            if dict in map(type, data.values()):  # (a parsed frame's objects are dicts)
-                flatten(data, "", fields)
-            else:  # flat, as readings usually are
-                fields.update(data)
+            fields = _context(body)
+            flatten(data, "", fields)  # the reading's own data wins over any name clash
         else:
             fields = _context(body)
             fields.update((k, v) for k, v in body.items() if k not in PACKET_SKIP
