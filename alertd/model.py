@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Message:
     """One reading or packet of an entity.
 
@@ -33,6 +33,25 @@ class Message:
     absent_is_null: bool = True
     history_only: bool = False  # evaluated by an earlier run (a window resent after a
     # restart): it rebuilds the entity's history but is not evaluated again
+
+    def __init__(self, source: str, entity: str, msg_time: float, fields: Mapping[str, Any],
+                 srv_time: float | None = None, entity_name: str | None = None,
+                 absent_is_null: bool = True, history_only: bool = False) -> None:
+        # what a frozen dataclass's own __init__ does, through each slot's setter: that one
+        # looks object.__setattr__ up again for every field, 1.8 us a message against 0.84
+        # (a decoder makes one per reading: a fifth of an ELEMENT reading's decoding)
+        _source(self, source)
+        _entity(self, entity)
+        _msg_time(self, msg_time)
+        _fields(self, fields)
+        _srv_time(self, srv_time)
+        _entity_name(self, entity_name)
+        _absent_is_null(self, absent_is_null)
+        _history_only(self, history_only)
+
+
+(_source, _entity, _msg_time, _fields, _srv_time, _entity_name, _absent_is_null,
+ _history_only) = (getattr(Message, name).__set__ for name in Message.__slots__)
 
 
 @dataclass(frozen=True, slots=True)
