@@ -102,6 +102,9 @@ class _Index:
     compiled: InitVar[dict[str, FieldThresholds]]
     changes: InitVar[dict[str, FieldChanges]]
     nulls: tuple[str, ...]  # fields its `missing` conditions read: an absent one is a null
+    # its `missing` rules (whole conditions) by field, reached only when the field's newest
+    # entry is null: most messages carry the field, and no such rule can hold then
+    missing: tuple[tuple[str, tuple[int, ...]], ...]
     # by_field, compiled and changes in one lookup per field of a message
     reach: dict[str, _Reach] = field(init=False)
     # its `silent` rules (as the conditions give them), which resume when the source is back
@@ -272,6 +275,7 @@ class Engine:
         timed: list[int] = []
         plain: dict[str, list[tuple[int, s.Threshold]]] = {}
         changes: dict[str, list[tuple[float, int]]] = {}
+        missing: dict[str, list[int]] = {}
         nulls: set[str] = set()
         for number, rule in rules:
             condition = conditions.get(number, rule.condition)
@@ -285,6 +289,9 @@ class Engine:
                 if amount is not None:  # (one without cannot hold: it is reached by nothing)
                     changes.setdefault(condition.field, []).append((float(amount), number))
                 timed.append(number)
+                continue
+            if self._compile and isinstance(condition, s.Missing):
+                missing.setdefault(condition.field, []).append(number)
                 continue
             fields = s.condition_fields(condition)
             if isinstance(condition, s.Silent) or fields & set(VIRTUAL_FIELDS) \
@@ -300,7 +307,8 @@ class Engine:
                        tuple(timed), conditions,
                        {f: FieldThresholds(found) for f, found in plain.items()},
                        {f: FieldChanges(found) for f, found in changes.items()},
-                       tuple(sorted(nulls)))
+                       tuple(sorted(nulls)),
+                       tuple((f, tuple(found)) for f, found in sorted(missing.items())))
         if not conditions:
             self._indexes[key] = index
         return index
@@ -362,15 +370,20 @@ class Engine:
         newest = not late
         numbers: set[int] = set()
         reach = layers[0].reach if len(layers) == 1 else layers[1].with_shared
+        usual = 0  # fields recorded the usual way (``FieldHistory.record``)
         for name, value in fields.items():
             horizon = read.get(name)  # only fields some rule reads get a history
-            if horizon is not None:
-                history = histories.get(name)
-                if history is None:
-                    history = histories[name] = FieldHistory(horizon)
-                if value.__class__ is not float:
-                    value = normalise(value)
-                history.record(msg_time, value)
+            if horizon is None:
+                continue  # no rule reads it
+            history = histories.get(name)
+            if history is None:
+                history = histories[name] = FieldHistory(horizon)
+            if value.__class__ is not float:
+                value = normalise(value)
+            if history.record(msg_time, value):
+                usual += 1
+            elif not (newest and value.__class__ is float and _finite(value)):
+                value = history.newest()  # what conditions will read
             found = reach.get(name)
             if found is None:
                 if len(layers) == 1:
@@ -379,13 +392,12 @@ class Engine:
             reached, thresholds, changes = found
             if reached:
                 numbers.update(reached)
-            if thresholds is not None:  # only those that now hold can start an alert
-                if not (newest and value.__class__ is float and _finite(value)):
-                    value = histories[name].newest()  # what conditions will read
-                if value.__class__ is float and (started := thresholds.starting(value)):
-                    numbers.update(started)
+            # only those that now hold can start an alert
+            if thresholds is not None and value.__class__ is float \
+                    and (started := thresholds.starting(value)):
+                numbers.update(started)
             if changes is not None:  # ... only those whose amount the spread reaches
-                spread = histories[name].spread()
+                spread = history.spread()
                 if spread >= changes.least:
                     numbers.update(changes.reaching(spread))
         if message.absent_is_null:  # nulls matter only to the `missing` conditions that
@@ -400,15 +412,21 @@ class Engine:
             entity.last_msg_time = msg_time
             entity.last_receipt = now
             entity.last_srv_time = message.srv_time
-            for history in histories.values():
-                history.prune(msg_time)
+            if usual < len(histories):  # a history recorded the usual way is pruned
+                for history in histories.values():
+                    history.prune(msg_time)
         if message.entity_name:
             entity.name = message.entity_name
         if message.history_only:  # evaluated by an earlier run: it only rebuilds the history
             return []
         for index in layers:
             numbers.update(index.every_message)
+            for name, missing in index.missing:
+                if not _cannot_miss(histories.get(name)):
+                    numbers.update(missing)
         reached_rules = self._with_live(entity, numbers)
+        if not reached_rules:
+            return []  # (what ``_evaluate`` gives for no rule)
         if late:  # measured before messages already seen: it may break a pending period
             for alert in restart_periods(entity, entity.alerts, entity.conditions,
                                          reached_rules, msg_time, fields):
@@ -476,9 +494,8 @@ class Engine:
             rule = rules[number]
             condition = conditions.get(number, rule.condition)
             alert = entity.alerts.get(number)
-            if alert is None and self._compile and (
-                    condition.__class__ is s.Change and _cannot_change(condition, entity)
-                    or condition.__class__ is s.Missing and _cannot_miss(condition, entity)):
+            if alert is None and self._compile and condition.__class__ is s.Change \
+                    and _cannot_change(condition, entity):
                 continue  # no alert, and its condition cannot hold: nothing to do
             firing = alert is not None and alert.firing
             if isinstance(condition, s.Silent):
@@ -704,11 +721,9 @@ def _cannot_change(condition: s.Change, entity: Entity) -> bool:
     return history is None or amount is None or history.spread() < amount
 
 
-def _cannot_miss(condition: s.Missing, entity: Entity) -> bool:
-    """Whether a `missing` rule cannot hold: its field has no history, or its newest entry
-    has a value (``conditions._missing`` says the same, after more work). A `missing` rule
-    reaches every message of its entities; most of them carry the field."""
-    history = entity.fields.get(condition.field)
+def _cannot_miss(history: FieldHistory | None) -> bool:
+    """Whether a `missing` rule of this field cannot hold: the field has no history, or its
+    newest entry has a value (``conditions._missing`` says the same, after more work)."""
     return history is None or not history or history[-1] == history[-1]  # not NaN: a value
 
 

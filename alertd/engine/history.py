@@ -88,10 +88,14 @@ class FieldHistory(_Doubles):
 
     # ---- writing -------------------------------------------------------------------------
 
-    def record(self, msg_time: float, value: Any) -> None:
+    def record(self, msg_time: float, value: Any) -> bool:
         """Add one message's value (None: null) in ``msg_time`` order. An entry with the same
         ``msg_time`` is the same message seen again (a resend, a replay) or another reading
-        of it: merged, never counted twice, and a null never hides a value."""
+        of it: merged, never counted twice, and a null never hides a value.
+
+        True for the usual message (a finite number, newer than the newest, the extremes
+        known): ``value`` is then the newest value, and the history is already pruned to
+        ``msg_time`` (``prune(msg_time)`` would do nothing)."""
         size = len(self)
         hi = self._hi
         if hi >= 0 and value.__class__ is float and _finite(value) and msg_time > self[size - 2]:
@@ -116,7 +120,7 @@ class FieldHistory(_Doubles):
                     self._hi, self._lo = hi - 2, lo - 2  # queue nor window (``_shorten``)
                 elif horizon <= 0 or self[0] < self._start or size + 2 > _MOST:
                     self._shorten()
-            return
+            return True
         if value is None:
             code = NULL
         elif value.__class__ is float and _finite(value):
@@ -144,6 +148,7 @@ class FieldHistory(_Doubles):
         if len(self) > _QUEUE and (horizon <= 0 or self[0] < self._start
                                    or len(self) > _MOST):
             self._shorten()
+        return False
 
     def _merge(self, msg_time: float, code: float) -> None:
         """Record an entry not newer than the newest: the same message again, or a late one."""
