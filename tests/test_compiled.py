@@ -1,5 +1,6 @@
 """The compiled paths give what evaluating every rule gives (issue 15: no behaviour change):
-thresholds compiled into sorted bounds, and `change` rules skipped while they cannot hold.
+thresholds compiled into sorted bounds, and `change` and `missing` rules skipped while they
+cannot hold.
 
 Thresholds compiled into sorted bounds reach only the rules whose condition holds; live
 alerts are tracked in a set instead of a scan. A hypothesis property runs random rule sets
@@ -101,6 +102,24 @@ def test_a_small_change_fires_beside_bigger_ones_on_the_same_field() -> None:
         fired.append(sorted(n.rule for n in notes_of(engine.receive(
             Message("cold", "d1", float(t), {"a": value}), float(t))) if n.state == "firing"))
     assert fired == [[], ["d1-mid", "small"], ["big"]]
+
+
+def test_missing_rules_are_reached_once_their_field_is_null() -> None:
+    """A `missing` rule is compiled per field: a message that carries the field with a value
+    cannot make it hold and does not reach it; one without the field (a null, for an
+    ELEMENT reading) or with a null does, for a rule naming the device and an open one."""
+    def rule(name: str, nulls: int, entities: tuple[str, ...] | None = None) -> s.Rule:
+        return s.Rule(LOC, name, s.Missing(LOC, "a", nulls), notify=("ops",),
+                      entities=entities)
+
+    engine = Engine([rule("two-gaps", 2), rule("d1-gap", 1, ("d1",))], SOURCES, 0.0)
+    seen = []
+    for t, fields in enumerate([{"a": 1.0}, {"b": 2.0}, {"a": None}, {"a": 5.0}], start=1):
+        seen.append(sorted((n.rule, n.state) for n in notes_of(engine.receive(
+            Message("cold", "d1", float(t), fields), float(t)))))
+    assert seen == [[], [("d1-gap", "firing")], [("two-gaps", "firing")],
+                    [("d1-gap", "resolved"), ("two-gaps", "resolved")]]
+    assert notes_of(engine.receive(Message("cold", "d2", 5.0, {"b": 1.0}), 5.0)) == []
 
 
 @st.composite
