@@ -48,11 +48,11 @@ from alertd.config import load_config
 from alertd.config import schema as s
 from alertd.engine import Engine, firing_at_start
 from alertd.errors import ConfigError, ResourceError
+from alertd.escape import plural
 from alertd.logs import Redact, secrets_of
 from alertd.metrics import (Histogram, Snapshot, alerts_json, down_tolerances, health_json,
                             render)
 from alertd.model import AlertEvent, AlertSettled, Batch, Event, Notification
-from alertd.notify.message import plural
 from alertd.notify.decision import describe
 from alertd.notify.plan import Entry, Outgoing, Plan, Settled, outgoing
 from alertd.notify.planner import Planner

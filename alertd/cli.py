@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING
 
 from alertd import __version__
 from alertd.errors import AlertdError, ConfigError, ResourceError, UsageError
-from alertd.model import LISTED
-from alertd.notify.message import plural
+from alertd.escape import plural
 
 if TYPE_CHECKING:
     from alertd.config import schema as s
@@ -262,6 +261,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
     from alertd.clock import wall_time
+    from alertd.model import LISTED
     from alertd.notify.message import duration_text
     from alertd.notify.silences import Silence, alert_values, covering
     from alertd.store import Store

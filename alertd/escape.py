@@ -6,7 +6,8 @@ ESC sequence recolours or clears the operator's terminal, and a 1 MB name makes 
 message. ``escape`` writes every control character (C0, DEL, C1, the Unicode line and
 paragraph separators, and the bidirectional overrides that reorder what a reader sees) as a
 visible escape (``\\n``, ``\\x1b``, ``\\u2028``); ``cut`` bounds a length with an ellipsis.
-Pure functions: logs, tables and notifications all use them.
+Pure functions: logs, tables and notifications all use them, and ``plural`` (``2 alerts``),
+here because ``alertd check`` imports nothing else of the notifications.
 """
 
 from __future__ import annotations
@@ -43,3 +44,8 @@ def safe(text: str, limit: int = FIELD_LIMIT) -> str:
     """One value from outside, ready to show: cut first (so escaping 1 MB costs nothing),
     escaped, and cut again (escapes make it longer)."""
     return cut(escape(cut(text, limit)), limit)
+
+
+def plural(count: int, word: str) -> str:
+    """``1 alert``, ``2 alerts``: the count with its noun."""
+    return f"{count} {word}{'' if count == 1 else 's'}"

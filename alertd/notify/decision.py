@@ -33,8 +33,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from alertd.escape import plural
 from alertd.model import Notification
-from alertd.notify.message import plural
 from alertd.notify.mute import zone_text
 from alertd.notify.silences import Silence
 

@@ -24,11 +24,6 @@ LISTED = 20  # alerts listed in one message: a phone screen, not a report
 MARK = {kind: kind.value.upper() for kind in NoticeKind}  # {STATE} in a title
 
 
-def plural(count: int, word: str) -> str:
-    """``1 alert``, ``2 alerts``: the count with its noun."""
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 class NotifyType(enum.StrEnum):
     """apprise's notify types (its values), from least to most severe: Slack, Telegram,
     Teams and webhooks show them (a colour, an icon, the JSON ``type``)."""
