@@ -3,8 +3,8 @@
 Validating a URL loads every apprise plugin (about half a second), which is most of
 ``alertd check``'s time however many rules a file has. The answer only changes with the URL,
 with apprise's version or with alertd's checking code, so it is kept in the user's cache folder
-(``$XDG_CACHE_HOME/alertd``, else ``~/.cache/alertd``), keyed by an HMAC of the apprise
-version and the URL under a random key kept beside it (mode 0600): the file holds no URL and
+(``$XDG_CACHE_HOME/alertd``, else ``~/.cache/alertd``), keyed by an HMAC of the installed
+apprise and the URL under a random key kept beside it (mode 0600): the file holds no URL and
 no secret, and its keys say nothing about them. A cache that cannot be read or written is
 simply not used.
 """
@@ -17,7 +17,7 @@ import json
 import os
 import secrets
 from functools import lru_cache
-from importlib import metadata
+from importlib.machinery import PathFinder
 from pathlib import Path
 
 KEPT = 2000  # answers kept; the oldest go first
@@ -43,12 +43,17 @@ def _key(folder: Path) -> bytes:
 
 @lru_cache(maxsize=1)
 def _version() -> str:
-    """apprise's version, and the file that words the answers (a changed check is a new
-    cache; its size and time stand for its content)."""
+    """The installed apprise (its ``__init__.py``, which names its version) and the file that
+    words the answers: either changed is a new cache (a file's size and time stand for its
+    content). Found without importing apprise, and without ``importlib.metadata``, whose
+    import and search of the installed packages were a tenth of ``alertd check``."""
     from alertd.senders import apprise_sender
 
-    status = os.stat(apprise_sender.__file__)
-    return f"{metadata.version('apprise')} {status.st_size} {status.st_mtime_ns}"
+    spec = PathFinder.find_spec("apprise")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("apprise is not installed")
+    found = [os.stat(path) for path in (spec.origin, apprise_sender.__file__)]
+    return " ".join(f"{status.st_size} {status.st_mtime_ns}" for status in found)
 
 
 def _name(url: str, folder: Path) -> str:
@@ -71,7 +76,7 @@ def lookup(url: str) -> tuple[bool, str | None]:
         folder = _folder()
         answers = _load(folder)
         name = _name(url, folder)
-    except (OSError, ValueError, metadata.PackageNotFoundError):
+    except (OSError, ValueError):
         return False, None
     if name in answers:
         answer = answers[name]
@@ -95,5 +100,5 @@ def remember(url: str, answer: str | None) -> None:
         temporary = folder / f"urls.json.{os.getpid()}"
         temporary.write_text(json.dumps(answers))
         os.replace(temporary, folder / "urls.json")
-    except (OSError, ValueError, metadata.PackageNotFoundError):
+    except (OSError, ValueError):
         return
