@@ -13,12 +13,16 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from alertd.config import schema as s
 from alertd.config.schema import HISTORY_DEPTH as DEPTH
 from alertd.engine import Engine
 from alertd.engine.history import FieldHistory
 from alertd.errors import Loc
 from alertd.model import Message
+from tests.budget import examples
 
 LOC = Loc("test", 1)
 FIELDS = ("temp", "hum", "bat", "co2", "press")
@@ -96,3 +100,27 @@ def test_a_field_that_stops_arriving_keeps_its_two_queues_not_every_null_since()
     # the 12 nulls and the 12 values the queues need, and the one being recorded: 25
     # entries, 50 doubles and CPython's over-allocation; it kept every null since (5 KB)
     assert per_field <= 104 + 8 * 2 * (2 * DEPTH + 1) + 8 * 16 + 24 + 8 + 8, per_field
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 40), st.sampled_from([1.0, 10.0, 30.0, 45.0, 200.0])),
+                min_size=1, max_size=6),
+       st.sampled_from([0.0, 60.0, 600.0]))
+def test_a_steady_stream_keeps_exactly_its_queues_and_its_window(
+        runs: list[tuple[int, float]], horizon: float) -> None:
+    """Numbers in order (the usual reading), in runs of one pace: after each one, the
+    history holds the 12 newest entries and, with a `change` horizon, every entry within
+    it, and nothing older (a reading every 30 s with `within: 10m` keeps 21; a long gap
+    after a fast run drops many at once). The queues and the window read the same with an
+    entry too many, so only its length can say that one stayed."""
+    history = FieldHistory(horizon)
+    times: list[float] = []
+    gaps = [gap for count, gap in runs for _ in range(count)]
+    for step, gap in enumerate(gaps):
+        now = (times[-1] if times else 0.0) + gap
+        history.record(now, float(step % 7))  # repeated extremes: some leave as the oldest
+        history.spread()  # as the engine reads it: the extremes known, the usual path taken
+        times.append(now)
+        kept = [t for i, t in enumerate(times)
+                if i >= len(times) - DEPTH or (horizon > 0 and t >= now - horizon)]
+        assert list(history[0::2]) == kept

@@ -114,10 +114,15 @@ class FieldHistory(_Doubles):
                 if start > self._start:
                     self._start = start
             if size >= _QUEUE:
-                if size == _QUEUE and (horizon <= 0 or self[0] < self._start) \
-                        and hi != 1 and lo != 1 and not self._other:
-                    del self[:2]  # one entry too many, the oldest one an extreme of neither
-                    self._hi, self._lo = hi - 2, lo - 2  # queue nor window (``_shorten``)
+                if hi != 1 and lo != 1 and not self._other and (
+                        size == _QUEUE and (horizon <= 0 or self[0] < self._start)
+                        or horizon > 0 and self[0] < self._start <= self[2]
+                        and size + 2 <= _MOST):
+                    # one entry too many, the oldest, an extreme of neither: in neither queue
+                    # nor the window, or the one that left a window longer than the queues
+                    # (a reading every 30 s, `within: 10m`): what ``_shorten`` drops
+                    del self[:2]
+                    self._hi, self._lo = hi - 2, lo - 2
                 elif horizon <= 0 or self[0] < self._start or size + 2 > _MOST:
                     self._shorten()
             return True
