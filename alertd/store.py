@@ -260,6 +260,11 @@ class Store:
         self._restarted: int | None = None
         self._file: int | None = None  # the daemon's descriptor of the file (checkpoint)
         self.using = threading.RLock()  # held by whichever thread uses the connection
+        # held by a write of this connection, and by the checkpointer while it starts the log
+        # over (its write syncs the log's header, under SQLite's write lock): each waits for
+        # the other here, instead of a write failing at the busy timeout when the disk is
+        # slow (it was then retried a quarter of a second later, its notifications with it)
+        self._restarting = threading.RLock()
 
     @classmethod
     def open(cls, path: str | Path, busy_timeout: float = CLI_BUSY_TIMEOUT) -> Store:
@@ -300,6 +305,8 @@ class Store:
             # deleted, it would create a new one at the path
             store._checkpointer = sqlite3.connect(str(path), timeout=0, isolation_level=None,
                                                   check_same_thread=False)
+            # its log restart syncs the log's header, not its commit as well (FULL would)
+            store._checkpointer.execute("PRAGMA synchronous=NORMAL")
             # the file's first bytes, read through a descriptor kept open: closing any
             # descriptor of the file would drop every POSIX lock this process holds on it,
             # SQLite's included, and another connection could then reset the log under us
@@ -358,7 +365,8 @@ class Store:
             busy, frames, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             self._restarted = None
             if not busy and frames > 0 and copied == frames:
-                self._restarted = _restart_log(db)
+                with self._restarting:
+                    self._restarted = _restart_log(db)
         except sqlite3.Error as error:
             fatal = self._fatal(error)
             if fatal is not None:
@@ -402,7 +410,7 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self.using:
+        with self.using, self._restarting:
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield self.db

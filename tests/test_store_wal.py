@@ -197,3 +197,38 @@ def test_a_checkpoint_whose_restart_write_fails_still_counts_and_says_nothing(
     store.add_silence({"rule": "warm"}, 0.0, 3600.0, "after", 0.0)
     store.checkpoint()
     assert silences_in_the_file_alone(state, tmp_path) == ["kept", "after"]
+
+
+def test_a_write_meeting_the_logs_restart_on_a_slow_disk_waits_for_it_and_fails_not(
+        daemon_store: tuple[Path, Store], caplog: pytest.LogCaptureFixture) -> None:
+    """The checkpoint's restart of the log holds SQLite's write lock while it syncs the log's
+    header: on a slow disk longer than the daemon's busy timeout (50 ms). A write of the
+    daemon meanwhile waits for it and succeeds, instead of failing, logging that the file
+    is locked by another process, and coming back a quarter of a second later with the
+    notifications it carries. The disk is made slow by the restart's own write (0.3 s)."""
+    import threading
+    import time
+
+    state, store = daemon_store
+    restarting = threading.Event()
+
+    def slow() -> None:
+        restarting.set()
+        time.sleep(0.3)
+
+    assert store._checkpointer is not None  # private: the restart's connection
+    store._checkpointer.create_function("slow_disk", 0, slow)
+    store.db.execute("CREATE TRIGGER slow BEFORE INSERT ON meta WHEN NEW.key = "
+                     "'checkpointed_at' BEGIN SELECT slow_disk(); END")
+    store.add_silence({"rule": "warm"}, 0.0, 3600.0, "before", 0.0)
+    checkpoint = threading.Thread(target=store.checkpoint)
+    checkpoint.start()
+    try:
+        assert restarting.wait(10)
+        started = time.monotonic()
+        assert store.commit([], [], [], 1.0) == []  # raised StoreUnavailable before
+        assert time.monotonic() - started >= 0.1  # it did wait for the restart
+    finally:
+        checkpoint.join()
+    assert store.trouble is None
+    assert not [r for r in caplog.records if "cannot write" in r.getMessage()]
