@@ -17,7 +17,7 @@ import json
 import os
 import secrets
 from functools import lru_cache
-from importlib.machinery import PathFinder
+from importlib.util import find_spec
 from pathlib import Path
 
 KEPT = 2000  # answers kept; the oldest go first
@@ -46,10 +46,10 @@ def _version() -> str:
     """The installed apprise (its ``__init__.py``, which names its version) and the file that
     words the answers: either changed is a new cache (a file's size and time stand for its
     content). Found without importing apprise, and without ``importlib.metadata``, whose
-    import and search of the installed packages were a tenth of ``alertd check``."""
+    import and search of the installed packages were a fifth of ``alertd check``."""
     from alertd.senders import apprise_sender
 
-    spec = PathFinder.find_spec("apprise")
+    spec = find_spec("apprise")  # where it is, not imported
     if spec is None or spec.origin is None:
         raise FileNotFoundError("apprise is not installed")
     found = [os.stat(path) for path in (spec.origin, apprise_sender.__file__)]
