@@ -124,3 +124,20 @@ def test_a_steady_stream_keeps_exactly_its_queues_and_its_window(
         kept = [t for i, t in enumerate(times)
                 if i >= len(times) - DEPTH or (horizon > 0 and t >= now - horizon)]
         assert list(history[0::2]) == kept
+
+
+def test_a_window_whose_field_stopped_is_cut_when_the_entitys_other_fields_move_on() -> None:
+    """A Navixy tracker's attribute that stops coming (no null for it: its queues carry their
+    own) keeps its 12 newest values, not the whole `change` window it had: the window ends
+    with the entity's newest message, whichever fields that message carries."""
+    rules = [s.Rule(LOC, f"jump-{f}", s.Change(LOC, f, 600.0, rise=1000.0), notify=("ops",))
+             for f in ("a", "b")]
+    engine = Engine(rules, {"fleet": s.NavixySource(LOC, "fleet", "0" * 32, (7,))}, 0.0)
+    for second in range(1, 101):  # both, a second apart: 100 values in a's window
+        engine.receive(Message("fleet", "7", float(second), {"a": 1.0, "b": 1.0},
+                               absent_is_null=False), float(second))
+    for second in range(101, 801):  # b alone, and a's window slides past all of a's values
+        engine.receive(Message("fleet", "7", float(second), {"b": 1.0},
+                               absent_is_null=False), float(second))
+    kept = engine._entities["fleet/7"].fields["a"]  # private, but the bound is the point
+    assert len(kept) // 2 == DEPTH
