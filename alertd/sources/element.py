@@ -40,11 +40,14 @@ PACKET_SKIP = frozenset({"id", "device_id", "transceived_at", "inserted_at", "me
 
 def flatten(data: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = None
             ) -> dict[str, Any]:
-    """``{"battery": {"voltage": 3}}`` -> ``{"battery.voltage": 3}``; lists stay values."""
-    out = {} if out is None else out
+    """``{"battery": {"voltage": 3}}`` -> ``{"battery.voltage": 3}``; lists stay values.
+    Without ``out``, data with no nested object is returned as it is, not copied."""
     if not prefix and dict not in map(type, data.values()):  # flat, as readings usually
-        out.update(data)  # are (a parsed frame's objects are dicts): its names as they came
+        if out is None:  # are (a parsed frame's objects are dicts): its names as they came
+            return data
+        out.update(data)
         return out
+    out = {} if out is None else out
     for key, value in data.items():
         if isinstance(value, dict):
             flatten(value, f"{prefix}{key}.", out)
@@ -139,8 +142,8 @@ class ElementDecoder:
             data = body.get("data")
             if not isinstance(data, dict):
                 return "reading whose data is not an object"
-            fields = _context(body)
-            flatten(data, "", fields)  # the reading's own data wins over any name clash
+            fields = _context(body)  # the reading's own data wins over any name clash
+            fields = flatten(data, "", fields) if fields else flatten(data)
         else:
             fields = _context(body)
             fields.update((k, v) for k, v in body.items() if k not in PACKET_SKIP
