@@ -10,6 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -206,9 +208,6 @@ def test_a_write_meeting_the_logs_restart_on_a_slow_disk_waits_for_it_and_fails_
     daemon meanwhile waits for it and succeeds, instead of failing, logging that the file
     is locked by another process, and coming back a quarter of a second later with the
     notifications it carries. The disk is made slow by the restart's own write (0.3 s)."""
-    import threading
-    import time
-
     state, store = daemon_store
     restarting = threading.Event()
 

@@ -11,11 +11,12 @@ data is judged by its own timestamps and cannot raise an alert that the data con
 source is down; ``source_down`` counts the daemon's time.
 
 Cost: a message touches only the rules of its source and entity that read one of its fields,
-run on every message (``silent``, virtual fields, ``missing`` where absent means null), or
-have a live alert. Of those reading a field, a plain threshold is reached only when it holds
-and a `change` rule only when the field's spread reaches its amount (``compiled``): on a
-steady stream, neither costs a reading more than a comparison per field. Histories exist
-only for fields some rule reads.
+run on every message (``silent``, virtual fields, ``missing`` inside ``all``/``any``), or
+have a live alert. Of those reading a field, a plain threshold is reached only when it holds,
+a `change` rule only when the field's spread reaches its amount (``compiled``) and a
+`missing` rule only when the field's newest entry is null: on a steady stream, none costs a
+reading more than a comparison per field, and a message that reaches no rule is not
+evaluated. Histories exist only for fields some rule reads.
 """
 
 from __future__ import annotations
