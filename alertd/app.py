@@ -66,6 +66,7 @@ from alertd.senders.pool import START_TIMEOUT, ProcessSender
 from alertd.sources import element_client, navixy_client
 from alertd.sources.stats import SourceStats
 from alertd.store import Delivery, Store, StoreFailed, StoreUnavailable
+from alertd.store_thread import StoreThread
 from alertd.writes import Unwritten, WriteSchedule, positions_of
 
 if TYPE_CHECKING:
@@ -108,13 +109,13 @@ class Runtime:
     recorder: Recorder | None = None  # --record: every frame received, to files
     dry_run: bool = False  # --dry-run: every channel prints (a reload keeps it so)
     alerts_route: http_server.Route | None = None  # /alerts, as alertd alerts --json says
-    store_thread: trio.CapacityLimiter | None = None  # the store's calls, one at a time
+    store_thread: StoreThread | None = None  # the store's calls, one at a time
 
     def __post_init__(self) -> None:
-        # the store's thread: a limiter of one, so its calls run one at a time, in order;
-        # none on a virtual clock (it jumps while a thread works): the loop thread does them
+        # the store's thread, whose calls run one at a time, in order; none on a virtual
+        # clock (it jumps while a thread works): the loop thread does them
         if self.store_thread is None and not self.clock.virtual:
-            self.store_thread = trio.CapacityLimiter(1)
+            self.store_thread = StoreThread()
 
 
 async def run(config: s.Config, store: Store, *, config_path: str | None = None,
@@ -162,6 +163,8 @@ async def run(config: s.Config, store: Store, *, config_path: str | None = None,
                 couriers.stop(runtime.stop_grace)
             daemon.cancel_scope.cancel()  # the signal task
     finally:
+        if runtime.store_thread is not None:
+            runtime.store_thread.close()  # every call of it was awaited: none is left
         await sender.aclose()
 
 
@@ -520,9 +523,7 @@ async def _in_store(runtime: Runtime, call: Callable[[], T]) -> T:
     timeout of 50 ms)."""
     if runtime.store_thread is None:
         return call()
-    with trio.CancelScope(shield=True):
-        done = await trio.to_thread.run_sync(call, limiter=runtime.store_thread)
-    return done
+    return await runtime.store_thread.run(call)
 
 
 def _write(store: Store, work: Unwritten, now: float) -> list[int]:
