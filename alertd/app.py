@@ -518,9 +518,9 @@ async def _write_now(runtime: Runtime, work: Unwritten, schedule: WriteSchedule,
 async def _in_store(runtime: Runtime, call: Callable[[], T]) -> T:
     """``call`` on the state store in the store's one thread (``Runtime.store_thread``), so
     that a commit (or a lock held elsewhere) never stalls the event loop; one call at a
-    time, in the order they come. Shielded: a call that began is never left half-known by a
-    cancellation (a stop or reload finds what it did done), and every call is short (a busy
-    timeout of 50 ms)."""
+    time, in the order they come. Not cancellable: a call that began is never left
+    half-known by a cancellation (a stop or reload finds what it did done; the cancellation
+    is raised after it), and every call is short (a busy timeout of 50 ms)."""
     if runtime.store_thread is None:
         return call()
     return await runtime.store_thread.run(call)

@@ -4,8 +4,9 @@ It keeps what a restart must not forget: alert states (so firing alerts stay fir
 second notification and pending ones keep their start), each ELEMENT socket's replay position
 (``after=``), the planner's inbox (notices waiting for their group or for the end of quiet
 hours), the outbox (messages not yet delivered), runtime silences and the alert history.
-The daemon calls the store from one worker thread (``app._in_store``: one call at a time)
-and, for a few reads at start, a reload or from the web page, from the event loop thread;
+The daemon calls the store from one thread of its own (``store_thread``, through
+``app._in_store``: one call at a time) and, for a few reads at start, a reload or from the
+web page, from the event loop thread;
 ``using``, one lock, serialises every use of the connection and of the writes held with it,
 so the two never race. ``alertd alerts`` and ``alertd silence`` open the same file from
 other processes (``Store.open``, with a busy timeout: they may wait). The daemon opens it

@@ -24,6 +24,7 @@ from alertd.model import AlertState
 from alertd.notify.plan import Outgoing
 from alertd.simulator.element import FakeElement
 from alertd.store import Store
+from alertd.store_thread import StoreThread
 
 KEY = "k"
 LONGEST = 6.0  # seconds a held COMMIT waits at most (the old code waited this long, blocked)
@@ -139,3 +140,72 @@ def test_the_outbox_count_for_metrics_never_waits_for_the_store_thread(tmp_path:
             thread.join()
     finally:
         store.close()
+
+
+async def test_store_calls_run_one_at_a_time_in_the_order_they_came() -> None:
+    """Three tasks' calls, the first held: none overlaps another, and they run in the order
+    they were made, each in the store's thread (not the loop's)."""
+    thread = StoreThread()
+    order: list[int] = []
+    running = threading.Lock()
+    threads: set[int] = set()
+    release = threading.Event()
+
+    def call(number: int) -> int:
+        assert running.acquire(blocking=False), "two store calls overlapped"
+        try:
+            if number == 0:
+                release.wait(5)
+            order.append(number)
+            threads.add(threading.get_ident())
+            return number * 10
+        finally:
+            running.release()
+
+    results: dict[int, int] = {}
+
+    async def make(number: int) -> None:
+        results[number] = await thread.run(lambda: call(number))
+
+    try:
+        async with trio.open_nursery() as nursery:
+            for number in range(3):
+                nursery.start_soon(make, number)
+                await trio.sleep(0.05)  # each call queued after the one before
+            release.set()
+    finally:
+        thread.close()
+    assert order == [0, 1, 2]
+    assert results == {0: 0, 1: 10, 2: 20}
+    assert threads and threading.get_ident() not in threads
+
+
+async def test_a_store_call_that_began_finishes_before_a_cancellation_is_raised() -> None:
+    """A stop while a write is in the thread: the write is done, not left half-known, and
+    the caller sees the cancellation only after it; an error in a call reaches its caller."""
+    thread = StoreThread()
+    release, done = threading.Event(), threading.Event()
+
+    def slow() -> None:
+        release.wait(5)
+        done.set()
+
+    try:
+        with trio.move_on_after(0.1) as scope:
+            await thread.run(lambda: (threading.Timer(0.3, release.set).start(), slow()))
+            await trio.lowlevel.checkpoint()
+        assert scope.cancelled_caught
+        assert done.is_set()  # cancelled at 0.1 s, yet the call ran to its end (0.3 s)
+
+        def broken() -> None:
+            raise sqlite3.OperationalError("database is locked")
+
+        try:
+            await thread.run(broken)
+        except sqlite3.OperationalError as error:
+            assert "locked" in str(error)
+        else:
+            raise AssertionError("the call's error was not raised")
+        assert await thread.run(lambda: 7) == 7  # the thread goes on after an error
+    finally:
+        thread.close()
