@@ -560,18 +560,24 @@ async def _never_spin(engine: Engine, now: float, busy: bool) -> None:
 
 async def _hand_on(events: list[AlertEvent], ids: list[int],
                    entries: trio.MemorySendChannel[Entry | Settled]) -> None:
-    """Log each notification written and pass it to the planner, once per channel (as the
-    inbox entry ``ids`` gives, in order); tell it of alerts that settled without a notice."""
+    """Pass each notification written to the planner, once per channel (as the inbox entry
+    ``ids`` gives, in order), and tell it of alerts that settled without a notice; then log
+    the notifications: the planner, woken by the first, need not wait for the log lines
+    (~30 us each with the daemon's logging)."""
     next_id = iter(ids)
-    for event in events:
-        if isinstance(event, AlertSettled):
-            await entries.send(Settled(event.rule, event.entity))
-            continue
-        note = event.note
-        log.info("%s %s %s", note.rule, note.entity,
-                 note.state + (" (repeat)" if note.repeat else ""))
-        for channel in event.channels:
-            await entries.send(Entry(next(next_id), channel, note))
+    try:
+        for event in events:
+            if isinstance(event, AlertSettled):
+                await entries.send(Settled(event.rule, event.entity))
+                continue
+            for channel in event.channels:
+                await entries.send(Entry(next(next_id), channel, event.note))
+    finally:  # written, so logged, even if a stop came first
+        for event in events:
+            if not isinstance(event, AlertSettled):
+                note = event.note
+                log.info("%s %s %s", note.rule, note.entity,
+                         note.state + (" (repeat)" if note.repeat else ""))
 
 
 def _routes(runtime: Runtime, config: s.Config) -> dict[str, http_server.Route]:

@@ -192,6 +192,29 @@ async def test_restart_keeps_firing_alerts_quiet(tmp_path: Path, autojump_clock:
     assert [line.split(" ", 1)[1] for line in again.lines()] == ["[FIRING] blocked: 21080"]
 
 
+async def test_each_notification_written_is_logged_once_after_it_is_handed_on(
+        tmp_path: Path, autojump_clock: trio.abc.Clock, fakes: tuple[FakeElement, FakeNavixy],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The alert's line is still logged once for each notification written, firing and
+    resolved; it now comes after the hand-on to the planner, which no longer waits for it."""
+    element, navixy = fakes
+    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
+        - name: warm
+          source: cold
+          threshold: {field: temperature, above: 8}
+        """)
+    caplog.set_level(logging.INFO)
+    async with daemon(path) as d:
+        await d.wait_for(lambda: element.connections != [])
+        element.add_reading("room1", {"temperature": 12})
+        await d.wait_for(lambda: bool(d.lines("[FIRING] warm")))
+        element.add_reading("room1", {"temperature": 3})
+        await d.wait_for(lambda: bool(d.lines("[RESOLVED] warm")))
+    lines = [r.getMessage() for r in caplog.records]
+    assert [line for line in lines if line.startswith("warm cold/room1 ")] == [
+        "warm cold/room1 firing", "warm cold/room1 resolved"]
+
+
 async def test_bad_frames_are_skipped_and_counted(tmp_path: Path, autojump_clock: trio.abc.Clock,
                                                   fakes: tuple[FakeElement, FakeNavixy],
                                                   caplog: pytest.LogCaptureFixture) -> None:
