@@ -141,3 +141,27 @@ def test_a_window_whose_field_stopped_is_cut_when_the_entitys_other_fields_move_
                                absent_is_null=False), float(second))
     kept = engine._entities["fleet/7"].fields["a"]  # private, but the bound is the point
     assert len(kept) // 2 == DEPTH
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(st.integers(0, 30), st.integers(1, 700), st.sampled_from([1.0, 7.0, 30.0]),
+       st.sampled_from([60.0, 600.0]))
+def test_a_field_gone_from_every_message_keeps_exactly_its_queues_and_window(
+        values: int, nulls: int, pace: float, horizon: float) -> None:
+    """A field that no message carries any more (a null in each), read by a `change`
+    window: after every message the history holds its 12 newest entries, its 12 newest
+    values and every entry within the window (the moments a late message is judged at),
+    nothing older. The window's nulls are not walked at each record, and the skip must
+    keep exactly this (``_trim``)."""
+    history = FieldHistory(horizon)
+    recorded: list[tuple[float, float | None]] = []
+    for step in range(values + nulls):
+        now = step * pace
+        value = float(step % 5) if step < values else None
+        history.record(now, value)
+        history.prune(now)  # as the engine does after each message
+        recorded.append((now, value))
+        newest_values = [t for t, v in recorded if v is not None][-DEPTH:]
+        kept = sorted({t for t, _ in recorded[-DEPTH:]} | set(newest_values)
+                      | {t for t, _ in recorded if t >= now - horizon})
+        assert list(history[0::2]) == kept, step

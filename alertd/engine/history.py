@@ -37,6 +37,7 @@ _FULL = array("d", bytes(8 * (2 * DEPTH + 2)))
 _QUEUE = 2 * DEPTH  # doubles in 12 entries
 _MOST = 2 * (WINDOW_CAP + DEPTH)  # doubles in the longest window and a queue
 _finite = math.isfinite
+_NULL_BYTES = array("d", (NULL,)).tobytes()  # a null as the array holds it
 
 
 def normalise(value: Any) -> Any:
@@ -235,19 +236,24 @@ class FieldHistory(_Doubles):
         newest_from = size - 2 * DEPTH  # the 12 newest
         if newest_from <= 0:
             return
+        span_from = newest_from  # where the 12 newest, or the window, begin
+        if self.horizon > 0:
+            start, span_from = self._start, 0
+            while span_from < newest_from and entries[span_from] < start:
+                span_from += 2
         seen, index = 0, size - 1
         while index > 0:  # where the 12 newest with a value begin
             if entries[index] == entries[index]:
                 seen += 1
                 if seen == DEPTH:
                     break
+            if index == newest_from + 1 and span_from < newest_from \
+                    and entries[span_from + 1:newest_from:2].tobytes() \
+                    == _NULL_BYTES * ((newest_from - span_from) // 2):
+                index = span_from + 1  # the window before the 12 newest is all nulls (a
+                # field no message carries, read by a long `change`): not walked each time
             index -= 2
         values_from = max(index - 1, 0)
-        span_from = newest_from  # where the 12 newest, or the window, begin
-        if self.horizon > 0:
-            start, span_from = self._start, 0
-            while span_from < newest_from and entries[span_from] < start:
-                span_from += 2
         keep_from = min(span_from, values_from)
         if self.horizon > 0:
             cap_from = size - 2 * (WINDOW_CAP + DEPTH)  # the window holds at most the cap
