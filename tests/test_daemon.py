@@ -132,6 +132,12 @@ RULES = """\
   status: {in: [blocked]}
 """
 
+WARM = """\
+    - name: warm
+      source: cold
+      threshold: {field: temperature, above: 8}
+    """  # one rule: a threshold on the ELEMENT source
+
 
 async def test_both_sources_end_to_end(tmp_path: Path, autojump_clock: trio.abc.Clock,
                                        fakes: tuple[FakeElement, FakeNavixy]) -> None:
@@ -154,11 +160,7 @@ async def test_drop_and_replay_lose_nothing_and_repeat_nothing(
         tmp_path: Path, autojump_clock: trio.abc.Clock,
         fakes: tuple[FakeElement, FakeNavixy]) -> None:
     element, navixy = fakes
-    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
-        - name: warm
-          source: cold
-          threshold: {field: temperature, above: 8}
-        """)
+    path = config_file(tmp_path, element.url, navixy.url, [21080], WARM)
     async with daemon(path) as d:
         await d.wait_for(lambda: element.connections != [])
         element.add_reading("room1", {"temperature": 9})
@@ -198,11 +200,7 @@ async def test_each_notification_written_is_logged_once_after_it_is_handed_on(
     """The alert's line is still logged once for each notification written, firing and
     resolved; it now comes after the hand-on to the planner, which no longer waits for it."""
     element, navixy = fakes
-    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
-        - name: warm
-          source: cold
-          threshold: {field: temperature, above: 8}
-        """)
+    path = config_file(tmp_path, element.url, navixy.url, [21080], WARM)
     caplog.set_level(logging.INFO)
     async with daemon(path) as d:
         await d.wait_for(lambda: element.connections != [])
@@ -219,11 +217,7 @@ async def test_bad_frames_are_skipped_and_counted(tmp_path: Path, autojump_clock
                                                   fakes: tuple[FakeElement, FakeNavixy],
                                                   caplog: pytest.LogCaptureFixture) -> None:
     element, navixy = fakes
-    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
-        - name: warm
-          source: cold
-          threshold: {field: temperature, above: 8}
-        """)
+    path = config_file(tmp_path, element.url, navixy.url, [21080], WARM)
     caplog.set_level(logging.WARNING)
     async with daemon(path) as d:
         await d.wait_for(lambda: element.connections != [])
@@ -287,11 +281,7 @@ async def test_oversized_frame_costs_one_reconnect_not_the_daemon(
         tmp_path: Path, autojump_clock: trio.abc.Clock,
         fakes: tuple[FakeElement, FakeNavixy]) -> None:
     element, navixy = fakes
-    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
-        - name: warm
-          source: cold
-          threshold: {field: temperature, above: 8}
-        """)
+    path = config_file(tmp_path, element.url, navixy.url, [21080], WARM)
     async with daemon(path) as d:
         await d.wait_for(lambda: element.connections != [])
         element.send_raw("[" + " " * (17 * 1024 * 1024) + "]")  # over the 16 MiB limit
@@ -308,11 +298,7 @@ async def test_accept_then_close_is_a_rejected_key(tmp_path: Path,
     element, navixy = fakes
     element.api_keys.clear()
     element.reject_mode = "close"  # the other side of PROTOCOL-NOTES' [guess]
-    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
-        - name: warm
-          source: cold
-          threshold: {field: temperature, above: 8}
-        """)
+    path = config_file(tmp_path, element.url, navixy.url, [21080], WARM)
     caplog.set_level(logging.ERROR)
     async with daemon(path):
         await trio.sleep(11 * 60)
@@ -326,12 +312,7 @@ async def test_sighup_reloads_and_an_invalid_file_keeps_the_old_one(
         tmp_path: Path, autojump_clock: trio.abc.Clock, fakes: tuple[FakeElement, FakeNavixy],
         caplog: pytest.LogCaptureFixture) -> None:
     element, navixy = fakes
-    one_rule = """\
-        - name: warm
-          source: cold
-          threshold: {field: temperature, above: 8}
-        """
-    path = config_file(tmp_path, element.url, navixy.url, [21080], one_rule)
+    path = config_file(tmp_path, element.url, navixy.url, [21080], WARM)
     caplog.set_level(logging.INFO)
     async with daemon(path) as d:
         await d.wait_for(lambda: element.connections != [])
@@ -355,11 +336,7 @@ async def test_keep_alive_holds_quiet_sockets_open(tmp_path: Path, autojump_cloc
     """Without pings ELEMENT closes a socket after 60 s, and the Navixy fake closes one that
     sent nothing for 3 heartbeats: ten quiet minutes must cost no reconnect."""
     element, navixy = fakes
-    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
-        - name: warm
-          source: cold
-          threshold: {field: temperature, above: 8}
-        """)
+    path = config_file(tmp_path, element.url, navixy.url, [21080], WARM)
     async with daemon(path):
         await trio.sleep(10 * 60)
         assert element.handshakes == 1 and len(element.connections) == 1
@@ -499,11 +476,7 @@ async def test_replay_positions_are_written_within_a_second_and_at_stop(
     """Readings that change no alert move the ELEMENT replay position without a transaction
     per frame: it reaches the state file within a second, and a stop writes the last one."""
     element, navixy = fakes
-    path = config_file(tmp_path, element.url, navixy.url, [21080], """\
-        - name: warm
-          source: cold
-          threshold: {field: temperature, above: 8}
-        """)
+    path = config_file(tmp_path, element.url, navixy.url, [21080], WARM)
 
     def saved() -> str | None:
         store = Store.open(tmp_path / "state.db")
