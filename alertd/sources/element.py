@@ -129,7 +129,9 @@ class ElementDecoder:
         reading = kind == "reading_added"
         time_key = "measured_at" if reading else "transceived_at"
         raw_time, raw_inserted = body.get(time_key), body.get("inserted_at")
-        msg_time, inserted = parse_time(raw_time), parse_time(raw_inserted)
+        # the same text twice (a reading measured as it was stored) is parsed once
+        msg_time = parse_time(raw_time)
+        inserted = msg_time if raw_inserted == raw_time else parse_time(raw_inserted)
         if raw_time is not None and msg_time is None:
             return f"{time_key} is not an ISO 8601 time"
         if raw_inserted is not None and inserted is None:
