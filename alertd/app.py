@@ -345,13 +345,16 @@ async def _checkpoints(runtime: Runtime) -> None:
     the file and both are synced to the disk (``Store.checkpoint``), in a thread of its own:
     the store's thread, and the notifications waiting for its writes, never wait for the
     disk. A power cut loses at most the writes of that last interval (docs/operations.md)."""
-    limiter = trio.CapacityLimiter(1)
-    while True:
-        await trio.sleep(CHECKPOINT_EVERY)
-        if runtime.store_thread is None:  # a virtual clock: the loop thread does it
-            runtime.store.checkpoint()
-        else:
-            await trio.to_thread.run_sync(runtime.store.checkpoint, limiter=limiter)
+    thread = StoreThread()  # beside the store's own, so that its writes never wait for this
+    try:
+        while True:
+            await trio.sleep(CHECKPOINT_EVERY)
+            if runtime.store_thread is None:  # a virtual clock: the loop thread does it
+                runtime.store.checkpoint()
+            else:
+                await thread.run(runtime.store.checkpoint)
+    finally:
+        thread.close()  # its call was awaited: none is left
 
 
 async def _watch_store(runtime: Runtime) -> None:
