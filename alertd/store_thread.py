@@ -1,6 +1,8 @@
-"""The state store's one thread: the daemon's store calls run there, one at a time, in the
-order they come, so that no commit (nor a lock another program holds, up to the busy
-timeout) stalls the event loop.
+"""A thread for the state store's calls: they run there one at a time, in the order they
+come, so that no commit (nor a lock another program holds, up to the busy timeout) stalls
+the event loop. The daemon has two: the store's own, for every call of its tasks
+(``app._in_store``), and the checkpointer's (``app._checkpoints``), whose syncs the
+store's writes never wait behind.
 
 A thread of its own, waiting on a queue, rather than ``trio.to_thread.run_sync`` with a
 limiter of one: each notification waits for one round trip to it, and this one costs
