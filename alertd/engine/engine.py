@@ -131,10 +131,10 @@ class Entity:
                  "conditions", "scheduled")
 
     def __init__(self, source: str, entity_id: str, layers: tuple[_Index, ...],
-                 now: float) -> None:
+                 now: float, key: str) -> None:
         self.source = source
         self.id = entity_id
-        self.key = f"{source}/{entity_id}"
+        self.key = key  # f"{source}/{entity_id}": the engine's key for it, the same string
         self.name: str | None = None
         self.status: str | None = None
         self.last_msg_time: float | None = None
@@ -190,6 +190,7 @@ class _Source:
     name: str
     fields: dict[str, float]  # fields any rule reads -> change-window horizon (0: none)
     default_index: _Index  # the rules without `entities`: every entity gets these
+    default_layers: tuple[_Index]  # (default_index,), one tuple for the entities it serves
     rules: tuple[tuple[int, s.Rule], ...]
     named: frozenset[str]  # entity ids and keys that some rule's `entities` names
     naming: dict[str, tuple[tuple[int, s.Rule], ...]]  # id or key -> the rules naming it
@@ -256,8 +257,8 @@ class Engine:
             for entity in rule.entities or ():
                 naming.setdefault(entity, []).append((number, rule))
         overridden = frozenset(e for _, r in open_rules for e in r.overrides)
-        self._sources[name] = _Source(name, fields,
-                                      self._build_index(name, open_rules), rules, named,
+        index = self._build_index(name, open_rules)
+        self._sources[name] = _Source(name, fields, index, (index,), rules, named,
                                       {e: tuple(found) for e, found in naming.items()},
                                       overridden, tuple(down_rules), True, now)
 
@@ -319,7 +320,7 @@ class Engine:
         entity = self._entities.get(key)
         if entity is None:
             src = self._sources[source]
-            layers: tuple[_Index, ...] = (src.default_index,)
+            layers: tuple[_Index, ...] = src.default_layers
             if entity_id in src.named or key in src.named:
                 found = {n: r for n, r in (*src.naming.get(entity_id, ()),
                                            *src.naming.get(key, ()))}
@@ -330,7 +331,7 @@ class Engine:
                     layers = (self._build_index(source, rules, entity_id),)
                 elif own:
                     layers = (src.default_index, self._build_index(source, own, entity_id))
-            entity = Entity(source, entity_id, layers, now)
+            entity = Entity(source, entity_id, layers, now, key)
             self._entities[key] = entity
         return entity
 
