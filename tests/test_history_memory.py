@@ -165,3 +165,31 @@ def test_a_field_gone_from_every_message_keeps_exactly_its_queues_and_window(
         kept = sorted({t for t, _ in recorded[-DEPTH:]} | set(newest_values)
                       | {t for t, _ in recorded if t >= now - horizon})
         assert list(history[0::2]) == kept, step
+
+
+@settings(max_examples=examples(150), deadline=None)
+@given(st.integers(150, 900), st.integers(2, 60), st.integers(0, 59),
+       st.sampled_from([1.0, 7.0, 30.0]), st.sampled_from([60.0, 600.0, 3600.0]),
+       st.permutations([0.0, -0.0, 5e-324, 1.5, -7.25, 1.7e308]))
+def test_a_field_that_few_messages_carry_keeps_exactly_its_queues_and_window(
+        messages: int, every: int, phase: int, pace: float, horizon: float,
+        numbers: list[float]) -> None:
+    """A field carried by one message in ``every`` (a fuel level in a tracker's stream),
+    null in the others, read by a `change` window: after every message the history holds
+    its 12 newest entries, its 12 newest values and every entry within the window, nothing
+    older. Its 12 newest values are found among the window's nulls in C (``_value_at``),
+    not walked; the values include those whose bytes a null's bits share (0.0 is eight
+    zero bytes), which a search for the null's bytes alone would take for nulls."""
+    history = FieldHistory(horizon)
+    recorded: list[tuple[float, float | None]] = []
+    for step in range(messages):
+        now = step * pace
+        value = numbers[step % len(numbers)] if step % every == phase % every else None
+        history.record(now, value)
+        history.prune(now)  # as the engine does after each message
+        recorded.append((now, value))
+        newest_values = [t for t, v in recorded if v is not None][-DEPTH:]
+        kept = sorted({t for t, _ in recorded[-DEPTH:]} | set(newest_values)
+                      | {t for t, _ in recorded if t >= now - horizon})
+        assert list(history[0::2]) == kept, step
+    assert history.nonnull == [(t, v) for t, v in recorded if v is not None][-DEPTH:]
