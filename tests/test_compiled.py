@@ -104,6 +104,21 @@ def test_a_small_change_fires_beside_bigger_ones_on_the_same_field() -> None:
     assert fired == [[], ["d1-mid", "small"], ["big"]]
 
 
+def test_a_change_across_a_null_fires_and_a_small_one_among_nulls_is_skipped() -> None:
+    """A field that some messages lack (a null in their place) keeps its nulls in its
+    window; the spread skips them, as the change itself does: a rise of 3 across nulls
+    fires, and the rule is not evaluated while the numbers lie closer than its amount."""
+    rule = s.Rule(LOC, "jump", s.Change(LOC, "a", 600.0, rise=2.0), notify=("ops",))
+    engine = Engine([rule], SOURCES, 0.0)
+    fired = []
+    for t, value in enumerate([None, 1.0, None, 1.5, None, 4.0], start=1):
+        fired.append([n.rule for n in notes_of(engine.receive(
+            Message("cold", "d1", float(t), {"a": value}), float(t))) if n.state == "firing"])
+        history = engine._entities["cold/d1"].fields["a"]  # private: the skip is the point
+        assert history.spread() == (0.5 if t in (4, 5) else 0.0 if t < 6 else 3.0)
+    assert fired == [[], [], [], [], [], ["jump"]]
+
+
 def test_missing_rules_are_reached_once_their_field_is_null() -> None:
     """A `missing` rule is compiled per field: a message that carries the field with a value
     cannot make it hold and does not reach it; one without the field (a null, for an
@@ -141,7 +156,8 @@ def threshold(draw: st.DrawFn) -> s.Threshold:
 def change(draw: st.DrawFn) -> s.Change:
     """A `change` rule: with no alert, skipped while its field's numbers are closer together
     than its amount (``FieldHistory.spread``)."""
-    field = draw(st.sampled_from(("n", "n", *FIELDS)))  # n: numbers only, so the skip acts
+    # n: numbers only; m: numbers and nulls (the spread skips nulls): the skip acts on both
+    field = draw(st.sampled_from(("n", "n", "m", "m", *FIELDS)))
     amount = draw(st.sampled_from([0.5, 2.0, 2.5, 4.0]))
     within = draw(st.sampled_from([20.0, 60.0]))
     if draw(st.booleans()):
@@ -184,6 +200,8 @@ def stream(draw: st.DrawFn) -> list[tuple[float, Message]]:
         fields = draw(st.dictionaries(st.sampled_from(FIELDS + ("c",)), VALUES, min_size=1))
         if draw(st.booleans()):
             fields["n"] = draw(st.sampled_from([0.0, 0.5, 1.0, 2.5, 3.0, 4.5]))
+        if draw(st.booleans()):
+            fields["m"] = draw(st.sampled_from([0.0, 1.0, 2.5, 4.5, None, None]))
         lag = draw(st.sampled_from([0.0, 0.0, 0.0, 8.0, 25.0]))  # some arrive late
         out.append((t, Message("cold", entity, t - lag, fields, t)))
     return out

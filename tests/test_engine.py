@@ -150,8 +150,8 @@ class ModelHistory:
 
 def spread_found_again(history: FieldHistory) -> float:
     """``FieldHistory.spread`` from the values the array holds now, nothing remembered."""
-    values = history.tolist()[1::2]
-    if any(v != v or v == -math.inf for v in values):  # a null or a text value is kept
+    values = [v for v in history.tolist()[1::2] if v == v]  # nulls skipped
+    if -math.inf in values:  # a text value is kept
         return math.inf
     return max(values) - min(values) if values else 0.0
 

@@ -41,6 +41,7 @@ _finite = math.isfinite
 _NULLS = array("d", (NULL,)).tobytes() * (WINDOW_CAP + DEPTH)
 _WALKED = 2 * 2 * DEPTH  # a history this long (24 entries) or shorter is walked one by one
 _ONES = bytes([0] + [1] * 255)  # a byte that is not zero made 1
+_ABOVE, _BELOW = array("d", (math.inf,)), array("d", (-math.inf,))  # (``spread``)
 
 
 def normalise(value: Any) -> Any:
@@ -136,7 +137,8 @@ class FieldHistory(_Doubles):
             code = value
         else:
             code = self._code(msg_time, value)
-        if size == 0 or msg_time > self[size - 2]:
+        newest = size == 0 or msg_time > self[size - 2]
+        if newest:
             self.append(msg_time)
             self.append(code)
             hi = self._hi
@@ -154,6 +156,10 @@ class FieldHistory(_Doubles):
         horizon = self.horizon
         if horizon > 0 and code == code and code != OTHER:
             self._start = max(self._start, msg_time - horizon)
+        elif newest and horizon > 0 and code != code and size - _QUEUE >= 0 \
+                and self[size - _QUEUE] >= self._start and size + 2 <= _MOST:
+            return False  # a null, newest: the window stays, and the entry that left the
+            # 12 newest is inside it: nothing more can go (a field that few messages carry)
         if len(self) > _QUEUE and (horizon <= 0 or self[0] < self._start
                                    or len(self) > _MOST):
             self._shorten()
@@ -465,12 +471,14 @@ class FieldHistory(_Doubles):
     def spread(self) -> float:
         """The largest number kept minus the smallest: no ``largest_change`` can be larger,
         so a `change` rule with no alert need not look further when it is below the rule's
-        amount. Infinite while a null or text value is kept (nothing is promised then).
+        amount. Nulls are skipped, as ``largest_change`` skips them; infinite while a text
+        value is kept (nothing is promised then).
 
         Cost: two lookups while the extremes are known. They are found by passes in C over
         the values, then kept as values come and go (``record``, ``_shorten``), and found
-        again only when one of them leaves, a value comes out of order, or a null or text
-        value is kept."""
+        again only when one of them leaves or a value comes out of order. While a null is
+        kept they are found by passes in C at each call, and not kept: a field that few
+        messages carry costs that, not a `change` rule's walk over its window."""
         hi = self._hi
         if hi >= 0:
             return self[hi] - self[self._lo]
@@ -478,8 +486,16 @@ class FieldHistory(_Doubles):
         if not values:
             return 0.0
         total = sum(values)
-        if total != total or total == OTHER:
+        if total == total:  # no null kept
+            if total == OTHER:
+                return math.inf
+            top, bottom = max(values), min(values)
+            self._hi, self._lo = 2 * values.index(top) + 1, 2 * values.index(bottom) + 1
+            return top - bottom
+        # ``max`` and ``min`` keep the first item unless a later one is larger (smaller),
+        # which a NaN never is: each begins with an infinity of the other side
+        bottom = min(_ABOVE + values)
+        if bottom == OTHER:
             return math.inf
-        top, bottom = max(values), min(values)
-        self._hi, self._lo = 2 * values.index(top) + 1, 2 * values.index(bottom) + 1
-        return top - bottom
+        top = max(_BELOW + values)
+        return top - bottom if top >= bottom else 0.0  # (no number: no change)
