@@ -153,11 +153,18 @@ def test_a_field_gone_from_every_message_keeps_exactly_its_queues_and_window(
     values and every entry within the window (the moments a late message is judged at),
     nothing older. The window's nulls are not walked at each record, and the skip must
     keep exactly this (``_trim``)."""
+    record_and_check(horizon, [(step * pace, float(step % 5) if step < values else None)
+                               for step in range(values + nulls)])
+
+
+def record_and_check(horizon: float, messages: list[tuple[float, float | None]]
+                     ) -> FieldHistory:
+    """Record each (time, value or None) as the engine does, and check after each that the
+    history holds its 12 newest entries, its 12 newest values and every entry within the
+    window (the moments a late message is judged at), nothing older."""
     history = FieldHistory(horizon)
     recorded: list[tuple[float, float | None]] = []
-    for step in range(values + nulls):
-        now = step * pace
-        value = float(step % 5) if step < values else None
+    for step, (now, value) in enumerate(messages):
         history.record(now, value)
         history.prune(now)  # as the engine does after each message
         recorded.append((now, value))
@@ -165,6 +172,7 @@ def test_a_field_gone_from_every_message_keeps_exactly_its_queues_and_window(
         kept = sorted({t for t, _ in recorded[-DEPTH:]} | set(newest_values)
                       | {t for t, _ in recorded if t >= now - horizon})
         assert list(history[0::2]) == kept, step
+    return history
 
 
 @settings(max_examples=examples(150), deadline=None)
@@ -180,16 +188,7 @@ def test_a_field_that_few_messages_carry_keeps_exactly_its_queues_and_window(
     older. Its 12 newest values are found among the window's nulls in C (``_value_at``),
     not walked; the values include those whose bytes a null's bits share (0.0 is eight
     zero bytes), which a search for the null's bytes alone would take for nulls."""
-    history = FieldHistory(horizon)
-    recorded: list[tuple[float, float | None]] = []
-    for step in range(messages):
-        now = step * pace
-        value = numbers[step % len(numbers)] if step % every == phase % every else None
-        history.record(now, value)
-        history.prune(now)  # as the engine does after each message
-        recorded.append((now, value))
-        newest_values = [t for t, v in recorded if v is not None][-DEPTH:]
-        kept = sorted({t for t, _ in recorded[-DEPTH:]} | set(newest_values)
-                      | {t for t, _ in recorded if t >= now - horizon})
-        assert list(history[0::2]) == kept, step
+    recorded = [(step * pace, numbers[step % len(numbers)] if step % every == phase % every
+                 else None) for step in range(messages)]
+    history = record_and_check(horizon, recorded)
     assert history.nonnull == [(t, v) for t, v in recorded if v is not None][-DEPTH:]
