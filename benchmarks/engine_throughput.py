@@ -5,9 +5,13 @@ with 500 extra rules on fields the messages never carry and 500 rules for other 
 index should keep the second figure close to the first. Then the engine's CPU time per reading
 under the daemon figure's rule set (``throughput.py``: 1,000 rules, 30 reaching each ELEMENT
 reading of five fields, ~20 fields read by ``missing`` elsewhere recorded as nulls), fed
-directly: the engine's share of the daemon's cost per reading. Each figure is the best of 3
-runs (CPU time for the last), so that a machine shared with other work measures the engine
-rather than the load. Run: python3 benchmarks/engine_throughput.py
+directly: the engine's share of the daemon's cost per reading. Last, a field that few
+messages carry: a tracker reporting every second with a fuel level in one message of
+``every`` (a null in the others, as Navixy's queue with gaps gives it), read by a `change`
+rule with a 10-minute (or 1-hour) window, beside a threshold on a field every message
+carries: the window's nulls must not cost a walk at every message. Each figure is the best
+of 3 runs (CPU time for the daemon's rule set), so that a machine shared with other work
+measures the engine rather than the load. Run: python3 benchmarks/engine_throughput.py
 """
 
 from __future__ import annotations
@@ -99,6 +103,25 @@ def daemon_rules(readings: int) -> float:
     return best / readings
 
 
+def sparse_field(every: int, within: float, messages: int = 20_000) -> float:
+    """Microseconds per message of one tracker whose fuel level comes in one message of
+    ``every``, read by ``change: {field: fuel, drop: 20, within: ...}``."""
+    rules = [s.Rule(LOC, "fuel-drop", s.Change(LOC, "fuel", within, drop=20.0),
+                    notify=("ops",)),
+             s.Rule(LOC, "hot", s.Threshold(LOC, "temp", above=90.0), notify=("ops",))]
+    batch = [Message("fleet", "1", float(i), {"temp": 20.0 + i % 3, "fuel": 50.0 - i % 5
+                                              if i % every == 0 else None},
+                     absent_is_null=False) for i in range(1, messages)]
+    best = float("inf")
+    for _ in range(3):
+        engine = Engine(rules, SOURCES, 0.0)
+        start = time.perf_counter()
+        for message in batch:
+            engine.receive(message, message.msg_time)
+        best = min(best, time.perf_counter() - start)
+    return best / len(batch) * 1e6
+
+
 def main() -> None:
     entities, messages = 2_000, 100_000
     rules = base_rules()
@@ -115,6 +138,9 @@ def main() -> None:
     cost = daemon_rules(20_000)
     print(f"throughput.py's 1,000 rules, ELEMENT readings of 5 fields: {cost * 1e6:.1f} us "
           f"CPU per reading ({1 / cost:,.0f} readings/s)")
+    for every, within in ((1, 600.0), (60, 600.0), (600, 3600.0)):
+        print(f"a field in one message of {every}, `change` within {within / 60:.0f} min: "
+              f"{sparse_field(every, within):.1f} us per message")
 
 
 if __name__ == "__main__":
