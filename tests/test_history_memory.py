@@ -172,6 +172,8 @@ def record_and_check(horizon: float, messages: list[tuple[float, float | None]]
         kept = sorted({t for t, _ in recorded[-DEPTH:]} | set(newest_values)
                       | {t for t, _ in recorded if t >= now - horizon})
         assert list(history[0::2]) == kept, step
+        assert history.newest() == next((v for _, v in reversed(recorded) if v is not None),
+                                        None), step
     return history
 
 
