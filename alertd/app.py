@@ -349,12 +349,9 @@ async def _checkpoints(runtime: Runtime) -> None:
     try:
         while True:
             await trio.sleep(CHECKPOINT_EVERY)
-            if runtime.store_thread is None:  # a virtual clock: the loop thread does it
-                runtime.store.checkpoint()
-            else:
-                await thread.run(runtime.store.checkpoint)
+            await _in_store(runtime, runtime.store.checkpoint, thread)
     finally:
-        thread.close()  # its call was awaited: none is left
+        thread.close()  # its call was awaited: none is left (never started: no call)
 
 
 async def _watch_store(runtime: Runtime) -> None:
@@ -518,15 +515,17 @@ async def _write_now(runtime: Runtime, work: Unwritten, schedule: WriteSchedule,
     return ids
 
 
-async def _in_store(runtime: Runtime, call: Callable[[], T]) -> T:
-    """``call`` on the state store in the store's one thread (``Runtime.store_thread``), so
-    that a commit (or a lock held elsewhere) never stalls the event loop; one call at a
-    time, in the order they come. Not cancellable: a call that began is never left
-    half-known by a cancellation (a stop or reload finds what it did done; the cancellation
-    is raised after it), and every call is short (a busy timeout of 50 ms)."""
+async def _in_store(runtime: Runtime, call: Callable[[], T],
+                    thread: StoreThread | None = None) -> T:
+    """``call`` on the state store in the store's one thread (``Runtime.store_thread``, or
+    ``thread``: the checkpointer's), so that a commit (or a lock held elsewhere) never
+    stalls the event loop; one call at a time, in the order they come. On a virtual clock
+    (no store thread) the loop thread makes it. Not cancellable: a call that began is never
+    left half-known by a cancellation (a stop or reload finds what it did done; the
+    cancellation is raised after it), and every call is short (a busy timeout of 50 ms)."""
     if runtime.store_thread is None:
         return call()
-    return await runtime.store_thread.run(call)
+    return await (thread or runtime.store_thread).run(call)
 
 
 def _write(store: Store, work: Unwritten, now: float) -> list[int]:

@@ -151,8 +151,8 @@ def test_a_field_gone_from_every_message_keeps_exactly_its_queues_and_window(
     """A field that no message carries any more (a null in each), read by a `change`
     window: after every message the history holds its 12 newest entries, its 12 newest
     values and every entry within the window (the moments a late message is judged at),
-    nothing older. The window's nulls are not walked at each record, and the skip must
-    keep exactly this (``_trim``)."""
+    nothing older. The window's nulls are searched in C, not walked at each record
+    (``_value_at``), and must be kept exactly so."""
     record_and_check(horizon, [(step * pace, float(step % 5) if step < values else None)
                                for step in range(values + nulls)])
 

@@ -39,7 +39,9 @@ _MOST = 2 * (WINDOW_CAP + DEPTH)  # doubles in the longest window and a queue
 _finite = math.isfinite
 # a null as the array holds it (only ``NULL`` itself is ever stored), for the longest window
 _NULLS = array("d", (NULL,)).tobytes() * (WINDOW_CAP + DEPTH)
-_WALKED = 2 * 2 * DEPTH  # a history this long (24 entries) or shorter is walked one by one
+# entries older than the 12 newest, in doubles, that ``_trim`` walks one by one: past 24 of
+# them, it searches the rest in C (``_value_at``)
+_WALKED = 2 * 2 * DEPTH
 _ONES = bytes([0] + [1] * 255)  # a byte that is not zero made 1
 _ABOVE, _BELOW = array("d", (math.inf,)), array("d", (-math.inf,))  # (``spread``)
 
@@ -238,7 +240,8 @@ class FieldHistory(_Doubles):
         (a field that stops arriving keeps 24 entries, not one per message since). An old
         null or text value inside the window stays until it leaves the window (the window
         skips them). The window keeps at most ``WINDOW_CAP`` + 12 entries, never at the
-        cost of the 12 newest values. Costs what it drops, plus 24."""
+        cost of the 12 newest values. Costs what it drops, a walk over the 12 newest entries
+        and, past them and 24 more, a search in C (``_value_at``)."""
         self._hi = -1
         entries = self
         size = len(entries)
