@@ -251,6 +251,60 @@ def test_the_spread_follows_the_values_as_they_come_and_go(
         assert history.spread() == spread_found_again(history)
 
 
+def extremes_kept_right(history: FieldHistory) -> None:
+    """The extremes a history keeps, when it says it knows them, are those of its values,
+    and it knows them only while no null or text value is kept (its usual path's proof)."""
+    if history._hi < 0:
+        return
+    codes = history.tolist()[1::2]
+    assert all(v == v and v != -math.inf for v in codes)
+    assert history[history._hi] == max(codes) and history[history._lo] == min(codes)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(st.sampled_from(HORIZONS), history_steps)
+def test_a_history_no_change_rule_reads_keeps_its_queues_and_the_usual_path(
+        horizon: float, steps: list[tuple[str, int, Any, float, int]]) -> None:
+    """As the engine records a field that only thresholds or `missing` read: ``spread`` is
+    never asked. The queues are those of the model after every message, and the extremes
+    the history finds by itself (for its usual path) are always right."""
+    history, model, now = FieldHistory(horizon), ModelHistory(horizon), 100.0
+    for action, move, value, _other, run in steps:
+        at = now + move
+        if action != "record":
+            history.prune(at)
+            model.prune(at)
+            continue
+        for at in (at + k for k in range(run)):
+            if at in model.entries and at not in history.times():
+                continue  # a message seen again after its entry was let go: not judged
+            history.record(at, value)
+            model.record(at, value)
+            now = max(now, at)
+            extremes_kept_right(history)
+            assert history.all == model.all
+            assert history.nonnull == model.nonnull
+            assert history.newest() == (model.nonnull[-1][1] if model.nonnull else None)
+
+
+@pytest.mark.parametrize("horizon", [0.0, 600.0])
+def test_a_field_no_change_rule_reads_takes_the_usual_path(horizon: float) -> None:
+    """A field read only by thresholds (the engine never asks its ``spread``) records a
+    number newer than the rest the usual way (``record`` says True) from its second
+    message on, and again from the first number after a null or a text value has left its
+    queues; not the general path at every message, as it did."""
+    history = FieldHistory(horizon)
+    assert history.record(0.0, 5.0) is False  # the first: nothing to be usual about
+    assert [history.record(float(t), 5.0 + t % 3) for t in range(1, 20)] == [True] * 19
+    assert history.record(20.0, None) is False
+    assert history.record(21.0, "error") is False
+    usual = [history.record(float(t), 1.0) for t in range(22, 40)]
+    if horizon > 0:  # the null and the text are in the window until it slides past them
+        assert usual == [False] * 18
+    else:  # gone from both queues once 12 numbers came after them
+        assert usual == [False] * 12 + [True] * 6
+    assert history.newest() == 1.0 and history.spread() == spread_found_again(history)
+
 @pytest.mark.parametrize("horizon,window", [(0.0, set()), (5.0, set()),
                                             (60.0, set(range(951, 1012)))])
 def test_a_field_that_stops_arriving_keeps_its_queues_not_every_null_since(

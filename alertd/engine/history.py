@@ -165,6 +165,14 @@ class FieldHistory(_Doubles):
         if len(self) > _QUEUE and (horizon <= 0 or self[0] < self._start
                                    or len(self) > _MOST):
             self._shorten()
+        if newest and code == code and code != OTHER and self._hi < 0:
+            # a number, the newest, the extremes not known (the first value, or a null or
+            # text value was kept): found if none is kept now, so that the next message
+            # takes the usual path (a field no `change` rule reads never asks ``spread``)
+            values = self[1::2]
+            total = sum(values)
+            if total == total and total != OTHER:
+                self._keep_extremes(values)
         return False
 
     def _merge(self, msg_time: float, code: float) -> None:
@@ -492,9 +500,7 @@ class FieldHistory(_Doubles):
         if total == total:  # no null kept
             if total == OTHER:
                 return math.inf
-            top, bottom = max(values), min(values)
-            self._hi, self._lo = 2 * values.index(top) + 1, 2 * values.index(bottom) + 1
-            return top - bottom
+            return self._keep_extremes(values)
         # ``max`` and ``min`` keep the first item unless a later one is larger (smaller),
         # which a NaN never is: each begins with an infinity of the other side
         bottom = min(_ABOVE + values)
@@ -502,3 +508,10 @@ class FieldHistory(_Doubles):
             return math.inf
         top = max(_BELOW + values)
         return top - bottom if top >= bottom else 0.0  # (no number: no change)
+
+    def _keep_extremes(self, values: array[float]) -> float:
+        """Find and keep the extremes of ``values`` (the codes kept, none of them a null or a
+        text value); their spread."""
+        top, bottom = max(values), min(values)
+        self._hi, self._lo = 2 * values.index(top) + 1, 2 * values.index(bottom) + 1
+        return top - bottom
