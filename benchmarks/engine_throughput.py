@@ -5,7 +5,9 @@ with 500 extra rules on fields the messages never carry and 500 rules for other 
 index should keep the second figure close to the first. Then the engine's CPU time per reading
 under the daemon figure's rule set (``throughput.py``: 1,000 rules, 30 reaching each ELEMENT
 reading of five fields, ~20 fields read by ``missing`` elsewhere recorded as nulls), fed
-directly: the engine's share of the daemon's cost per reading. Last, a field that few
+directly: the engine's share of the daemon's cost per reading; and the same rules with
+other kinds of condition (``equals``, ``in``, ``any``, a device field's bound, fields no
+`change` rule reads), each as a ratio to the first. Last, a field that few
 messages carry: a tracker reporting every second with a fuel level in one message of
 ``every`` (a null in the others, as Navixy's queue with gaps gives it), read by a `change`
 rule with a 10-minute (or 1-hour) window, beside a threshold on a field every message
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import random
 import sys
+from collections.abc import Callable
+from typing import Any
 import tempfile
 import time
 import tracemalloc
@@ -77,17 +81,50 @@ def run(rules: list[s.Rule], entities: int, messages: int) -> tuple[float, float
     return rate, peak / entities
 
 
-def daemon_rules(readings: int) -> float:
-    """CPU seconds per reading of the engine alone under ``throughput.py``'s rule set."""
+def _other_kinds(kind: str) -> Callable[[int, dict[str, Any]], dict[str, Any]]:
+    """``throughput.py``'s rules with other kinds of condition, reaching the same readings:
+    each `change` rule made a threshold (its field then read by thresholds and `missing`
+    alone), or every other threshold one with ``equals``, ``in``, an ``any`` of two bounds,
+    or a bound read from a device field. No reading meets any of them."""
+    def changed(number: int, rule: dict[str, Any]) -> dict[str, Any]:
+        if kind == "threshold" and "change" in rule:
+            field = rule.pop("change")["field"]
+            return {**rule, "threshold": {"field": field, "above": 1e9}}
+        if "threshold" not in rule or number % 2 or kind == "threshold":
+            return rule
+        field = rule["threshold"]["field"]
+        conditions: dict[str, Any] = {
+            "equals": {"threshold": {"field": field, "equals": -12345}},
+            "in": {"threshold": {"field": field, "in": [-1, -2, "off"]}},
+            "any": {"any": [{"threshold": {"field": field, "above": 1e9}},
+                            {"threshold": {"field": field, "below": -1e9}}]},
+            "device bound": {"threshold": {"field": field,
+                                           "above": {"field": f"{field}_max"}}}}
+        rule = {k: v for k, v in rule.items() if k != "threshold"}
+        return {**rule, **conditions[kind]}
+    return changed
+
+
+def daemon_rules(readings: int, kind: str | None = None) -> float:
+    """CPU seconds per reading of the engine alone under ``throughput.py``'s rule set (with
+    ``kind``, its conditions made that other kind: ``_other_kinds``)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from benchlib import kind_fields
+    from benchlib import config_text, kind_fields, rule_set
     from throughput import ENTITIES, KINDS, daemon_config
 
     from alertd.config import load_config
 
     with tempfile.TemporaryDirectory(prefix="alertd-bench-") as folder:
         path = Path(folder) / "rules.yaml"
-        path.write_text(daemon_config("element1", 1, 1000))
+        text = daemon_config("element1", 1, 1000)
+        if kind is not None:
+            rules = rule_set(1000, kinds=KINDS, entities=[f"dev{i}" for i in range(ENTITIES)])
+            text = config_text({"bench": {"type": "element", "url": "ws://127.0.0.1:1/api/v1",
+                                          "api_key": "k", "subscribe": ["readings"]}},
+                               {"screen": "console://"},
+                               [_other_kinds(kind)(n, r) for n, r in enumerate(rules)],
+                               {"notify": ["screen"]})
+        path.write_text(text)
         config = load_config(path, {})
     start = time.time() - readings * 0.6 - 3600
     batch = [Message("bench", f"dev{n % ENTITIES}", start + n * 0.6,
@@ -138,6 +175,13 @@ def main() -> None:
     cost = daemon_rules(20_000)
     print(f"throughput.py's 1,000 rules, ELEMENT readings of 5 fields: {cost * 1e6:.1f} us "
           f"CPU per reading ({1 / cost:,.0f} readings/s)")
+    for kind, words in (("threshold", "the `change` rules thresholds"),
+                        ("equals", "every other threshold an `equals`"),
+                        ("in", "every other threshold an `in`"),
+                        ("any", "every other threshold an `any` of two bounds"),
+                        ("device bound", "every other threshold a device field's bound")):
+        other = daemon_rules(20_000, kind)
+        print(f"  the same, {words}: {other * 1e6:.1f} us ({other / cost:.2f} x)")
     for every, within in ((1, 600.0), (60, 600.0), (600, 3600.0)):
         print(f"a field in one message of {every}, `change` within {within / 60:.0f} min: "
               f"{sparse_field(every, within):.1f} us per message")

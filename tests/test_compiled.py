@@ -22,7 +22,8 @@ from alertd.config import schema as s
 from alertd.engine import Engine
 from alertd.engine import notices as notes_of
 from alertd.engine.compiled import FieldChanges, FieldThresholds
-from alertd.engine.history import DEPTH, FieldHistory
+from alertd.engine.conditions import evaluate
+from alertd.engine.history import DEPTH, FieldHistory, normalise
 from alertd.errors import Loc
 from alertd.model import Message, Notification
 from tests.budget import examples
@@ -31,6 +32,9 @@ LOC = Loc("test", 1)
 SOURCES = {"cold": s.ElementSource(LOC, "cold", "k", ("readings",))}
 FIELDS = ("a", "b")
 BOUNDS = st.sampled_from([0.0, 1.0, 2.0, 2.5, 3.0, 5.0])
+# what `equals` and `in` name: numbers (one written as text), true/false, text (one that
+# is a number's text), and a value that is never sent
+NAMED = [2.0, 5, "3.5", "3.0", True, False, "error", "on", -7.0, "inf"]
 
 
 def test_starting_finds_exactly_the_bounds_passed() -> None:
@@ -53,6 +57,46 @@ def test_starting_finds_exactly_the_bounds_passed() -> None:
     assert [list(only_above.starting(v)) for v in (-1e9, 2.0, 2.5)] == [[], [], [0]]
     only_below = FieldThresholds([(0, s.Threshold(LOC, "v", below=2.0))])
     assert [list(only_below.starting(v)) for v in (1e9, 2.0, 1.5)] == [[], [], [0]]
+
+
+def test_values_start_exactly_the_rules_that_name_them() -> None:
+    """``equals`` and ``in`` compiled into a table (``FieldMatches``): every value a field
+    may hold (numbers, true/false, text, a number's text, an infinity kept as text) starts
+    every rule whose condition now holds for it, as ``evaluate`` says, and no other; the
+    one exception is a number and a text that reads the same ("inf"), which share a key
+    and are told apart by the evaluation. Bounds beside them on the field still apply."""
+    named: list[Any] = [2.0, 5, "3.5", "3.0", True, False, "error", "on", -7.0, "inf", "-0.0",
+                        0.0, 1]
+    rules = [(n, s.Threshold(LOC, "v", equals=value)) for n, value in enumerate(named)]
+    rules.append((len(named), s.Threshold(LOC, "v", in_=(True, "error", 5.0))))
+    rules.append((len(named) + 1, s.Threshold(LOC, "v", above=4.0)))
+    compiled = FieldThresholds.of(rules)
+    values = [2.0, 5.0, 3.5, 3.0, True, False, "error", "on", -7.0, 0.0, -0.0, 1.0, "inf",
+              math.inf, -math.inf, "ON", None, [1, 2]]
+    for value in values:
+        holds = {n for n, c in rules if evaluate(c, _Only(value), False, 0.0).holds}
+        started = set(compiled.starting(value))
+        assert holds <= started, value
+        shared = {n for n in started - holds if isinstance(value, float)
+                  and str(value) == str(normalise(named[n] if n < len(named) else 0))}
+        assert started - holds == shared, value
+    assert not FieldThresholds.of(rules[-1:]).matches  # bounds alone: no table
+
+
+class _Only:
+    """An entity whose field ``v`` holds one value (for ``evaluate``)."""
+
+    status = last_msg_time = last_srv_time = None
+    offset = 0.0
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def history(self, field: str) -> FieldHistory | None:
+        history = FieldHistory()
+        if self.value is not None:
+            history.record(1.0, normalise(self.value))
+        return history
 
 
 def test_rules_naming_a_device_start_beside_open_rules_on_the_same_field() -> None:
@@ -140,7 +184,12 @@ def test_missing_rules_are_reached_once_their_field_is_null() -> None:
 @st.composite
 def threshold(draw: st.DrawFn) -> s.Threshold:
     field = draw(st.sampled_from(FIELDS))
-    kind = draw(st.sampled_from(["above", "below", "band"]))
+    kind = draw(st.sampled_from(["above", "below", "band", "equals", "in"]))
+    if kind == "equals":  # numbers as numbers, true as itself, the rest as text
+        return s.Threshold(LOC, field, equals=draw(st.sampled_from(NAMED)))
+    if kind == "in":
+        return s.Threshold(LOC, field, in_=tuple(draw(st.lists(st.sampled_from(NAMED),
+                                                                min_size=1, max_size=3))))
     if kind == "above":
         above = draw(BOUNDS)
         clear = draw(st.one_of(st.none(), st.sampled_from([above - 0.5, above])))
@@ -173,6 +222,9 @@ def rule_set(draw: st.DrawFn) -> list[s.Rule]:
             threshold(), threshold(),
             st.builds(lambda c: s.AnyOf(LOC, (c, s.Threshold(LOC, "c", above=1.0))),
                       threshold()),
+            st.builds(lambda c, d: s.AllOf(LOC, (c, d)), threshold(), threshold()),
+            st.builds(lambda c, d: s.AnyOf(LOC, (c, s.AllOf(LOC, (d, s.Missing(LOC, "b", 1))))),
+                      threshold(), threshold()),
             st.just(s.Missing(LOC, "a", 2)),
             change()))
         rules.append(s.Rule(
@@ -187,7 +239,8 @@ def rule_set(draw: st.DrawFn) -> list[s.Rule]:
 
 
 VALUES = st.one_of(st.sampled_from([0.0, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0]),
-                   st.none(), st.just("error"), st.just("3.5"), st.just(True))
+                   st.none(), st.just("error"), st.just("3.5"), st.just(True),
+                   st.sampled_from([False, "on", "3.0", 5, -0.0, "inf", "nan", math.inf]))
 
 
 @st.composite

@@ -6,26 +6,59 @@ numbers) that is a range test, so the rules of one field are kept as two sorted 
 bounds and a value finds the ones it passes with a binary search, instead of an evaluation
 per rule. Live alerts (pending, firing, flapping) are always evaluated by the engine, so
 hysteresis (``clear_*``) never needs to be compiled: it applies only once firing.
+
+Thresholds with ``equals`` or ``in`` are kept as a table from the values they name to their
+rules (``FieldMatches``), and ``all``/``any`` of such thresholds under each part's field: a
+rule with no live alert can start holding only when a part on a field the message carries
+holds with its new value (a part on another field held before, so the rule did, and its
+alert is live).
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from alertd.config import schema as s
+from alertd.engine.history import is_number, normalise
 
 VIRTUAL = ("_lag", "_age")
+_finite = math.isfinite
 
 
 def compilable(condition: s.Condition) -> bool:
-    """A threshold whose start depends on one number: ``above``/``below`` as numbers."""
-    return isinstance(condition, s.Threshold) and condition.field not in VIRTUAL \
-        and condition.equals is None and condition.in_ is None \
-        and (condition.above is not None or condition.below is not None) \
-        and not isinstance(condition.above, s.FieldBound) \
-        and not isinstance(condition.below, s.FieldBound)
+    """A condition whose start depends on the new value of one of its fields alone: a
+    threshold with ``above``/``below`` as numbers, or with ``equals``/``in``; or ``all`` or
+    ``any`` of such conditions."""
+    if isinstance(condition, s.AllOf | s.AnyOf):
+        return all(compilable(part) for part in condition.conditions)
+    return isinstance(condition, s.Threshold) and condition.field not in VIRTUAL and (
+        condition.equals is not None or condition.in_ is not None
+        or (condition.above is not None or condition.below is not None)
+        and not isinstance(condition.above, s.FieldBound)
+        and not isinstance(condition.below, s.FieldBound))
+
+
+def thresholds(condition: s.Condition) -> Iterator[s.Threshold]:
+    """The thresholds a compilable condition is made of (itself, or its parts')."""
+    if isinstance(condition, s.AllOf | s.AnyOf):
+        for part in condition.conditions:
+            yield from thresholds(part)
+    elif isinstance(condition, s.Threshold):
+        yield condition
+
+
+def _keys(value: Any) -> tuple[Any, ...]:
+    """What a value is looked up by in ``FieldMatches``: a value that ``equals`` or ``in``
+    matches (``conditions._equal``: numbers as numbers, true/false as themselves, the rest
+    as text) shares a key with what they name. A number is also its text ("5.0" names it)."""
+    if value.__class__ is bool:
+        return ((bool, value),)
+    if is_number(value):
+        return value, str(value)
+    return (str(value),)
 
 
 class FieldThresholds:
@@ -35,12 +68,22 @@ class FieldThresholds:
     __slots__ = ("_above", "_above_rules", "_below", "_below_rules", "_highest_below",
                  "_lowest_above")
 
+    matches = False  # a value that is not a number can start none of its rules
+
     def __init__(self, rules: Iterable[tuple[int, s.Threshold]]) -> None:
         listed = list(rules)
         self._set(sorted((float(c.above), n) for n, c in listed
                          if isinstance(c.above, float | int)),
                   sorted((float(c.below), n) for n, c in listed
                          if isinstance(c.below, float | int)))
+
+    @staticmethod
+    def of(rules: Iterable[tuple[int, s.Threshold]]) -> FieldThresholds:
+        """The compiled thresholds of one field: ``FieldMatches`` when some name values."""
+        listed = list(rules)
+        if any(c.equals is not None or c.in_ is not None for _, c in listed):
+            return FieldMatches(listed)
+        return FieldThresholds(listed)
 
     def _set(self, above: list[tuple[float, int]], below: list[tuple[float, int]]) -> None:
         self._above = [bound for bound, _ in above]
@@ -51,14 +94,19 @@ class FieldThresholds:
         self._lowest_above = self._above[0] if above else math.inf
         self._highest_below = self._below[-1] if below else -math.inf
 
-    @classmethod
-    def merged(cls, first: FieldThresholds, second: FieldThresholds) -> FieldThresholds:
+    @staticmethod
+    def merged(first: FieldThresholds, second: FieldThresholds) -> FieldThresholds:
         """One field's thresholds of two indexes (an entity's layers) as one."""
-        both = cls(())
+        both = FieldMatches(()) if first.matches or second.matches else FieldThresholds(())
         both._set(sorted((*zip(first._above, first._above_rules),
                           *zip(second._above, second._above_rules))),
                   sorted((*zip(first._below, first._below_rules),
                           *zip(second._below, second._below_rules))))
+        if isinstance(both, FieldMatches):
+            for each in (first, second):
+                if isinstance(each, FieldMatches):
+                    for key, numbers in each._rules.items():
+                        both._rules[key] = both._rules.get(key, ()) + numbers
         return both
 
     def starting(self, value: float) -> Sequence[int]:
@@ -69,6 +117,37 @@ class FieldThresholds:
         if self._below:
             found += self._below_rules[bisect.bisect_right(self._below, value):]
         return found
+
+
+class FieldMatches(FieldThresholds):
+    """The compiled thresholds of a field some of which name values (``equals``, ``in``):
+    ``starting(value)`` also lists those that name it, whatever the value is (then some it
+    lists may not hold: a number and its text share a key; the engine evaluates each)."""
+
+    __slots__ = ("_rules",)
+    matches = True
+
+    def __init__(self, rules: Iterable[tuple[int, s.Threshold]]) -> None:
+        listed = list(rules)
+        super().__init__(listed)
+        self._rules: dict[Any, tuple[int, ...]] = {}
+        for number, condition in listed:
+            named = (condition.equals,) if condition.equals is not None else condition.in_
+            for value in named or ():
+                for key in _keys(normalise(value)):
+                    if number not in self._rules.get(key, ()):
+                        self._rules[key] = self._rules.get(key, ()) + (number,)
+
+    def starting(self, value: Any) -> Sequence[int]:
+        if value.__class__ is float:
+            started = FieldThresholds.starting(self, value)
+            # a finite number's text names no rule (it would have been read as the number)
+            named = self._rules.get(value) if _finite(value) else self._named(value)
+            return [*started, *named] if named else started
+        return () if value is None else self._named(value)
+
+    def _named(self, value: Any) -> list[int]:
+        return [n for key in _keys(value) for n in self._rules.get(key, ())]
 
 
 class FieldChanges:

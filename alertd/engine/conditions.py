@@ -10,8 +10,7 @@ handled by the engine itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from alertd.config import schema as s
 from alertd.engine.alerts import EPS
@@ -33,8 +32,10 @@ class EntityView(Protocol):
     def history(self, field: str) -> FieldHistory | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
+class Result(NamedTuple):
+    """What a condition says now. A named tuple: one is built for every rule a message
+    reaches that has no compiled path, and a frozen dataclass took three times as long."""
+
     holds: bool
     field: str = ""
     value: Any = None

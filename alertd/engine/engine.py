@@ -30,7 +30,7 @@ from typing import Any
 
 from alertd.config import schema as s
 from alertd.engine.alerts import EPS, FIRING, INACTIVE, PENDING, Alert, Notice
-from alertd.engine.compiled import FieldChanges, FieldThresholds, compilable
+from alertd.engine.compiled import FieldChanges, FieldThresholds, compilable, thresholds
 from alertd.engine.conditions import VIRTUAL_FIELDS, Result, evaluate
 from alertd.engine.explain import EntitySeen, explain
 from alertd.engine.history import FieldHistory, normalise
@@ -282,8 +282,9 @@ class Engine:
         for number, rule in rules:
             condition = conditions.get(number, rule.condition)
             nulls.update(_missing_fields(condition))
-            if self._compile and isinstance(condition, s.Threshold) and compilable(condition):
-                plain.setdefault(condition.field, []).append((number, condition))
+            if self._compile and compilable(condition):
+                for part in thresholds(condition):  # (each part of an `all` or `any`)
+                    plain.setdefault(part.field, []).append((number, part))
                 continue
             if self._compile and isinstance(condition, s.Change) \
                     and condition.field not in VIRTUAL_FIELDS:
@@ -307,7 +308,7 @@ class Engine:
                 timed.append(number)
         index = _Index(rules, {f: tuple(n) for f, n in by_field.items()}, tuple(every),
                        tuple(timed), conditions,
-                       {f: FieldThresholds(found) for f, found in plain.items()},
+                       {f: FieldThresholds.of(found) for f, found in plain.items()},
                        {f: FieldChanges(found) for f, found in changes.items()},
                        tuple(sorted(nulls)),
                        tuple((f, tuple(found)) for f, found in sorted(missing.items())))
@@ -391,12 +392,12 @@ class Engine:
                 if len(layers) == 1:
                     continue
                 found = _reach_both(layers, name)
-            reached, thresholds, changes = found
+            reached, bounds, changes = found
             if reached:
                 numbers.update(reached)
             # only those that now hold can start an alert
-            if thresholds is not None and value.__class__ is float \
-                    and (started := thresholds.starting(value)):
+            if bounds is not None and (value.__class__ is float or bounds.matches) \
+                    and (started := bounds.starting(value)):
                 numbers.update(started)
             if changes is not None:  # ... only those whose amount the spread reaches
                 spread = history.spread()
