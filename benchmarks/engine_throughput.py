@@ -7,12 +7,12 @@ under the daemon figure's rule set (``throughput.py``: 1,000 rules, 30 reaching 
 reading of five fields, ~20 fields read by ``missing`` elsewhere recorded as nulls), fed
 directly: the engine's share of the daemon's cost per reading; and the same rules with
 other kinds of condition (``equals``, ``in``, ``any``, a device field's bound, fields no
-`change` rule reads), each as a ratio to the first. Last, a field that few
-messages carry: a tracker reporting every second with a fuel level in one message of
-``every`` (a null in the others, as Navixy's queue with gaps gives it), read by a `change`
-rule with a 10-minute (or 1-hour) window, beside a threshold on a field every message
-carries: the window's nulls must not cost a walk at every message. Each figure is the best
-of 3 runs (CPU time for the daemon's rule set), so that a machine shared with other work
+`change` rule reads, ten `silent` rules more), each as a ratio to the first. Last, a field
+that few messages carry: a tracker reporting every second with a fuel level in one message
+of ``every`` (a null in the others, as Navixy's queue with gaps gives it), read by a
+`change` rule with a 10-minute (or 1-hour) window, beside a threshold on a field every
+message carries: the window's nulls must not cost a walk at every message. Each figure is
+the best of 3 runs (CPU time for the daemon's rule set), so that a machine shared with other work
 measures the engine rather than the load. Run: python3 benchmarks/engine_throughput.py
 """
 
@@ -85,12 +85,13 @@ def _other_kinds(kind: str) -> Callable[[int, dict[str, Any]], dict[str, Any]]:
     """``throughput.py``'s rules with other kinds of condition, reaching the same readings:
     each `change` rule made a threshold (its field then read by thresholds and `missing`
     alone), or every other threshold one with ``equals``, ``in``, an ``any`` of two bounds,
-    or a bound read from a device field. No reading meets any of them."""
+    or a bound read from a device field; or ten `silent` rules added. No reading meets any
+    of them."""
     def changed(number: int, rule: dict[str, Any]) -> dict[str, Any]:
         if kind == "threshold" and "change" in rule:
             field = rule.pop("change")["field"]
             return {**rule, "threshold": {"field": field, "above": 1e9}}
-        if "threshold" not in rule or number % 2 or kind == "threshold":
+        if "threshold" not in rule or number % 2 or kind in ("threshold", "silent"):
             return rule
         field = rule["threshold"]["field"]
         conditions: dict[str, Any] = {
@@ -119,6 +120,9 @@ def daemon_rules(readings: int, kind: str | None = None) -> float:
         text = daemon_config("element1", 1, 1000)
         if kind is not None:
             rules = rule_set(1000, kinds=KINDS, entities=[f"dev{i}" for i in range(ENTITIES)])
+            if kind == "silent":  # ten more rules that every reading of every device reaches
+                rules += [{"name": f"quiet-{i}", "silent": {"after": f"{10 + i}m"}}
+                          for i in range(10)]
             text = config_text({"bench": {"type": "element", "url": "ws://127.0.0.1:1/api/v1",
                                           "api_key": "k", "subscribe": ["readings"]}},
                                {"screen": "console://"},
@@ -179,7 +183,8 @@ def main() -> None:
                         ("equals", "every other threshold an `equals`"),
                         ("in", "every other threshold an `in`"),
                         ("any", "every other threshold an `any` of two bounds"),
-                        ("device bound", "every other threshold a device field's bound")):
+                        ("device bound", "every other threshold a device field's bound"),
+                        ("silent", "and 10 `silent` rules for every device")):
         other = daemon_rules(20_000, kind)
         print(f"  the same, {words}: {other * 1e6:.1f} us ({other / cost:.2f} x)")
     for every, within in ((1, 600.0), (60, 600.0), (600, 3600.0)):

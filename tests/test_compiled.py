@@ -1,6 +1,6 @@
 """The compiled paths give what evaluating every rule gives (issue 15: no behaviour change):
-thresholds compiled into sorted bounds, and `change` and `missing` rules skipped while they
-cannot hold.
+thresholds compiled into sorted bounds (or a table of the values they name), `change` and
+`missing` rules skipped while they cannot hold, and `silent` rules left to their timer.
 
 Thresholds compiled into sorted bounds reach only the rules whose condition holds; live
 alerts are tracked in a set instead of a scan. A hypothesis property runs random rule sets
@@ -181,6 +181,25 @@ def test_missing_rules_are_reached_once_their_field_is_null() -> None:
     assert notes_of(engine.receive(Message("cold", "d2", 5.0, {"b": 1.0}), 5.0)) == []
 
 
+def test_a_silent_rule_fires_after_the_last_message_though_messages_do_not_evaluate_it(
+        ) -> None:
+    """A `silent` rule with no alert is left to the entity's timer: the first message asks
+    for a wake-up 20 s later; the messages before it only move the moment, so the timer
+    looks at 20 s, waits on, and the alert fires 20 s after the last message (39 s), as
+    when every message evaluated it; the next message resolves it, and the silence after
+    it fires it again."""
+    rules = [s.Rule(LOC, "quiet", s.Silent(LOC, 20.0), notify=("ops",)),
+             s.Rule(LOC, "hot", s.Threshold(LOC, "a", above=5.0), notify=("ops",))]
+    events = [(float(t), Message("cold", "d1", float(t), {"a": 1.0}, float(t)))
+              for t in (0, 10, 19)]
+    events.append((50.0, Message("cold", "d1", 50.0, {"a": 1.0}, 50.0)))
+    seen = [(n.rule, n.state, n.at) for n in notices(Engine(rules, SOURCES, 0.0), events)]
+    assert seen == [("quiet", "firing", 39.0), ("quiet", "resolved", 50.0),
+                    ("quiet", "firing", 70.0)]  # and again, 20 s after that one
+    assert notices(Engine(rules, SOURCES, 0.0, compiled=False), events) == \
+        notices(Engine(rules, SOURCES, 0.0), events)
+
+
 @st.composite
 def threshold(draw: st.DrawFn) -> s.Threshold:
     field = draw(st.sampled_from(FIELDS))
@@ -226,6 +245,8 @@ def rule_set(draw: st.DrawFn) -> list[s.Rule]:
             st.builds(lambda c, d: s.AnyOf(LOC, (c, s.AllOf(LOC, (d, s.Missing(LOC, "b", 1))))),
                       threshold(), threshold()),
             st.just(s.Missing(LOC, "a", 2)),
+            # left to the entity's timer, not evaluated at each message
+            st.sampled_from([s.Silent(LOC, 20.0), s.Silent(LOC, 45.0)]),
             change()))
         rules.append(s.Rule(
             LOC, f"r{number}", condition, notify=("ops",),

@@ -110,6 +110,9 @@ class _Index:
     reach: dict[str, _Reach] = field(init=False)
     # its `silent` rules (as the conditions give them), which resume when the source is back
     silent: tuple[int, ...] = field(init=False)
+    # the shortest `after` of its `silent` rules (inf: none): how soon after a message a
+    # timer must look at them (compiled, they are not evaluated at every message)
+    silent_after: float = field(init=False)
     # an entity's own index (the rules naming it), which always comes after its source's
     # shared one: both indexes' ``reach`` in one entry per field, made as fields are seen
     # (``_reach_both``) so that a message looks each field up once
@@ -121,6 +124,9 @@ class _Index:
                       for f in (*self.by_field, *compiled, *changes)}
         self.silent = tuple(n for n, rule in self.rules
                             if isinstance(self.conditions.get(n, rule.condition), s.Silent))
+        self.silent_after = min((c.after for n, rule in self.rules
+                                 if isinstance(c := self.conditions.get(n, rule.condition),
+                                               s.Silent)), default=math.inf)
 
 
 class Entity:
@@ -297,9 +303,9 @@ class Engine:
                 missing.setdefault(condition.field, []).append(number)
                 continue
             fields = s.condition_fields(condition)
-            if isinstance(condition, s.Silent) or fields & set(VIRTUAL_FIELDS) \
-                    or _has_missing(condition):
-                every.append(number)
+            if not self._compile and isinstance(condition, s.Silent) \
+                    or fields & set(VIRTUAL_FIELDS) or _has_missing(condition):
+                every.append(number)  # (compiled, a `silent` rule is left to its timer)
             for name in fields:
                 by_field.setdefault(name, []).append(number)
             if _reads_status(condition):
@@ -422,19 +428,30 @@ class Engine:
             entity.name = message.entity_name
         if message.history_only:  # evaluated by an earlier run: it only rebuilds the history
             return []
+        quiet_for = math.inf  # the shortest `after` of the `silent` rules (compiled)
         for index in layers:
             numbers.update(index.every_message)
             for name, missing in index.missing:
                 if not _cannot_miss(histories.get(name)):
                     numbers.update(missing)
+            if index.silent_after < quiet_for:
+                quiet_for = index.silent_after
+        silent_wake = None
+        if quiet_for < math.inf and src.up and self._compile:
+            # compiled, `silent` rules with no alert are not evaluated: a message holds none
+            # of them, only moves the moment one would hold; the wake-up their evaluation
+            # would ask for is asked for (the timer looks then, and waits on if need be)
+            quiet_from = max(entity.last_receipt or entity.created, src.changed_at)
+            silent_wake = quiet_from + quiet_for
         reached_rules = self._with_live(entity, numbers)
         if not reached_rules:
+            self._schedule(entity, None if silent_wake is None else _after([silent_wake], now))
             return []  # (what ``_evaluate`` gives for no rule)
         if late:  # measured before messages already seen: it may break a pending period
             for alert in restart_periods(entity, entity.alerts, entity.conditions,
                                          reached_rules, msg_time, fields):
                 self._changed[id(alert)] = alert
-        return self._evaluate(entity, reached_rules, now)
+        return self._evaluate(entity, reached_rules, now, silent_wake)
 
     def _with_live(self, entity: Entity, numbers: Iterable[int]) -> list[int]:
         """The rules to evaluate: those reached, and every live alert's (``Entity.live``)."""
@@ -486,12 +503,15 @@ class Engine:
 
     # ---- evaluation --------------------------------------------------------------------
 
-    def _evaluate(self, entity: Entity, numbers: Iterable[int], now: float) -> list[AlertEvent]:
+    def _evaluate(self, entity: Entity, numbers: Iterable[int], now: float,
+                  wake: float | None = None) -> list[AlertEvent]:
+        """Evaluate the rules ``numbers`` of ``entity`` and ask for the next wake-up they need
+        (or ``wake``, if sooner)."""
         out: list[AlertEvent] = []
         offset = entity.offset  # the loop changes no time of the entity's
         clock = now - offset
         src = self._sources[entity.source]
-        wakes: list[float] = []
+        wakes: list[float] = [] if wake is None else [wake]
         rules, conditions = self.rules, entity.conditions
         for number in numbers:
             rule = rules[number]
