@@ -244,6 +244,12 @@ def rule_set(draw: st.DrawFn) -> list[s.Rule]:
             st.builds(lambda c, d: s.AllOf(LOC, (c, d)), threshold(), threshold()),
             st.builds(lambda c, d: s.AnyOf(LOC, (c, s.AllOf(LOC, (d, s.Missing(LOC, "b", 1))))),
                       threshold(), threshold()),
+            # a part with no data: `missing` beside a threshold, or two of them
+            st.builds(lambda c: s.AllOf(LOC, (s.Missing(LOC, "a", 2), c)), threshold()),
+            st.just(s.AnyOf(LOC, (s.Missing(LOC, "a", 1, 3), s.Missing(LOC, "c", 1)))),
+            # a part that is not compiled: the whole is evaluated as it was
+            st.builds(lambda c: s.AllOf(LOC, (c, s.Change(LOC, "n", 20.0, rise=2.0))),
+                      threshold()),
             st.just(s.Missing(LOC, "a", 2)),
             # left to the entity's timer, not evaluated at each message
             st.sampled_from([s.Silent(LOC, 20.0), s.Silent(LOC, 45.0)]),

@@ -8,10 +8,11 @@ per rule. Live alerts (pending, firing, flapping) are always evaluated by the en
 hysteresis (``clear_*``) never needs to be compiled: it applies only once firing.
 
 Thresholds with ``equals`` or ``in`` are kept as a table from the values they name to their
-rules (``FieldMatches``), and ``all``/``any`` of such thresholds under each part's field: a
-rule with no live alert can start holding only when a part on a field the message carries
-holds with its new value (a part on another field held before, so the rule did, and its
-alert is live).
+rules (``FieldMatches``), and ``all``/``any`` of such thresholds (and of `missing`
+conditions, reached as `missing` rules are) under each part's field: a rule with no live
+alert can start holding only when a part on a field the message carries holds with its new
+value, or a `missing` part's field is newly null (a part that held already made the rule
+hold, and its alert is live).
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ _finite = math.isfinite
 def compilable(condition: s.Condition) -> bool:
     """A condition whose start depends on the new value of one of its fields alone: a
     threshold with ``above``/``below`` as numbers, or with ``equals``/``in``; or ``all`` or
-    ``any`` of such conditions."""
+    ``any`` of such conditions and of `missing` ones (a `missing` part can start holding
+    only when its field's newest entry is null, as a `missing` rule)."""
     if isinstance(condition, s.AllOf | s.AnyOf):
-        return all(compilable(part) for part in condition.conditions)
+        return all(isinstance(part, s.Missing) or compilable(part)
+                   for part in condition.conditions)
     return isinstance(condition, s.Threshold) and condition.field not in VIRTUAL and (
         condition.equals is not None or condition.in_ is not None
         or (condition.above is not None or condition.below is not None)
@@ -41,12 +44,13 @@ def compilable(condition: s.Condition) -> bool:
         and not isinstance(condition.below, s.FieldBound))
 
 
-def thresholds(condition: s.Condition) -> Iterator[s.Threshold]:
-    """The thresholds a compilable condition is made of (itself, or its parts')."""
+def parts(condition: s.Condition) -> Iterator[s.Threshold | s.Missing]:
+    """The thresholds and `missing` conditions a compilable condition is made of (itself,
+    or its parts')."""
     if isinstance(condition, s.AllOf | s.AnyOf):
         for part in condition.conditions:
-            yield from thresholds(part)
-    elif isinstance(condition, s.Threshold):
+            yield from parts(part)
+    elif isinstance(condition, s.Threshold | s.Missing):
         yield condition
 
 

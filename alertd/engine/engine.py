@@ -30,7 +30,7 @@ from typing import Any
 
 from alertd.config import schema as s
 from alertd.engine.alerts import EPS, FIRING, INACTIVE, PENDING, Alert, Notice
-from alertd.engine.compiled import FieldChanges, FieldThresholds, compilable, thresholds
+from alertd.engine.compiled import FieldChanges, FieldThresholds, compilable, parts
 from alertd.engine.conditions import VIRTUAL_FIELDS, Result, evaluate
 from alertd.engine.explain import EntitySeen, explain
 from alertd.engine.history import FieldHistory, normalise
@@ -289,8 +289,11 @@ class Engine:
             condition = conditions.get(number, rule.condition)
             nulls.update(_missing_fields(condition))
             if self._compile and compilable(condition):
-                for part in thresholds(condition):  # (each part of an `all` or `any`)
-                    plain.setdefault(part.field, []).append((number, part))
+                for part in parts(condition):  # (each part of an `all` or `any`)
+                    if isinstance(part, s.Missing):
+                        missing.setdefault(part.field, []).append(number)
+                    else:
+                        plain.setdefault(part.field, []).append((number, part))
                 continue
             if self._compile and isinstance(condition, s.Change) \
                     and condition.field not in VIRTUAL_FIELDS:
