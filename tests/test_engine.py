@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import math
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -173,6 +174,25 @@ def same(history: FieldHistory, model: ModelHistory, now: float) -> None:
                     model.largest_change(since, falling), (since, falling)
 
 
+def record_run(history: FieldHistory, model: ModelHistory, at: float, value: Any, run: int,
+               now: float, check: Callable[[FieldHistory], None]) -> float:
+    """``run`` messages 1 s apart from ``at``, each with ``value``, recorded in both, and
+    ``check`` after each; the newest time seen since."""
+    for at in (at + k for k in range(run)):
+        if at in model.entries and at not in history.times():
+            continue  # a message seen again after its entry was let go: not judged
+        history.record(at, value)
+        model.record(at, value)
+        now = max(now, at)
+        check(history)
+    return now
+
+
+def spread_right(history: FieldHistory) -> None:
+    """As values come and go, the extremes a history keeps track of are those it holds."""
+    assert history.spread() == spread_found_again(history)
+
+
 HORIZONS = [0.0, 1.0, 5.0, 20.0]
 history_steps = st.lists(st.tuples(
     st.sampled_from(["record"] * 6 + ["prune", "cut", "rehorizon"]),
@@ -198,14 +218,7 @@ def test_a_history_reads_like_every_message_merged_in_time_order(
         at = now + move
         if action == "record":
             untrimmed = False
-            for at in (at + k for k in range(run)):
-                if at in model.entries and at not in history.times():
-                    continue  # a message seen again after its entry was let go: not judged
-                history.record(at, value)
-                model.record(at, value)
-                now = max(now, at)
-                assert history.spread() == spread_found_again(history)  # as values come
-                # and go: the extremes it keeps track of are those of the values kept
+            now = record_run(history, model, at, value, run, now, spread_right)
         elif action == "prune":
             history.prune(at)
             model.prune(at)
@@ -275,16 +288,15 @@ def test_a_history_no_change_rule_reads_keeps_its_queues_and_the_usual_path(
             history.prune(at)
             model.prune(at)
             continue
-        for at in (at + k for k in range(run)):
-            if at in model.entries and at not in history.times():
-                continue  # a message seen again after its entry was let go: not judged
-            history.record(at, value)
-            model.record(at, value)
-            now = max(now, at)
-            extremes_kept_right(history)
-            assert history.all == model.all
-            assert history.nonnull == model.nonnull
-            assert history.newest() == (model.nonnull[-1][1] if model.nonnull else None)
+        now = record_run(history, model, at, value, run, now,
+                         lambda h: queues_right(h, model))
+
+
+def queues_right(history: FieldHistory, model: ModelHistory) -> None:
+    extremes_kept_right(history)
+    assert history.all == model.all
+    assert history.nonnull == model.nonnull
+    assert history.newest() == (model.nonnull[-1][1] if model.nonnull else None)
 
 
 @pytest.mark.parametrize("horizon", [0.0, 600.0])
