@@ -110,25 +110,18 @@ def daemon_rules(readings: int, kind: str | None = None) -> float:
     """CPU seconds per reading of the engine alone under ``throughput.py``'s rule set (with
     ``kind``, its conditions made that other kind: ``_other_kinds``)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from benchlib import config_text, kind_fields, rule_set
-    from throughput import ENTITIES, KINDS, daemon_config
+    from benchlib import kind_fields
+    from throughput import END_RULE, ENTITIES, KINDS, daemon_config
 
     from alertd.config import load_config
 
+    extra = [END_RULE]
+    if kind == "silent":  # ten more rules that every reading of every device reaches
+        extra += [{"name": f"quiet-{i}", "silent": {"after": f"{10 + i}m"}} for i in range(10)]
     with tempfile.TemporaryDirectory(prefix="alertd-bench-") as folder:
         path = Path(folder) / "rules.yaml"
-        text = daemon_config("element1", 1, 1000)
-        if kind is not None:
-            rules = rule_set(1000, kinds=KINDS, entities=[f"dev{i}" for i in range(ENTITIES)])
-            if kind == "silent":  # ten more rules that every reading of every device reaches
-                rules += [{"name": f"quiet-{i}", "silent": {"after": f"{10 + i}m"}}
-                          for i in range(10)]
-            text = config_text({"bench": {"type": "element", "url": "ws://127.0.0.1:1/api/v1",
-                                          "api_key": "k", "subscribe": ["readings"]}},
-                               {"screen": "console://"},
-                               [_other_kinds(kind)(n, r) for n, r in enumerate(rules)],
-                               {"notify": ["screen"]})
-        path.write_text(text)
+        path.write_text(daemon_config("element1", 1, 1000, extra,
+                                      None if kind is None else _other_kinds(kind)))
         config = load_config(path, {})
     start = time.time() - readings * 0.6 - 3600
     batch = [Message("bench", f"dev{n % ENTITIES}", start + n * 0.6,

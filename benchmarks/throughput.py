@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,14 +87,19 @@ END_RULE = {"name": "bench-end", "threshold": {"field": "bench_end", "above": 0}
 
 
 def daemon_config(shape: str, port: int, rules: int,
-                  extra: Sequence[dict[str, Any]] = (END_RULE,)) -> str:
+                  extra: Sequence[dict[str, Any]] = (END_RULE,),
+                  changed: Callable[[int, dict[str, Any]], dict[str, Any]] | None = None
+                  ) -> str:
     """The rule file: one source of the shape's kind, ``rules`` rules (30 of 1,000 reach a
     reading; with fewer than 1,000, the first ``rules`` of them; with more, filler rules
-    that reach nothing are added) and the end-of-run rule."""
+    that reach nothing are added; each rule and its number through ``changed``, if given)
+    and the end-of-run rule."""
     navixy = shape.startswith("navixy")
     entities = [str(21000 + i) for i in range(ENTITIES)] if navixy else \
         [f"dev{i}" for i in range(ENTITIES)]
     chosen = rule_set(min(rules, 1000), kinds=KINDS, entities=entities)
+    if changed is not None:
+        chosen = [changed(n, rule) for n, rule in enumerate(chosen)]
     if rules > 1000:
         chosen += filler_rules(rules - 1000)
     chosen.extend(extra)

@@ -122,11 +122,10 @@ class _Index:
                       changes: dict[str, FieldChanges]) -> None:
         self.reach = {f: (self.by_field.get(f, ()), compiled.get(f), changes.get(f))
                       for f in (*self.by_field, *compiled, *changes)}
-        self.silent = tuple(n for n, rule in self.rules
-                            if isinstance(self.conditions.get(n, rule.condition), s.Silent))
-        self.silent_after = min((c.after for n, rule in self.rules
-                                 if isinstance(c := self.conditions.get(n, rule.condition),
-                                               s.Silent)), default=math.inf)
+        silent = [(n, c) for n, rule in self.rules
+                  if isinstance(c := self.conditions.get(n, rule.condition), s.Silent)]
+        self.silent = tuple(n for n, _ in silent)
+        self.silent_after = min((c.after for _, c in silent), default=math.inf)
 
 
 class Entity:
