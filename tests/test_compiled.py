@@ -181,6 +181,29 @@ def test_missing_rules_are_reached_once_their_field_is_null() -> None:
     assert notes_of(engine.receive(Message("cold", "d2", 5.0, {"b": 1.0}), 5.0)) == []
 
 
+def test_per_device_bounds_start_when_the_value_or_the_bound_moves() -> None:
+    """Thresholds with a bound read from a field of the device are checked, not evaluated,
+    when a message carries the field or the bound: a value past its device's bound starts
+    an alert (here the second of two checks in one message), so does a bound moved past the
+    value, in the shared index and in the device's own (a rule naming it)."""
+    def rule(name: str, condition: s.Threshold,
+             entities: tuple[str, ...] | None = None) -> s.Rule:
+        return s.Rule(LOC, name, condition, notify=("ops",), entities=entities)
+
+    rules = [rule("hot", s.Threshold(LOC, "a", above=s.FieldBound("a_max"))),
+             rule("cold", s.Threshold(LOC, "b", below=s.FieldBound("b_min"))),
+             rule("d1-hot", s.Threshold(LOC, "a", above=s.FieldBound("a_lim")), ("d1",))]
+    stream = [{"a": 5.0, "a_max": 10.0, "b": 3.0, "b_min": 1.0}, {"a": 6.0, "b": 0.5},
+              {"a_max": 4.0}, {"b_min": 0.2}, {"c": 1.0}, {"a_lim": 1.0}]
+    events = [(float(t), Message("cold", "d1", float(t), fields, float(t)))
+              for t, fields in enumerate(stream, start=1)]
+    seen = [(n.rule, n.state, n.at) for n in notices(Engine(rules, SOURCES, 0.0), events)]
+    assert seen == [("cold", "firing", 2.0), ("hot", "firing", 3.0), ("cold", "resolved", 4.0),
+                    ("d1-hot", "firing", 6.0)]
+    assert notices(Engine(rules, SOURCES, 0.0, compiled=False), events) == \
+        notices(Engine(rules, SOURCES, 0.0), events)
+
+
 def test_a_silent_rule_fires_after_the_last_message_though_messages_do_not_evaluate_it(
         ) -> None:
     """A `silent` rule with no alert is left to the entity's timer: the first message asks
@@ -203,7 +226,15 @@ def test_a_silent_rule_fires_after_the_last_message_though_messages_do_not_evalu
 @st.composite
 def threshold(draw: st.DrawFn) -> s.Threshold:
     field = draw(st.sampled_from(FIELDS))
-    kind = draw(st.sampled_from(["above", "below", "band", "equals", "in"]))
+    kind = draw(st.sampled_from(["above", "below", "band", "equals", "in", "field"]))
+    if kind == "field":  # per-device bounds: read from another field of the entity
+        bound = s.FieldBound(draw(st.sampled_from([f for f in (*FIELDS, "c") if f != field])))
+        return draw(st.sampled_from([
+            s.Threshold(LOC, field, above=bound),
+            s.Threshold(LOC, field, above=bound, clear_below=1.0),
+            s.Threshold(LOC, field, below=bound, clear_above=bound),
+            s.Threshold(LOC, field, above=bound, below=1.0),
+            s.Threshold(LOC, field, above=3.0, below=bound)]))
     if kind == "equals":  # numbers as numbers, true as itself, the rest as text
         return s.Threshold(LOC, field, equals=draw(st.sampled_from(NAMED)))
     if kind == "in":

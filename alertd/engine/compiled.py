@@ -13,6 +13,11 @@ conditions, reached as `missing` rules are) under each part's field: a rule with
 alert can start holding only when a part on a field the message carries holds with its new
 value, or a `missing` part's field is newly null (a part that held already made the rule
 hold, and its alert is live).
+
+A bound read from a field of the entity (per-device bounds) differs between entities and
+cannot be sorted: the thresholds alike in their bounds are kept together
+(``BoundedThresholds``), reached through their field and each bound field, and a message
+that carries one of these checks whether they hold with the entity's newest values.
 """
 
 from __future__ import annotations
@@ -23,25 +28,29 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from alertd.config import schema as s
-from alertd.engine.history import is_number, normalise
+from alertd.engine.history import FieldHistory, is_number, normalise
 
 VIRTUAL = ("_lag", "_age")
 _finite = math.isfinite
 
 
 def compilable(condition: s.Condition) -> bool:
-    """A condition whose start depends on the new value of one of its fields alone: a
-    threshold with ``above``/``below`` as numbers, or with ``equals``/``in``; or ``all`` or
-    ``any`` of such conditions and of `missing` ones (a `missing` part can start holding
-    only when its field's newest entry is null, as a `missing` rule)."""
+    """A condition whose start depends on the new values of its fields alone: a threshold
+    with ``above``/``below`` (numbers, or fields of the entity), or with ``equals``/``in``;
+    or ``all`` or ``any`` of such conditions and of `missing` ones (a `missing` part can
+    start holding only when its field's newest entry is null, as a `missing` rule)."""
     if isinstance(condition, s.AllOf | s.AnyOf):
         return all(isinstance(part, s.Missing) or compilable(part)
                    for part in condition.conditions)
     return isinstance(condition, s.Threshold) and condition.field not in VIRTUAL and (
         condition.equals is not None or condition.in_ is not None
-        or (condition.above is not None or condition.below is not None)
-        and not isinstance(condition.above, s.FieldBound)
-        and not isinstance(condition.below, s.FieldBound))
+        or condition.above is not None or condition.below is not None)
+
+
+def bounded(condition: s.Threshold) -> bool:
+    """A threshold with a bound read from a field of the entity (``above: {field: max}``):
+    compiled as ``BoundedThresholds``, not into sorted bounds."""
+    return isinstance(condition.above, s.FieldBound) or isinstance(condition.below, s.FieldBound)
 
 
 def parts(condition: s.Condition) -> Iterator[s.Threshold | s.Missing]:
@@ -152,6 +161,44 @@ class FieldMatches(FieldThresholds):
 
     def _named(self, value: Any) -> list[int]:
         return [n for key in _keys(value) for n in self._rules.get(key, ())]
+
+
+class BoundedThresholds:
+    """Thresholds of one field alike in their bounds, one of which at least is read from a
+    field of the entity (``above: {field: max_temp}``, per-device bounds): ``holds(fields)``
+    says whether they hold now, as ``conditions._threshold`` says for an alert that is not
+    firing. Only a message that carries the field or a bound field can make them start:
+    they are reached through each (``fields``), and a check costs two or three lookups."""
+
+    __slots__ = ("above", "below", "field", "fields", "rules")
+
+    def __init__(self, field: str, above: s.Bound | None, below: s.Bound | None,
+                 rules: Iterable[int]) -> None:
+        self.field, self.above, self.below = field, above, below
+        self.rules = tuple(rules)
+        named = {b.field for b in (above, below) if isinstance(b, s.FieldBound)}
+        self.fields = (field, *sorted(named - {field}))
+
+    def holds(self, fields: dict[str, FieldHistory]) -> bool:
+        value = _newest_number(fields, self.field)
+        if value is None:
+            return False
+        high, low = self.above, self.below
+        if isinstance(high, s.FieldBound):
+            high = _newest_number(fields, high.field)
+            if high is None:  # a bound this entity has not reported: does not hold
+                return False
+        if isinstance(low, s.FieldBound):
+            low = _newest_number(fields, low.field)
+            if low is None:
+                return False
+        return high is not None and value > high or low is not None and value < low
+
+
+def _newest_number(fields: dict[str, FieldHistory], name: str) -> float | None:
+    history = fields.get(name)
+    value = None if history is None else history.newest()
+    return value if is_number(value) else None
 
 
 class FieldChanges:

@@ -30,7 +30,8 @@ from typing import Any
 
 from alertd.config import schema as s
 from alertd.engine.alerts import EPS, FIRING, INACTIVE, PENDING, Alert, Notice
-from alertd.engine.compiled import FieldChanges, FieldThresholds, compilable, parts
+from alertd.engine.compiled import (BoundedThresholds, FieldChanges, FieldThresholds, bounded,
+                                    compilable, parts)
 from alertd.engine.conditions import VIRTUAL_FIELDS, Result, evaluate
 from alertd.engine.explain import EntitySeen, explain
 from alertd.engine.history import FieldHistory, normalise
@@ -45,8 +46,11 @@ _NO_OVERRIDES: dict[int, s.Condition] = {}  # shared, never written
 _NO_ALERTS: dict[int, Alert] = {}  # shared by entities without an alert, never written
 _finite = math.isfinite
 # what a field of a message reaches in an index: its rules that are not compiled, its
-# compiled thresholds and its `change` rules (each None when it has none)
-_Reach = tuple[tuple[int, ...], FieldThresholds | None, FieldChanges | None]
+# compiled thresholds and its `change` rules (each None when it has none), and the
+# thresholds with a bound read from a field that it is or bounds
+_Reach = tuple[tuple[int, ...], FieldThresholds | None, FieldChanges | None,
+               tuple[BoundedThresholds, ...]]
+_NO_REACH: _Reach = ((), None, None, ())
 
 
 
@@ -102,6 +106,7 @@ class _Index:
     # their field's spread reaches their amount: kept only inside ``reach``
     compiled: InitVar[dict[str, FieldThresholds]]
     changes: InitVar[dict[str, FieldChanges]]
+    bounded: InitVar[tuple[BoundedThresholds, ...]]  # reached when they hold, like thresholds
     nulls: tuple[str, ...]  # fields its `missing` conditions read: an absent one is a null
     # its `missing` rules (whole conditions) by field, reached only when the field's newest
     # entry is null: most messages carry the field, and no such rule can hold then
@@ -119,9 +124,15 @@ class _Index:
     with_shared: dict[str, _Reach] = field(init=False, default_factory=dict)
 
     def __post_init__(self, compiled: dict[str, FieldThresholds],
-                      changes: dict[str, FieldChanges]) -> None:
-        self.reach = {f: (self.by_field.get(f, ()), compiled.get(f), changes.get(f))
-                      for f in (*self.by_field, *compiled, *changes)}
+                      changes: dict[str, FieldChanges],
+                      bounded: tuple[BoundedThresholds, ...]) -> None:
+        through: dict[str, tuple[BoundedThresholds, ...]] = {}
+        for group in bounded:
+            for name in group.fields:
+                through[name] = through.get(name, ()) + (group,)
+        self.reach = {f: (self.by_field.get(f, ()), compiled.get(f), changes.get(f),
+                          through.get(f, ()))
+                      for f in (*self.by_field, *compiled, *changes, *through)}
         silent = [(n, c) for n, rule in self.rules
                   if isinstance(c := self.conditions.get(n, rule.condition), s.Silent)]
         self.silent = tuple(n for n, _ in silent)
@@ -281,6 +292,7 @@ class Engine:
         every: list[int] = []
         timed: list[int] = []
         plain: dict[str, list[tuple[int, s.Threshold]]] = {}
+        alike: dict[tuple[str, s.Bound | None, s.Bound | None], list[int]] = {}
         changes: dict[str, list[tuple[float, int]]] = {}
         missing: dict[str, list[int]] = {}
         nulls: set[str] = set()
@@ -291,6 +303,9 @@ class Engine:
                 for part in parts(condition):  # (each part of an `all` or `any`)
                     if isinstance(part, s.Missing):
                         missing.setdefault(part.field, []).append(number)
+                    elif bounded(part):
+                        alike.setdefault((part.field, part.above, part.below),
+                                         []).append(number)
                     else:
                         plain.setdefault(part.field, []).append((number, part))
                 continue
@@ -318,6 +333,7 @@ class Engine:
                        tuple(timed), conditions,
                        {f: FieldThresholds.of(found) for f, found in plain.items()},
                        {f: FieldChanges(found) for f, found in changes.items()},
+                       tuple(BoundedThresholds(*key, found) for key, found in alike.items()),
                        tuple(sorted(nulls)),
                        tuple((f, tuple(found)) for f, found in sorted(missing.items())))
         if not conditions:
@@ -382,6 +398,7 @@ class Engine:
         numbers: set[int] = set()
         reach = layers[0].reach if len(layers) == 1 else layers[1].with_shared
         usual = 0  # fields recorded the usual way (``FieldHistory.record``)
+        checks: tuple[BoundedThresholds, ...] = ()  # checked once every field is recorded
         for name, value in fields.items():
             horizon = read.get(name)  # only fields some rule reads get a history
             if horizon is None:
@@ -400,9 +417,11 @@ class Engine:
                 if len(layers) == 1:
                     continue
                 found = _reach_both(layers, name)
-            reached, bounds, changes = found
+            reached, bounds, changes, through = found
             if reached:
                 numbers.update(reached)
+            if through:
+                checks += through
             # only those that now hold can start an alert
             if bounds is not None and (value.__class__ is float or bounds.matches) \
                     and (started := bounds.starting(value)):
@@ -430,6 +449,9 @@ class Engine:
             entity.name = message.entity_name
         if message.history_only:  # evaluated by an earlier run: it only rebuilds the history
             return []
+        for group in checks:  # per-device bounds: those that hold now can start an alert
+            if group.holds(histories):
+                numbers.update(group.rules)
         quiet_for = math.inf  # the shortest `after` of the `silent` rules (compiled)
         for index in layers:
             numbers.update(index.every_message)
@@ -727,13 +749,15 @@ def _reach_both(layers: tuple[_Index, ...], name: str) -> _Reach:
     """The shared index's and the entity's own index's ``reach`` for one field, as one
     entry, kept in the own index for the next message (``_Index.with_shared``)."""
     shared, own = layers
-    shared_rules, shared_bounds, shared_changes = shared.reach.get(name, ((), None, None))
-    own_rules, own_bounds, own_changes = own.reach.get(name, ((), None, None))
+    shared_rules, shared_bounds, shared_changes, shared_through = shared.reach.get(
+        name, _NO_REACH)
+    own_rules, own_bounds, own_changes, own_through = own.reach.get(name, _NO_REACH)
     bounds = own_bounds if shared_bounds is None else shared_bounds if own_bounds is None \
         else FieldThresholds.merged(shared_bounds, own_bounds)
     changes = own_changes if shared_changes is None else shared_changes \
         if own_changes is None else FieldChanges.merged(shared_changes, own_changes)
-    found = own.with_shared[name] = (shared_rules + own_rules, bounds, changes)
+    found = own.with_shared[name] = (shared_rules + own_rules, bounds, changes,
+                                     shared_through + own_through)
     return found
 
 
