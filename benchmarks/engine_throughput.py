@@ -6,8 +6,8 @@ index should keep the second figure close to the first. Then the engine's CPU ti
 under the daemon figure's rule set (``throughput.py``: 1,000 rules, 30 reaching each ELEMENT
 reading of five fields, ~20 fields read by ``missing`` elsewhere recorded as nulls), fed
 directly: the engine's share of the daemon's cost per reading; and the same rules with
-other kinds of condition (``equals``, ``in``, ``any``, a device field's bound, fields no
-`change` rule reads, ten `silent` rules more), each as a ratio to the first. Last, a field
+other kinds of condition (``equals``, ``in``, ``any``, a device field's bound, an ``all``
+with a `change`, fields no `change` rule reads, ten `silent` rules more), each as a ratio to the first. Last, a field
 that few messages carry: a tracker reporting every second with a fuel level in one message
 of ``every`` (a null in the others, as Navixy's queue with gaps gives it), read by a
 `change` rule with a 10-minute (or 1-hour) window, beside a threshold on a field every
@@ -85,8 +85,8 @@ def _other_kinds(kind: str) -> Callable[[int, dict[str, Any]], dict[str, Any]]:
     """``throughput.py``'s rules with other kinds of condition, reaching the same readings:
     each `change` rule made a threshold (its field then read by thresholds and `missing`
     alone), or every other threshold one with ``equals``, ``in``, an ``any`` of two bounds,
-    or a bound read from a device field; or ten `silent` rules added. No reading meets any
-    of them."""
+    a bound read from a device field, or an ``all`` of itself and a `change`; or ten
+    `silent` rules added. No reading meets any of them."""
     def changed(number: int, rule: dict[str, Any]) -> dict[str, Any]:
         if kind == "threshold" and "change" in rule:
             field = rule.pop("change")["field"]
@@ -100,7 +100,10 @@ def _other_kinds(kind: str) -> Callable[[int, dict[str, Any]], dict[str, Any]]:
             "any": {"any": [{"threshold": {"field": field, "above": 1e9}},
                             {"threshold": {"field": field, "below": -1e9}}]},
             "device bound": {"threshold": {"field": field,
-                                           "above": {"field": f"{field}_max"}}}}
+                                           "above": {"field": f"{field}_max"}}},
+            "all change": {"all": [{"threshold": {"field": field, "above": 1e9}},
+                                   {"change": {"field": field, "rise": 1e9,
+                                               "within": "10m"}}]}}
         rule = {k: v for k, v in rule.items() if k != "threshold"}
         return {**rule, **conditions[kind]}
     return changed
@@ -177,6 +180,7 @@ def main() -> None:
                         ("in", "every other threshold an `in`"),
                         ("any", "every other threshold an `any` of two bounds"),
                         ("device bound", "every other threshold a device field's bound"),
+                        ("all change", "every other threshold an `all` with a `change`"),
                         ("silent", "and 10 `silent` rules for every device")):
         other = daemon_rules(20_000, kind)
         print(f"  the same, {words}: {other * 1e6:.1f} us ({other / cost:.2f} x)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from hypothesis import given, settings, target
@@ -25,7 +26,7 @@ from alertd.engine.compiled import FieldChanges, FieldThresholds
 from alertd.engine.conditions import evaluate
 from alertd.engine.history import DEPTH, FieldHistory, normalise
 from alertd.errors import Loc
-from alertd.model import Message, Notification
+from alertd.model import Message, Notification, StatusChanged
 from tests.budget import examples
 
 LOC = Loc("test", 1)
@@ -278,8 +279,16 @@ def rule_set(draw: st.DrawFn) -> list[s.Rule]:
             # a part with no data: `missing` beside a threshold, or two of them
             st.builds(lambda c: s.AllOf(LOC, (s.Missing(LOC, "a", 2), c)), threshold()),
             st.just(s.AnyOf(LOC, (s.Missing(LOC, "a", 1, 3), s.Missing(LOC, "c", 1)))),
-            # a part that is not compiled: the whole is evaluated as it was
+            # a `change` part (reached as a `change` rule is) or a `status` one (by a new
+            # status): compiled; an `_age` part is not, and the whole is evaluated as it was
             st.builds(lambda c: s.AllOf(LOC, (c, s.Change(LOC, "n", 20.0, rise=2.0))),
+                      threshold()),
+            st.builds(lambda c, d: s.AnyOf(LOC, (d, s.AllOf(LOC, (c, d)))), threshold(),
+                      change()),
+            st.builds(lambda c: s.AllOf(LOC, (s.Status(LOC, ("blocked",)), c)), threshold()),
+            st.builds(lambda c: s.AnyOf(LOC, (s.Status(LOC, ("blocked", "unknown")), c)),
+                      threshold()),
+            st.builds(lambda c: s.AllOf(LOC, (c, s.Threshold(LOC, "_age", above=20.0))),
                       threshold()),
             st.just(s.Missing(LOC, "a", 2)),
             # left to the entity's timer, not evaluated at each message
@@ -302,8 +311,8 @@ VALUES = st.one_of(st.sampled_from([0.0, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0]
 
 
 @st.composite
-def stream(draw: st.DrawFn) -> list[tuple[float, Message]]:
-    out = []
+def stream(draw: st.DrawFn) -> list[tuple[float, Message | StatusChanged]]:
+    out: list[tuple[float, Message | StatusChanged]] = []
     t = 0.0
     for _ in range(draw(st.integers(1, 40))):
         t += draw(st.sampled_from([1.0, 5.0, 12.0, 30.0]))
@@ -315,10 +324,14 @@ def stream(draw: st.DrawFn) -> list[tuple[float, Message]]:
             fields["m"] = draw(st.sampled_from([0.0, 1.0, 2.5, 4.5, None, None]))
         lag = draw(st.sampled_from([0.0, 0.0, 0.0, 8.0, 25.0]))  # some arrive late
         out.append((t, Message("cold", entity, t - lag, fields, t)))
+        if draw(st.integers(0, 5)) == 0:  # a tracker's status (`status` parts)
+            status = draw(st.sampled_from(["normal", "blocked", "unknown"]))
+            out.append((t, StatusChanged("cold", entity, status)))
     return out
 
 
-def notices(engine: Engine, events: list[tuple[float, Message]]) -> list[Notification]:
+def notices(engine: Engine, events: Sequence[tuple[float, Message | StatusChanged]]
+            ) -> list[Notification]:
     out: list[Notification] = []
     for t, message in events:
         while (due := engine.next_deadline()) is not None and due <= t:
@@ -333,7 +346,7 @@ def notices(engine: Engine, events: list[tuple[float, Message]]) -> list[Notific
 @settings(max_examples=examples(150), deadline=None)
 @given(rule_set(), stream())
 def test_compiled_thresholds_notify_as_evaluating_every_rule(
-        rules: list[s.Rule], events: list[tuple[float, Message]]) -> None:
+        rules: list[s.Rule], events: list[tuple[float, Message | StatusChanged]]) -> None:
     fast = notices(Engine(rules, SOURCES, 0.0), events)
     reference = notices(Engine(rules, SOURCES, 0.0, compiled=False), events)
     target(float(len(reference)))  # steer towards streams that notify a lot

@@ -53,7 +53,6 @@ _Reach = tuple[tuple[int, ...], FieldThresholds | None, FieldChanges | None,
 _NO_REACH: _Reach = ((), None, None, ())
 
 
-
 def _reads_status(condition: s.Condition) -> bool:
     if isinstance(condition, (s.AllOf, s.AnyOf)):
         return any(_reads_status(c) for c in condition.conditions)
@@ -303,11 +302,19 @@ class Engine:
                 for part in parts(condition):  # (each part of an `all` or `any`)
                     if isinstance(part, s.Missing):
                         missing.setdefault(part.field, []).append(number)
+                    elif isinstance(part, s.Change):
+                        if part.amount is not None:  # (one without cannot hold)
+                            changes.setdefault(part.field, []).append(
+                                (float(part.amount), number))
+                    elif isinstance(part, s.Status):
+                        by_field.setdefault(_STATUS, []).append(number)
                     elif bounded(part):
                         alike.setdefault((part.field, part.above, part.below),
                                          []).append(number)
                     else:
                         plain.setdefault(part.field, []).append((number, part))
+                if _is_timed(condition):  # (a `change` part: as a `change` rule)
+                    timed.append(number)
                 continue
             if self._compile and isinstance(condition, s.Change) \
                     and condition.field not in VIRTUAL_FIELDS:
