@@ -279,8 +279,8 @@ def rule_set(draw: st.DrawFn) -> list[s.Rule]:
             # a part with no data: `missing` beside a threshold, or two of them
             st.builds(lambda c: s.AllOf(LOC, (s.Missing(LOC, "a", 2), c)), threshold()),
             st.just(s.AnyOf(LOC, (s.Missing(LOC, "a", 1, 3), s.Missing(LOC, "c", 1)))),
-            # a `change` part (reached as a `change` rule is) or a `status` one (by a new
-            # status): compiled; an `_age` part is not, and the whole is evaluated as it was
+            # a `change` part (reached as a `change` rule is): compiled; a `status` part or
+            # an `_age` one is not, and the whole is evaluated as it was
             st.builds(lambda c: s.AllOf(LOC, (c, s.Change(LOC, "n", 20.0, rise=2.0))),
                       threshold()),
             st.builds(lambda c, d: s.AnyOf(LOC, (d, s.AllOf(LOC, (c, d)))), threshold(),

@@ -17,7 +17,7 @@ from alertd.engine import Engine, notices
 from alertd.engine.alerts import FIRING, INACTIVE, PENDING, RESOLVED, TABLE, Alert, Signal
 from alertd.engine.history import DEPTH, WINDOW_CAP, FieldHistory, normalise
 from alertd.errors import Loc
-from alertd.model import AlertState, Message, NoticeKind, Notification
+from alertd.model import AlertState, Message, NoticeKind, Notification, StatusChanged
 from alertd.records import AlertView, StoredAlert
 from tests.budget import examples
 
@@ -915,6 +915,20 @@ def test_a_reload_carries_null_gaps_and_change_windows_over() -> None:
     assert sorted((n.rule, n.state) for n in made) == [("drain", "firing"), ("gap", "firing")]
     fresh = Engine([gap, longer], FLEET, 40.0)  # without adopt: nothing to go on
     assert fresh.receive(Message("fleet", "1", 50.0, {"fuel": None, "level": 269.0}), 50.0) == []
+
+
+def test_a_rule_added_by_a_reload_fires_on_a_status_that_held_before_it() -> None:
+    """A tracker blocked before a reload is still blocked after it, with no new status: an
+    `any` of that status and a threshold, added by the reload, fires at the tracker's next
+    message though the threshold does not hold (the status part is not compiled into a
+    part that only a new status could start)."""
+    old = Engine([rule(above(8), name="hot")], FLEET, 0.0)
+    old.receive(StatusChanged("fleet", "1", "blocked"), 5.0)
+    either = rule(s.AnyOf(LOC, (s.Status(LOC, ("blocked",)), above(90))), name="stuck")
+    new = Engine([either], FLEET, 10.0)
+    new.adopt(old, 10.0)
+    (note,) = notices(new.receive(Message("fleet", "1", 20.0, {"v": 20.0}), 20.0))
+    assert (note.rule, note.state) == ("stuck", "firing")
 
 
 def test_absent_fields_are_nulls_only_for_devices_a_missing_rule_reaches() -> None:

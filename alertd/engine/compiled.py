@@ -8,12 +8,12 @@ per rule. Live alerts (pending, firing, flapping) are always evaluated by the en
 hysteresis (``clear_*``) never needs to be compiled: it applies only once firing.
 
 Thresholds with ``equals`` or ``in`` are kept as a table from the values they name to their
-rules (``FieldMatches``), and ``all``/``any`` of such thresholds (and of `missing`,
-`change` and `status` conditions, reached as such rules of their own are) under each
-part's field: a rule with no live alert can start holding only when a part on a field the
-message carries holds with its new value, a `missing` part's field is newly null, a
-`change` part's field spreads as far as its amount, or the status changes (a part that
-held already made the rule hold, and its alert is live).
+rules (``FieldMatches``), and ``all``/``any`` of such thresholds (and of `missing` and
+`change` conditions, reached as such rules of their own are) under each part's field: a
+rule with no live alert can start holding only when a part on a field the message carries
+holds with its new value, a `missing` part's field is newly null, or a `change` part's
+field spreads as far as its amount (a part that held already made the rule hold, and its
+alert is live).
 
 A bound read from a field of the entity (per-device bounds) differs between entities and
 cannot be sorted: the thresholds alike in their bounds are kept together
@@ -38,12 +38,14 @@ _finite = math.isfinite
 def compilable(condition: s.Condition) -> bool:
     """A condition whose start depends on the new values of its fields alone: a threshold
     with ``above``/``below`` (numbers, or fields of the entity), or with ``equals``/``in``;
-    or ``all`` or ``any`` of such conditions and of `missing`, `change` and `status` ones,
-    each of which can start holding only as a rule of its own can: a `missing` part when
-    its field's newest entry is null, a `change` part when its field's spread reaches its
-    amount (time alone only narrows its window), a `status` part when the status changes."""
+    or ``all`` or ``any`` of such conditions and of `missing` and `change` ones, each of
+    which can start holding only as a rule of its own can: a `missing` part when its
+    field's newest entry is null, a `change` part when its field's spread reaches its
+    amount (time alone only narrows its window). A `status` part is not compiled: a
+    status that held before a reload holds after it, unchanged, and its rule must be
+    reached by the messages of its other parts' fields, as it was."""
     if isinstance(condition, s.AllOf | s.AnyOf):
-        return all(isinstance(part, s.Missing | s.Status)
+        return all(isinstance(part, s.Missing)
                    or isinstance(part, s.Change) and part.field not in VIRTUAL
                    or compilable(part) for part in condition.conditions)
     return isinstance(condition, s.Threshold) and condition.field not in VIRTUAL and (
@@ -57,12 +59,12 @@ def bounded(condition: s.Threshold) -> bool:
     return isinstance(condition.above, s.FieldBound) or isinstance(condition.below, s.FieldBound)
 
 
-def parts(condition: s.Condition) -> Iterator[s.Threshold | s.Missing | s.Change | s.Status]:
+def parts(condition: s.Condition) -> Iterator[s.Threshold | s.Missing | s.Change]:
     """The conditions a compilable condition is made of (itself, or its parts')."""
     if isinstance(condition, s.AllOf | s.AnyOf):
         for part in condition.conditions:
             yield from parts(part)
-    elif isinstance(condition, s.Threshold | s.Missing | s.Change | s.Status):
+    elif isinstance(condition, s.Threshold | s.Missing | s.Change):
         yield condition
 
 

@@ -11,12 +11,13 @@ data is judged by its own timestamps and cannot raise an alert that the data con
 source is down; ``source_down`` counts the daemon's time.
 
 Cost: a message touches only the rules of its source and entity that read one of its fields,
-run on every message (``silent``, virtual fields, ``missing`` inside ``all``/``any``), or
-have a live alert. Of those reading a field, a plain threshold is reached only when it holds,
-a `change` rule only when the field's spread reaches its amount (``compiled``) and a
-`missing` rule only when the field's newest entry is null: on a steady stream, none costs a
-reading more than a comparison per field, and a message that reaches no rule is not
-evaluated. Histories exist only for fields some rule reads.
+run on every message (virtual fields, ``missing`` beside them in an ``all``/``any``), or
+have a live alert. Of those reading a field, a threshold is reached only when it holds, a
+`change` rule only when the field's spread reaches its amount (``compiled``), a `missing`
+rule only when the field's newest entry is null, and an ``all``/``any`` only when one of
+its parts could start: on a steady stream, none costs a reading more than a comparison or
+two per field, and a message that reaches no rule is not evaluated; a `silent` rule is
+left to its entity's timer. Histories exist only for fields some rule reads.
 """
 
 from __future__ import annotations
@@ -306,8 +307,6 @@ class Engine:
                         if part.amount is not None:  # (one without cannot hold)
                             changes.setdefault(part.field, []).append(
                                 (float(part.amount), number))
-                    elif isinstance(part, s.Status):
-                        by_field.setdefault(_STATUS, []).append(number)
                     elif bounded(part):
                         alike.setdefault((part.field, part.above, part.below),
                                          []).append(number)
