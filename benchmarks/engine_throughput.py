@@ -7,13 +7,14 @@ under the daemon figure's rule set (``throughput.py``: 1,000 rules, 30 reaching 
 reading of five fields, ~20 fields read by ``missing`` elsewhere recorded as nulls), fed
 directly: the engine's share of the daemon's cost per reading; and the same rules with
 other kinds of condition (``equals``, ``in``, ``any``, a device field's bound, an ``all``
-with a `change`, fields no `change` rule reads, ten `silent` rules more), each as a ratio to the first. Last, a field
-that few messages carry: a tracker reporting every second with a fuel level in one message
-of ``every`` (a null in the others, as Navixy's queue with gaps gives it), read by a
-`change` rule with a 10-minute (or 1-hour) window, beside a threshold on a field every
-message carries: the window's nulls must not cost a walk at every message. Each figure is
-the best of 3 runs (CPU time for the daemon's rule set), so that a machine shared with other work
-measures the engine rather than the load. Run: python3 benchmarks/engine_throughput.py
+with a `change`, fields no `change` rule reads, ten `silent` rules more), each as a ratio
+to the first. Last, a field that few messages carry: a tracker reporting every second with
+a fuel level in one message of ``every`` (a null in the others, as Navixy's queue with gaps
+gives it), read by a `change` rule with a 10-minute (or 1-hour) window, beside a threshold
+on a field every message carries: the window's nulls must not cost a walk at every
+message. Each figure is the best of 3 runs (CPU time for the daemon's rule set), so that a
+machine shared with other work measures the engine rather than the load. Run: python3
+benchmarks/engine_throughput.py
 """
 
 from __future__ import annotations

@@ -185,24 +185,69 @@ def test_missing_rules_are_reached_once_their_field_is_null() -> None:
 def test_per_device_bounds_start_when_the_value_or_the_bound_moves() -> None:
     """Thresholds with a bound read from a field of the device are checked, not evaluated,
     when a message carries the field or the bound: a value past its device's bound starts
-    an alert (here the second of two checks in one message), so does a bound moved past the
-    value, in the shared index and in the device's own (a rule naming it)."""
+    an alert (the second of two checks in one message; one of two reached through the
+    field), so does a bound moved past the value, in the shared index and in the device's
+    own (a rule naming it)."""
     def rule(name: str, condition: s.Threshold,
              entities: tuple[str, ...] | None = None) -> s.Rule:
         return s.Rule(LOC, name, condition, notify=("ops",), entities=entities)
 
     rules = [rule("hot", s.Threshold(LOC, "a", above=s.FieldBound("a_max"))),
              rule("cold", s.Threshold(LOC, "b", below=s.FieldBound("b_min"))),
+             rule("frozen", s.Threshold(LOC, "a", below=s.FieldBound("a_min"))),
              rule("d1-hot", s.Threshold(LOC, "a", above=s.FieldBound("a_lim")), ("d1",))]
-    stream = [{"a": 5.0, "a_max": 10.0, "b": 3.0, "b_min": 1.0}, {"a": 6.0, "b": 0.5},
-              {"a_max": 4.0}, {"b_min": 0.2}, {"c": 1.0}, {"a_lim": 1.0}]
+    stream = [{"a": 5.0, "a_max": 10.0, "a_min": 0.0, "b": 3.0, "b_min": 1.0},
+              {"a": 6.0, "b": 0.5}, {"a": 11.0}, {"b_min": 0.2}, {"c": 1.0},
+              {"a_min": 20.0}, {"a_lim": 1.0}]
     events = [(float(t), Message("cold", "d1", float(t), fields, float(t)))
               for t, fields in enumerate(stream, start=1)]
     seen = [(n.rule, n.state, n.at) for n in notices(Engine(rules, SOURCES, 0.0), events)]
     assert seen == [("cold", "firing", 2.0), ("hot", "firing", 3.0), ("cold", "resolved", 4.0),
-                    ("d1-hot", "firing", 6.0)]
+                    ("frozen", "firing", 6.0), ("d1-hot", "firing", 7.0)]
     assert notices(Engine(rules, SOURCES, 0.0, compiled=False), events) == \
         notices(Engine(rules, SOURCES, 0.0), events)
+
+
+def test_readings_that_change_no_alert_evaluate_no_rule(monkeypatch: Any) -> None:
+    """The compiled paths' promise (issue 15): whatever the kind of rule, a reading that
+    starts nothing costs no evaluation. Values at a bound, text, a bound the device has not
+    reported and a field no reading carries among them; evaluating every rule (the
+    reference) evaluates hundreds, and a rule that cannot be compiled is counted too."""
+    counted: list[str] = []
+
+    def counting(condition: s.Condition, *args: Any) -> Any:
+        counted.append(type(condition).__name__)
+        return evaluate(condition, *args)
+
+    monkeypatch.setattr("alertd.engine.engine.evaluate", counting)
+    above, below = s.FieldBound("a_max"), s.FieldBound("b_min")
+    conditions: list[s.Condition] = [
+        s.Threshold(LOC, "a", above=100.0, clear_below=90.0), s.Threshold(LOC, "b", below=-9.0),
+        s.Threshold(LOC, "c", equals="alarm"), s.Threshold(LOC, "c", in_=("x", 7.0)),
+        s.Threshold(LOC, "a", above=above), s.Threshold(LOC, "b", above=9.0, below=below),
+        s.Threshold(LOC, "b", above=s.FieldBound("b_max")),  # never reported
+        s.Change(LOC, "a", 60.0, rise=50.0), s.Missing(LOC, "b", 2),
+        s.AnyOf(LOC, (s.Threshold(LOC, "a", above=above), s.Missing(LOC, "c", 3))),
+        s.AllOf(LOC, (s.Threshold(LOC, "b", below=-9.0), s.Change(LOC, "a", 60.0, drop=50.0))),
+        s.Silent(LOC, 600.0)]
+    rules = [s.Rule(LOC, f"r{n}", c, notify=("ops",)) for n, c in enumerate(conditions)]
+    stream: list[tuple[dict[str, Any], bool]] = [
+        ({"a_max": 50.0}, False),  # a bound before the value: nothing to compare yet
+        ({"a": 20.0, "b": 5.0, "c": "ok"}, True),  # b's lower bound not reported yet
+        ({"a": 50.0, "b": 0.0, "c": "on", "b_min": 0.0}, True),  # both at their bounds
+        ({"a": 22.0, "b": "error", "c": 2.0}, True), ({"a": 21.0, "b": 5.0, "c": "ok"}, True),
+        ({"a_max": 30.0, "b_min": -1.0}, False)]
+    events = [(10.0 * t, Message("cold", "d1", 10.0 * t, fields, 10.0 * t,
+                                 absent_is_null=nulls))
+              for t, (fields, nulls) in enumerate(stream, start=1)]
+    assert notices(Engine(rules, SOURCES, 0.0), events) == [] and counted == []
+    assert notices(Engine(rules, SOURCES, 0.0, compiled=False), events) == []
+    assert len(counted) > 40  # the reference evaluates them; the count sees it
+    counted.clear()
+    either = s.AnyOf(LOC, (s.Status(LOC, ("blocked",)), s.Threshold(LOC, "a", above=100.0)))
+    notices(Engine([*rules, s.Rule(LOC, "stuck", either, notify=("ops",))], SOURCES, 0.0),
+            events)
+    assert counted == ["AnyOf"] * 4  # a `status` part is not compiled: each reading of `a`
 
 
 def test_a_silent_rule_fires_after_the_last_message_though_messages_do_not_evaluate_it(
@@ -288,6 +333,7 @@ def rule_set(draw: st.DrawFn) -> list[s.Rule]:
             st.builds(lambda c: s.AllOf(LOC, (s.Status(LOC, ("blocked",)), c)), threshold()),
             st.builds(lambda c: s.AnyOf(LOC, (s.Status(LOC, ("blocked", "unknown")), c)),
                       threshold()),
+            st.just(s.AllOf(LOC, (s.Status(LOC, ("blocked",)), s.Missing(LOC, "a", 1)))),
             st.builds(lambda c: s.AllOf(LOC, (c, s.Threshold(LOC, "_age", above=20.0))),
                       threshold()),
             st.just(s.Missing(LOC, "a", 2)),

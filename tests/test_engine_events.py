@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 from alertd.config import schema as s
-from alertd.engine import Engine, firing_at_start
+from alertd.engine import Engine, firing_at_start, notices
 from alertd.engine.explain import EntitySeen, FieldSeen, RuleSeen, Why
 from alertd.errors import Loc
 from alertd.model import (AlertFired, AlertFlapping, AlertRepeated, AlertResolved, AlertSettled,
@@ -865,6 +865,17 @@ def test_two_entities_named_by_one_rule_keep_their_own_overrides() -> None:
     assert [e.note.entity for e in seven if isinstance(e, AlertFired)] == ["fleet/7"]
     eight = Message("fleet", "8", 0.0, {"v": 10}, absent_is_null=False)
     assert engine.receive(eight, 0.0) == []  # 10 is not above tracker 8's 20
+
+
+def test_an_entitys_override_stays_its_own_beside_an_entity_named_by_the_same_rule() -> None:
+    """A rule naming trackers 1 and 2 with an override for 1 (v > 3): each has an index of
+    its own over the same rule, 1's built from its override; 2's must not be 1's, taken
+    from the cache of shared indexes (a 4 fires for 1, not for 2, whose bound is 5)."""
+    hot = rule(entities=("1", "2"), overrides={"fleet/1": s.Threshold(LOC, "v", above=3.0)})
+    engine = Engine([hot], FLEET, 0.0)
+    fired = [n.entity for entity in ("1", "2") for n in notices(engine.receive(
+        Message("fleet", entity, 0.0, {"v": 4}, absent_is_null=False), 0.0))]
+    assert fired == ["fleet/1"]
 
 
 def test_an_override_below_the_rules_bound_fires_at_its_own_bound() -> None:
