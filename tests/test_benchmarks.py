@@ -32,6 +32,8 @@ FIGURES = {  # row id -> words its figure starts with
     "build_rss.2": "memory after engine build, 200 rules",
     "per_message.2": "engine cost per message, 200 rules",
     "check": "alertd check -c FILE, 1,000 rules",
+    "check.0": "alertd check -c FILE, 10 rules of the build figure",
+    "check.2": "alertd check -c FILE, 200 rules of the build figure",
     "outbox": "notifications through the outbox",
 }
 
