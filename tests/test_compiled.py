@@ -122,6 +122,26 @@ def test_rules_naming_a_device_start_beside_open_rules_on_the_same_field() -> No
     assert [n.rule for n in others] == ["open-low"]  # d2 reads the shared index only
 
 
+def test_named_values_start_their_rules_from_both_indexes_of_a_device() -> None:
+    """The two indexes of an entity named by rules, merged per field: a shared threshold
+    beside the device's own ``equals`` keeps the table of named values, and a value that a
+    shared rule and one of the device's both name starts both."""
+    def rule(name: str, entities: tuple[str, ...] | None, **bounds: Any) -> s.Rule:
+        return s.Rule(LOC, name, s.Threshold(LOC, "a", **bounds), notify=("ops",),
+                      entities=entities)
+
+    rules = [rule("open-high", None, above=9.0), rule("open-on", None, equals="on"),
+             rule("d1-on", ("d1",), equals="on"), rule("d1-off", ("d1",), in_=("off",)),
+             rule("d2-high", ("d2",), above=20.0)]  # d2's own thresholds: no table
+    engine = Engine(rules, SOURCES, 0.0)
+    fired = {entity: [sorted(n.rule for n in notes_of(engine.receive(
+        Message("cold", entity, float(t), {"a": value}), float(t))) if n.state == "firing")
+        for t, value in enumerate(["on", 10.0, "off", 25.0], start=1)]
+        for entity in ("d1", "d2")}
+    assert fired == {"d1": [["d1-on", "open-on"], ["open-high"], ["d1-off"], []],
+                     "d2": [["open-on"], ["open-high"], [], ["d2-high"]]}
+
+
 def test_change_rules_are_reached_once_the_spread_reaches_their_amount() -> None:
     compiled = FieldChanges([(5.0, 1), (2.0, 0), (2.0, 2)])
     assert compiled.least == 2.0
@@ -197,7 +217,7 @@ def test_per_device_bounds_start_when_the_value_or_the_bound_moves() -> None:
              rule("frozen", s.Threshold(LOC, "a", below=s.FieldBound("a_min"))),
              rule("d1-hot", s.Threshold(LOC, "a", above=s.FieldBound("a_lim")), ("d1",))]
     stream = [{"a": 5.0, "a_max": 10.0, "a_min": 0.0, "b": 3.0, "b_min": 1.0},
-              {"a": 6.0, "b": 0.5}, {"a": 11.0}, {"b_min": 0.2}, {"c": 1.0},
+              {"a": 6.0, "b": 0.5}, {"a": 11.0, "b": 0.6}, {"b_min": 0.2}, {"c": 1.0},
               {"a_min": 20.0}, {"a_lim": 1.0}]
     events = [(float(t), Message("cold", "d1", float(t), fields, float(t)))
               for t, fields in enumerate(stream, start=1)]
@@ -224,6 +244,7 @@ def test_readings_that_change_no_alert_evaluate_no_rule(monkeypatch: Any) -> Non
     conditions: list[s.Condition] = [
         s.Threshold(LOC, "a", above=100.0, clear_below=90.0), s.Threshold(LOC, "b", below=-9.0),
         s.Threshold(LOC, "c", equals="alarm"), s.Threshold(LOC, "c", in_=("x", 7.0)),
+        s.Threshold(LOC, "e", equals="None"),  # the text, never a null
         s.Threshold(LOC, "a", above=above), s.Threshold(LOC, "b", above=9.0, below=below),
         s.Threshold(LOC, "b", above=s.FieldBound("b_max")),  # never reported
         s.Change(LOC, "a", 60.0, rise=50.0), s.Missing(LOC, "b", 2),
@@ -235,7 +256,8 @@ def test_readings_that_change_no_alert_evaluate_no_rule(monkeypatch: Any) -> Non
         ({"a_max": 50.0}, False),  # a bound before the value: nothing to compare yet
         ({"a": 20.0, "b": 5.0, "c": "ok"}, True),  # b's lower bound not reported yet
         ({"a": 50.0, "b": 0.0, "c": "on", "b_min": 0.0}, True),  # both at their bounds
-        ({"a": 22.0, "b": "error", "c": 2.0}, True), ({"a": 21.0, "b": 5.0, "c": "ok"}, True),
+        ({"a": 22.0, "b": "error", "c": 2.0}, True),
+        ({"a": 21.0, "b": 5.0, "c": "ok", "e": None}, True),
         ({"a_max": 30.0, "b_min": -1.0}, False)]
     events = [(10.0 * t, Message("cold", "d1", 10.0 * t, fields, 10.0 * t,
                                  absent_is_null=nulls))
@@ -267,6 +289,18 @@ def test_a_silent_rule_fires_after_the_last_message_though_messages_do_not_evalu
                     ("quiet", "firing", 70.0)]  # and again, 20 s after that one
     assert notices(Engine(rules, SOURCES, 0.0, compiled=False), events) == \
         notices(Engine(rules, SOURCES, 0.0), events)
+
+
+def test_a_device_with_a_firing_alert_that_goes_quiet_fires_its_silent_rule() -> None:
+    """Every message of a device with a live alert evaluates that alert, not its `silent`
+    rule: the wake-up the `silent` rule needs is asked for all the same, so silence after
+    the last message fires it 20 s later, beside the alert still firing."""
+    rules = [s.Rule(LOC, "quiet", s.Silent(LOC, 20.0), notify=("ops",)),
+             s.Rule(LOC, "hot", s.Threshold(LOC, "a", above=5.0), notify=("ops",))]
+    events = [(float(t), Message("cold", "d1", float(t), {"a": 10.0 + t}, float(t)))
+              for t in (0, 10)]
+    seen = [(n.rule, n.state, n.at) for n in notices(Engine(rules, SOURCES, 0.0), events)]
+    assert seen == [("hot", "firing", 0.0), ("quiet", "firing", 30.0)]
 
 
 @st.composite

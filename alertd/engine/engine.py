@@ -12,12 +12,13 @@ source is down; ``source_down`` counts the daemon's time.
 
 Cost: a message touches only the rules of its source and entity that read one of its fields,
 run on every message (virtual fields, ``missing`` in an ``all``/``any`` that is not
-compiled), or have a live alert. Of those reading a field, a threshold is reached only when it holds, a
-`change` rule only when the field's spread reaches its amount (``compiled``), a `missing`
-rule only when the field's newest entry is null, and an ``all``/``any`` only when one of
-its parts could start: on a steady stream, none costs a reading more than a comparison or
-two per field, and a message that reaches no rule is not evaluated; a `silent` rule is
-left to its entity's timer. Histories exist only for fields some rule reads.
+compiled), or have a live alert. Of those reading a field, a threshold is reached only when
+it holds, a `change` rule only when the field's spread reaches its amount (``compiled``), a
+`missing` rule only when the field's newest entry is null, and an ``all``/``any`` only
+when one of its parts could start: on a steady stream, none costs a reading more than a
+comparison or two per field, and a message that reaches no rule is not evaluated; a
+`silent` rule is left to its entity's timer. Histories exist only for fields some rule
+reads.
 """
 
 from __future__ import annotations
