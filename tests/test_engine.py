@@ -900,22 +900,24 @@ def test_a_change_window_edge_never_schedules_a_timer_that_is_already_due() -> N
     assert [(n.rule, n.state, n.value) for n in fired] == [("drain", "firing", 270.0)]
 
 
-def test_a_drop_holds_while_its_first_value_is_in_the_window_though_12_came_after_it() -> None:
-    """A 10-minute window of readings 30 s apart holds more than the 12 newest: a drop from
-    the oldest value (5, neither the highest nor the lowest once a 9 came) to 0 holds until
-    that value leaves the window at 1600 s, not when the 13th reading pushes it out of the
-    queues (1360 s)."""
-    engine = Engine([rule(s.Change(LOC, "v", within=600.0, drop=5.0), name="fall")],
+@pytest.mark.parametrize("spacing, within", [(30.0, 600.0), (0.05, 1.0)])
+def test_a_drop_holds_while_its_first_value_is_in_the_window_though_12_came_after_it(
+        spacing: float, within: float) -> None:
+    """A 10-minute window of readings 30 s apart (or a 1-second one of readings 50 ms
+    apart) holds more than the 12 newest: a drop from the oldest value (5, neither the
+    highest nor the lowest once a 9 came) to 0 holds until that value leaves the window,
+    not when the 13th reading pushes it out of the queues."""
+    engine = Engine([rule(s.Change(LOC, "v", within=within, drop=5.0), name="fall")],
                     FLEET, 1000.0)
     values = [5.0, 0.0, *[2.0] * 10, 9.0]
     seen = []
     for n, value in enumerate(values):
-        t = 1000.0 + 30 * n
-        seen += [(x.state, x.at) for x in notices(engine.receive(
+        t = 1000.0 + spacing * n
+        seen += [(x.state, round(x.at, 3)) for x in notices(engine.receive(
             Message("fleet", "1", t, {"v": value}), t))]
     while (due := engine.next_deadline()) is not None and due < 2000:
-        seen += [(x.state, round(x.at)) for x in notices(engine.on_timer(due))]
-    assert seen == [("firing", 1030.0), ("resolved", 1600)]
+        seen += [(x.state, round(x.at, 3)) for x in notices(engine.on_timer(due))]
+    assert seen == [("firing", 1000.0 + spacing), ("resolved", 1000.0 + within)]
 
 
 def test_a_reload_carries_null_gaps_and_change_windows_over() -> None:
