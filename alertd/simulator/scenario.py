@@ -177,7 +177,7 @@ TIMELINE: tuple[Step, ...] = (
                  "once it rose 4 °C, cold-room-warm after 10 min above 8 °C)",
          _sensor("3c91a3", target=10.5)),
     Step(_at(4), "cold room 3's sensor goes quiet: a pallet blocks its radio "
-                 "(sensor-silent after 30 min)", _sensor("3c91a5", online=False)),
+                 "(sensor-silent after 20 min)", _sensor("3c91a5", online=False)),
     Step(_at(5), "truck 21080's fuel-level sensor drops out: its messages carry null "
                  "(fuel-gap at the third null)", _truck(21080, fuel_sensor=False)),
     Step(_at(6), "truck 21081 drives through the Elbe tunnel and loses every other GPS fix "
