@@ -53,15 +53,21 @@ def rules_for(total: int) -> list[dict[str, Any]]:
     return base + filler_rules(max(0, total - 10))
 
 
+def rule_file(folder: Path, total: int) -> Path:
+    """The rule file of the set of ``total`` rules (``rules_for``), written in ``folder``."""
+    path = folder / f"rules-{total}.yaml"
+    path.write_text(config_text(SOURCES, {"screen": "console://"}, rules_for(total),
+                                {"notify": ["screen"]}))
+    return path
+
+
 def child(total: int, messages: int) -> None:
     from alertd.config import load_config
     from alertd.engine import Engine
     from alertd.model import Message
 
     with tempfile.TemporaryDirectory(prefix="alertd-bench-") as folder:
-        path = Path(folder) / "rules.yaml"
-        path.write_text(config_text(SOURCES, {"screen": "console://"}, rules_for(total),
-                                    {"notify": ["screen"]}))
+        path = rule_file(Path(folder), total)
         started = time.perf_counter()
         config = load_config(path, {})
         loaded = time.perf_counter() - started
@@ -158,10 +164,7 @@ def measure(args: argparse.Namespace) -> list[Row]:
         rows.append(check_row(args, check_file(Path(folder)), "check",
                               "alertd check -c FILE, 1,000 rules", True))
         for number, total in enumerate(counts):  # the build figure's rules, each count
-            path = Path(folder) / f"rules-{total}.yaml"
-            path.write_text(config_text(SOURCES, {"screen": "console://"}, rules_for(total),
-                                        {"notify": ["screen"]}))
-            rows.append(check_row(args, path, f"check.{number}",
+            rows.append(check_row(args, rule_file(Path(folder), total), f"check.{number}",
                                   f"alertd check -c FILE, {total:,} rules of the build figure"))
     return rows
 

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from alertd.config import schema as s
-from alertd.engine.history import FieldHistory, is_number, normalise
+from alertd.engine.history import FieldHistory, is_number, newest_number, normalise
 
 VIRTUAL = ("_lag", "_age")
 _finite = math.isfinite
@@ -185,25 +185,19 @@ class BoundedThresholds:
         self.fields = (field, *sorted(named - {field}))
 
     def holds(self, fields: dict[str, FieldHistory]) -> bool:
-        value = _newest_number(fields, self.field)
+        value = newest_number(fields.get(self.field))
         if value is None:
             return False
         high, low = self.above, self.below
         if isinstance(high, s.FieldBound):
-            high = _newest_number(fields, high.field)
+            high = newest_number(fields.get(high.field))
             if high is None:  # a bound this entity has not reported: does not hold
                 return False
         if isinstance(low, s.FieldBound):
-            low = _newest_number(fields, low.field)
+            low = newest_number(fields.get(low.field))
             if low is None:
                 return False
         return high is not None and value > high or low is not None and value < low
-
-
-def _newest_number(fields: dict[str, FieldHistory], name: str) -> float | None:
-    history = fields.get(name)
-    value = None if history is None else history.newest()
-    return value if is_number(value) else None
 
 
 class FieldChanges:

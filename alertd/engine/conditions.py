@@ -14,7 +14,7 @@ from typing import Any, NamedTuple, Protocol
 
 from alertd.config import schema as s
 from alertd.engine.alerts import EPS
-from alertd.engine.history import FieldHistory, is_number, normalise
+from alertd.engine.history import FieldHistory, is_number, newest_number, normalise
 
 VIRTUAL_FIELDS = ("_lag", "_age")
 
@@ -106,9 +106,7 @@ def _bound(bound: s.Bound | None, entity: EntityView) -> float | None:
     """A number bound as written, or the entity's newest numeric value of a bound field."""
     if not isinstance(bound, s.FieldBound):
         return bound
-    history = entity.history(bound.field)
-    value = history.newest() if history is not None else None
-    return value if is_number(value) else None
+    return newest_number(entity.history(bound.field))
 
 
 def _bounds(c: s.Threshold, entity: EntityView, firing: bool) -> tuple[float | None, ...] | None:

@@ -313,9 +313,7 @@ class Engine:
                                          []).append(number)
                     else:
                         plain.setdefault(part.field, []).append((number, part))
-                if _is_timed(condition):  # (a `change` part: as a `change` rule)
-                    timed.append(number)
-                continue
+                continue  # not timed: a `change` part cannot start by time alone
             if self._compile and isinstance(condition, s.Change) \
                     and condition.field not in VIRTUAL_FIELDS:
                 amount = condition.amount

@@ -65,6 +65,13 @@ def is_number(value: Any) -> bool:
     return isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool))
 
 
+def newest_number(history: FieldHistory | None) -> float | None:
+    """A field's newest non-null value if it is a number (a per-device bound, a compiled
+    check's value); None when the field has none, or its newest value is text."""
+    value = None if history is None else history.newest()
+    return value if is_number(value) else None
+
+
 if TYPE_CHECKING:
     _Doubles = array[float]
 else:
