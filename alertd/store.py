@@ -308,6 +308,10 @@ class Store:
                                                   check_same_thread=False)
             # its log restart syncs the log's header, not its commit as well (FULL would)
             store._checkpointer.execute("PRAGMA synchronous=NORMAL")
+            # the write that starts the log over cuts it back to WAL_KEPT at its commit
+            # (SQLite's journal_size_limit, per connection), and cutting a file short takes
+            # milliseconds: the restart's, in the checkpoint's thread (``_prepare``)
+            store._checkpointer.execute(f"PRAGMA journal_size_limit={WAL_KEPT}")
             # the file's first bytes, read through a descriptor kept open: closing any
             # descriptor of the file would drop every POSIX lock this process holds on it,
             # SQLite's included, and another connection could then reset the log under us
@@ -331,7 +335,8 @@ class Store:
                         "each write waits for the disk", self.path, mode)
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoint() does it, off the writes
-        self.db.execute(f"PRAGMA journal_size_limit={WAL_KEPT}")
+        # never cut by a commit that a notification waits for: the checkpoint cuts it
+        self.db.execute("PRAGMA journal_size_limit=-1")
         self.db.execute("PRAGMA mmap_size=0")
         self.db.executescript(SCHEMA)
         with self.transaction() as db:  # a state file the daemon cannot write fails now
