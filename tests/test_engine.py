@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import example, given, settings
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from alertd.config import schema as s
 from alertd.engine import Engine, notices
 from alertd.engine.alerts import FIRING, INACTIVE, PENDING, RESOLVED, TABLE, Alert, Signal
+from alertd.engine import history as history_module
 from alertd.engine.history import DEPTH, WINDOW_CAP, FieldHistory, normalise
 from alertd.errors import Loc
 from alertd.model import AlertState, Message, NoticeKind, Notification, StatusChanged
@@ -316,6 +318,55 @@ def test_a_field_no_change_rule_reads_takes_the_usual_path(horizon: float) -> No
     else:  # gone from both queues once 12 numbers came after them
         assert usual == [False] * 12 + [True] * 6
     assert history.newest() == 1.0 and history.spread() == spread_found_again(history)
+
+@settings(max_examples=examples(300), deadline=None)
+@given(st.sampled_from(HORIZONS), history_steps)
+def test_extremes_kept_in_running_order_follow_the_values_as_they_come_and_go(
+        horizon: float, steps: list[tuple[str, int, Any, float, int]]) -> None:
+    """Past ``LONG`` numbers a history keeps its extremes in running order (``_Running``).
+    With ``LONG`` made 2, so that the streams of the model test meet it at once: after
+    every message and prune, the spread and the extremes kept are those of the values the
+    array holds, and the queues and window are the model's."""
+    with mock.patch.object(history_module, "LONG", 2):
+        history, model, now = FieldHistory(horizon), ModelHistory(horizon), 100.0
+
+        def right(history: FieldHistory) -> None:
+            extremes_kept_right(history)
+            spread_right(history)
+            extremes_kept_right(history)
+
+        for action, move, value, _other, run in steps:
+            at = now + move
+            if action == "record":
+                now = record_run(history, model, at, value, run, now, right)
+            else:
+                history.prune(at)
+                model.prune(at)
+                right(history)
+            same(history, model, now)
+
+
+@pytest.mark.parametrize("gap", [1.0, 0.1])
+@pytest.mark.parametrize("slope", [-0.01, 0.01])
+def test_a_steady_rise_or_fall_over_a_long_window_takes_the_usual_path(
+        gap: float, slope: float) -> None:
+    """A fuel level that falls steadily (or a counter that rises), read by a `change`
+    rule within 10 minutes: its oldest value is an extreme, and it leaves at every message.
+    Once the window is full, every message takes the usual path (``record`` says True) and
+    the spread stays right, at 1 message/s (600 numbers) and at 10/s (past the window's
+    cap, 4,096): the extremes were found again by passes over the whole window at every
+    message, 40 us at 600 numbers and 0.4-0.6 ms at the cap."""
+    history, count = FieldHistory(600.0), int(1500 / gap)
+    usual = []
+    for k in range(count):
+        usual.append(history.record(k * gap, 1000.0 + slope * k))
+        if k % 97 == 0 or k == count - 1:
+            assert history.spread() == spread_found_again(history), k
+    full = int(600 / gap) + 2 if gap >= 1 else WINDOW_CAP + DEPTH + 1
+    assert usual[full + 1:] == [True] * (count - full - 1)
+    assert len(history) <= 2 * (WINDOW_CAP + DEPTH)
+    assert history.spread() == pytest.approx(abs(slope) * (len(history) // 2 - 1))
+
 
 @pytest.mark.parametrize("horizon,window", [(0.0, set()), (5.0, set()),
                                             (60.0, set(range(951, 1012)))])

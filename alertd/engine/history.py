@@ -44,6 +44,9 @@ _NULLS = array("d", (NULL,)).tobytes() * (WINDOW_CAP + DEPTH)
 _WALKED = 2 * 2 * DEPTH
 _ONES = bytes([0] + [1] * 255)  # a byte that is not zero made 1
 _ABOVE, _BELOW = array("d", (math.inf,)), array("d", (-math.inf,))  # (``spread``)
+# numbers kept beyond which the extremes are kept in running order (``_Running``) instead of
+# found again by passes over them whenever one leaves
+LONG = 64
 
 
 def normalise(value: Any) -> Any:
@@ -84,7 +87,7 @@ class FieldHistory(_Doubles):
     It *is* its array of doubles (a subclass with five slots): one object per field, not a
     history object holding an array, saves 40 bytes a field, 200 an entity of five."""
 
-    __slots__ = ("_hi", "_lo", "_other", "_start", "horizon")
+    __slots__ = ("_hi", "_lo", "_other", "_running", "_start", "horizon")
 
     def __new__(cls, horizon: float = 0.0) -> Self:
         history: Self = super().__new__(cls, "d", _FULL)  # type: ignore[assignment]
@@ -99,6 +102,8 @@ class FieldHistory(_Doubles):
         # where the largest and the smallest number kept are (indexes of their values in
         # the array), kept up to date once ``spread`` has found them; -1: not known
         self._hi = self._lo = -1
+        # a long window's extremes in running order, once one was found again (``LONG``)
+        self._running: _Running | None = None
 
     # ---- writing -------------------------------------------------------------------------
 
@@ -117,6 +122,8 @@ class FieldHistory(_Doubles):
             # no null or text value is kept): the general path below, without its tests
             self.append(msg_time)
             self.append(value)
+            if self._running is not None:
+                self._running.add(msg_time, value)
             if value >= self[hi]:
                 self._hi = hi = size + 1
             lo = self._lo
@@ -147,6 +154,11 @@ class FieldHistory(_Doubles):
         else:
             code = self._code(msg_time, value)
         newest = size == 0 or msg_time > self[size - 2]
+        if self._running is not None:  # kept for numbers that come in order only
+            if newest and code == code and code != OTHER:
+                self._running.add(msg_time, code)
+            else:
+                self._running = None
         if newest:
             self.append(msg_time)
             self.append(code)
@@ -176,10 +188,13 @@ class FieldHistory(_Doubles):
             # a number, the newest, the extremes not known (the first value, or a null or
             # text value was kept): found if none is kept now, so that the next message
             # takes the usual path (a field no `change` rule reads never asks ``spread``)
-            values = self[1::2]
-            total = sum(values)
-            if total == total and total != OTHER:
-                self._keep_extremes(values)
+            if self._running is not None:
+                self._from_running()
+            else:
+                values = self[1::2]
+                total = sum(values)
+                if total == total and total != OTHER:
+                    self._keep_extremes(values)
         return False
 
     def _merge(self, msg_time: float, code: float) -> None:
@@ -231,21 +246,28 @@ class FieldHistory(_Doubles):
         elif self._hi >= 0 and len(entries) > 2 * DEPTH + 2 and self.horizon > 0:
             # a window longer than 12 entries, no null or text value kept (the extremes are
             # known): what ``_trim`` drops is the oldest entries out of the window, none of
-            # the 12 newest, unless the window is over its cap
+            # the 12 newest, and those over the window's cap
             size, start, drop = len(entries), self._start, 0
             while drop < size - _QUEUE and entries[drop] < start:
                 drop += 2
-            if size - drop <= _MOST:
-                if drop:
-                    if self._other:
-                        self._drop(entries[:drop])
-                    del entries[:drop]
-                    hi, lo = self._hi, self._lo
-                    if hi < drop or lo < drop:
-                        self._hi = -1
-                    else:
-                        self._hi, self._lo = hi - drop, lo - drop
-                return
+            drop = max(drop, size - _MOST)
+            if drop:
+                if self._other:
+                    self._drop(entries[:drop])
+                del entries[:drop]
+                hi, lo = self._hi, self._lo
+                running = self._running
+                if hi >= drop and lo >= drop:
+                    self._hi, self._lo = hi - drop, lo - drop
+                elif running is not None:  # one left: the next in running order
+                    oldest = entries[0]
+                    self._hi = hi - drop if hi >= drop else \
+                        self._position(running.first(running.top, oldest)) + 1
+                    self._lo = lo - drop if lo >= drop else \
+                        self._position(running.first(running.bottom, oldest)) + 1
+                else:
+                    self._hi = -1
+            return
         self._trim()
 
     def _trim(self) -> None:
@@ -500,6 +522,8 @@ class FieldHistory(_Doubles):
         hi = self._hi
         if hi >= 0:
             return self[hi] - self[self._lo]
+        if self._running is not None:
+            return self._from_running()
         values = self[1::2]
         if not values:
             return 0.0
@@ -518,7 +542,75 @@ class FieldHistory(_Doubles):
 
     def _keep_extremes(self, values: array[float]) -> float:
         """Find and keep the extremes of ``values`` (the codes kept, none of them a null or a
-        text value); their spread."""
+        text value); their spread. Past ``LONG`` numbers, they are kept in running order from
+        now on: a steady rise or fall (a fuel drain, a counter), whose extreme leaves at every
+        message, then costs a lookup, not passes over the whole window."""
+        if len(values) > LONG:
+            running = self._running = _Running()
+            for index in range(0, len(self), 2):
+                running.add(self[index], self[index + 1])
+            return self._from_running()
         top, bottom = max(values), min(values)
         self._hi, self._lo = 2 * values.index(top) + 1, 2 * values.index(bottom) + 1
         return top - bottom
+
+    def _from_running(self) -> float:
+        """Keep the extremes that ``_running`` holds for the entries kept (every one a
+        number, each added in order since it began); their spread."""
+        running = self._running
+        assert running is not None
+        oldest = self[0]
+        top, bottom = running.top, running.bottom
+        self._hi = self._position(running.first(top, oldest)) + 1
+        self._lo = self._position(running.first(bottom, oldest)) + 1
+        return self[self._hi] - self[self._lo]
+
+    def _position(self, msg_time: float) -> int:
+        """Where the entry of ``msg_time`` is (the index of its time; it is kept): searched
+        from the oldest in growing steps, as the next extreme is most often near it."""
+        size, bound = len(self) // 2, 1
+        while bound < size and self[2 * bound] < msg_time:
+            bound *= 2
+        low, high = bound // 2, min(bound, size)
+        while low < high:
+            middle = (low + high) // 2
+            if self[2 * middle] < msg_time:
+                low = middle + 1
+            else:
+                high = middle
+        return 2 * low
+
+
+class _Running:
+    """A long window's extremes in running order (the sliding-window maximum): ``top`` holds
+    [time, value, ...] of each number larger than every later one, oldest first, so its
+    first entry that is still kept is the largest kept; ``bottom`` the same for the smallest.
+    Adding a number drops the entries it outdoes; each entry is added and dropped once."""
+
+    __slots__ = ("bottom", "top")
+
+    def __init__(self) -> None:
+        self.top = array("d")
+        self.bottom = array("d")
+
+    def add(self, msg_time: float, value: float) -> None:
+        top, bottom = self.top, self.bottom
+        while top and top[-1] <= value:  # the newest of equal ones: it leaves last
+            del top[-2:]
+        top.append(msg_time)
+        top.append(value)
+        while bottom and bottom[-1] >= value:
+            del bottom[-2:]
+        bottom.append(msg_time)
+        bottom.append(value)
+
+    @staticmethod
+    def first(order: array[float], oldest: float) -> float:
+        """The time of the first entry of ``order`` not older than ``oldest`` (those
+        before it have left the history: forgotten here too)."""
+        index = 0
+        while order[index] < oldest:
+            index += 2
+        if index:
+            del order[:index]
+        return order[0]
