@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import math
+import random
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
@@ -344,6 +345,37 @@ def test_extremes_kept_in_running_order_follow_the_values_as_they_come_and_go(
                 model.prune(at)
                 right(history)
             same(history, model, now)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_long_window_of_wandering_numbers_keeps_its_spread_and_extremes_right(
+        seed: int) -> None:
+    """Numbers that wander (runs up, runs down, jumps, repeats) through a window of about
+    100 (past ``LONG``), with a null, a text value or a late message now and then: after
+    every message and prune, the spread and the extremes kept are those of the values the
+    array holds. Many distinct values, so that every entry the running order keeps or drops
+    matters (the model property's streams hold few)."""
+    rng = random.Random(seed)
+    history, value, step = FieldHistory(100.0), 25.0, 0.0
+    for k in range(3000):
+        if k % 40 == 0:
+            step = rng.choice([-0.5, -0.1, 0.0, 0.1, 0.5])
+        value = round(value + step + rng.choice([0.0, 0.0, 0.3, -0.3, 4.0, -4.0]), 1)
+        odd = rng.random() if k > 1500 else 1.0
+        at, recorded = float(k), value
+        if odd < 0.004:
+            recorded = None
+        elif odd < 0.006:
+            recorded = "on"  # type: ignore[assignment]
+        elif odd < 0.01:
+            at = k - rng.randint(1, 30) - 0.5  # late
+        history.record(at, recorded)
+        extremes_kept_right(history)
+        assert history.spread() == spread_found_again(history), k
+        if k % 7 == 0:
+            history.prune(float(k))
+            extremes_kept_right(history)
+            assert history.spread() == spread_found_again(history), k
 
 
 @pytest.mark.parametrize("gap", [1.0, 0.1])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alertd.config import schema as s
 from alertd.engine import Engine, notices
@@ -19,6 +21,8 @@ from alertd.notify.message import (
     notify_type,
     summary_line,
 )
+from alertd.notify.templates import _FORMATTER, render
+from tests.budget import examples
 
 LOC = Loc("test", 1)
 FLEET = {"fleet": s.NavixySource(LOC, "fleet", "h", (1,))}
@@ -304,3 +308,33 @@ def test_a_digest_body_keeps_4000_characters() -> None:
     assert len(body) == 4000 and body.endswith("…")
     _, body = compose_digest(firing[:2], 0, T0, {})
     assert len(body) > 250 and not body.endswith("…")
+
+
+def rendered_as_before(template: str, values: dict[str, object]) -> str:
+    """``render`` as it was: ``str.format``'s own parse at every call (``vformat``)."""
+    try:
+        return str(_FORMATTER.vformat(template, (), dict(values)))
+    except (ValueError, IndexError, KeyError):
+        return template
+
+
+template_pieces = st.sampled_from([
+    "seq ", "{value}", "{value:.1f}", "{value:>8}", "{entity_name}", "{labels[site]}",
+    "{labels[gone]}", "{rule!r}", "{}", "{0}", "{value:{rule}}", "{entity.name}", "{nope}",
+    "{{", "}}", "{", "}", " l", "{since}", "{severity:^9}", "{labels}", "{value:d}",
+    "{value:{labels[fmt]}}"])
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(st.lists(template_pieces, max_size=6),
+       st.sampled_from([262.9138, "262.9138", None, 7, "text {x}", True]))
+def test_a_template_parsed_once_renders_as_str_format_does(
+        pieces: list[str], value: object) -> None:
+    """``render`` parses a template once and fills it at each notification: for templates
+    that pass the check and those that do not (numbered, empty or nested placeholders,
+    conversions, stray braces), it writes what ``str.format``'s ``vformat`` wrote."""
+    template = "".join(pieces)
+    values = {"value": value, "entity_name": "Truck 7", "rule": "fuel", "since": "2026",
+              "severity": "warning", "labels": {"site": "north", "fmt": ".1f"}}
+    assert render(template, values) == rendered_as_before(template, values)
+    assert render(template, values) == rendered_as_before(template, values)  # cached

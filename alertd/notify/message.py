@@ -71,15 +71,23 @@ def value_text(value: Any) -> str:
 
 
 def outside_made_safe(note: Notification) -> Notification:
-    """``note`` with every value that came from outside escaped and cut (``safe``)."""
+    """``note`` with every value that came from outside escaped and cut (``safe``); ``note``
+    itself when none needed it (the usual notice: no copy made)."""
     value = note.value
     if isinstance(value, str) or not isinstance(value, (int, float, type(None))):
         value = safe(str(value))
+    rule, entity, source = safe(note.rule), safe(note.entity), safe(note.source)
+    entity_name, field = safe(note.entity_name), safe(note.field)
+    labels = {safe(key): safe(str(text)) for key, text in note.labels.items()}
+    description = escape(note.description)
+    if rule is note.rule and entity is note.entity and source is note.source \
+            and entity_name is note.entity_name and field is note.field \
+            and value is note.value and description is note.description \
+            and all(key in labels and labels[key] is text for key, text in note.labels.items()):
+        return note
     return dataclasses.replace(
-        note, rule=safe(note.rule), entity=safe(note.entity), source=safe(note.source),
-        entity_name=safe(note.entity_name), field=safe(note.field), value=value,
-        labels={safe(key): safe(str(text)) for key, text in note.labels.items()},
-        description=escape(note.description))
+        note, rule=rule, entity=entity, source=source, entity_name=entity_name, field=field,
+        value=value, labels=labels, description=description)
 
 
 def one_line(title: str) -> str:

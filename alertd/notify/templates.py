@@ -9,6 +9,7 @@ notification (``render``), where a missing value renders as an empty string.
 from __future__ import annotations
 
 import difflib
+import functools
 import string
 from collections.abc import Mapping
 from typing import Any
@@ -76,10 +77,38 @@ class _SafeFormatter(string.Formatter):
 
 
 _FORMATTER = _SafeFormatter()
+_Pieces = tuple[tuple[str, "str | None", str], ...]
+
+
+@functools.lru_cache(maxsize=1024)
+def _pieces(template: str) -> _Pieces | None:
+    """A template parsed once (each notification renders it again): its text and named
+    placeholders with their specs; None for one ``vformat`` must render (numbered or empty
+    placeholders, conversions, nested specs: what ``problems`` refuses) or cannot parse."""
+    try:
+        parsed = tuple(_FORMATTER.parse(template))
+    except ValueError:
+        return None
+    pieces = []
+    for literal, name, spec, conversion in parsed:
+        if name is not None and (not name or name[0].isdigit() or conversion
+                                 or "{" in (spec or "")):
+            return None
+        pieces.append((literal, name, spec or ""))
+    return tuple(pieces)
 
 
 def render(template: str, values: Mapping[str, Any]) -> str:
     """Fill a template checked by ``problems``; unknown or missing values render empty."""
+    pieces = _pieces(template)
+    if pieces is not None:  # what ``vformat`` does for these, without parsing it again
+        out = []
+        for literal, name, spec in pieces:
+            out.append(literal)
+            if name is not None:
+                value = _FORMATTER.get_field(name, (), values)[0]
+                out.append(_FORMATTER.format_field(value, spec))
+        return "".join(out)
     try:
         return str(_FORMATTER.vformat(template, (), dict(values)))
     except (ValueError, IndexError, KeyError):  # unchecked template: show it as written
