@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from hypothesis import given, settings, target
+from hypothesis import example, given, settings, target
 from hypothesis import strategies as st
 
 from alertd.config import schema as s
@@ -423,14 +423,54 @@ def notices(engine: Engine, events: Sequence[tuple[float, Message | StatusChange
     return out
 
 
+def by_moment(notes: list[Notification]) -> list[Notification]:
+    """Notices in time order, each entity's in the order it gave them; those of different
+    entities at one moment in the order of their entities' keys. Timers due at the same
+    instant run in the order they were set, and a rule evaluated at every wake-up sets them
+    in another order than a compiled one: which of two entities' notices at one moment comes
+    first is not something the engine promises."""
+    return sorted(notes, key=lambda note: (note.at, note.entity))
+
+
+def _silent_tie() -> tuple[list[s.Rule], list[tuple[float, Message | StatusChanged]]]:
+    """The stream (found by the property in a mutation run's database) where d2's `silent`
+    alert fires at 122 s and d1's resolves at 122 s: the reference engine, woken by d2's
+    other rules meanwhile, set d2's timer after d1's and gave d1's notice first."""
+    def rule(name: str, condition: s.Condition, **options: Any) -> s.Rule:
+        return s.Rule(LOC, name, condition, notify=("ops",), clear_for=15.0, **options)
+    rules = [
+        rule("r0", s.AnyOf(LOC, (s.Status(LOC, ("blocked", "unknown")),
+                                 s.Threshold(LOC, "b", above=3.0, below=s.FieldBound("c")))),
+             for_=20.0, flapping=s.Flapping(3, 100.0)),
+        rule("r1", s.AllOf(LOC, (s.Threshold(LOC, "b", below=1.0, clear_above=1.5),
+                                 s.Change(LOC, "n", 20.0, rise=2.0))), for_=20.0,
+             repeat=60.0),
+        rule("r2", s.Silent(LOC, 20.0))]
+    messages: list[tuple[float, float, str, dict[str, Any]]] = [
+        (30.0, 30.0, "d2", {"b": 4.0, "m": 2.5}), (60.0, 60.0, "d1", {"b": 5, "c": "error",
+                                                                      "a": 1.0}),
+        (90.0, 90.0, "d2", {"b": "on", "c": True, "a": "error", "n": 0.0}),
+        (102.0, 102.0, "d2", {"b": True, "n": 3.0}),
+        (107.0, 99.0, "d1", {"a": None, "b": math.inf, "c": None, "n": 1.0}),
+        (137.0, 137.0, "d2", {"b": None, "a": None}), (138.0, 113.0, "d2", {"b": 4.0})]
+    events: list[tuple[float, Message | StatusChanged]] = []
+    for at, measured, entity, fields in messages:
+        events.append((at, Message("cold", entity, measured, fields, at)))
+        if at in (30.0, 60.0):
+            events.append((at, StatusChanged("cold", entity,
+                                             "normal" if entity == "d2" else "blocked")))
+    return rules, events
+
+
 @settings(max_examples=examples(150), deadline=None)
 @given(rule_set(), stream())
+@example(*_silent_tie())
 def test_compiled_thresholds_notify_as_evaluating_every_rule(
         rules: list[s.Rule], events: list[tuple[float, Message | StatusChanged]]) -> None:
     fast = notices(Engine(rules, SOURCES, 0.0), events)
     reference = notices(Engine(rules, SOURCES, 0.0, compiled=False), events)
     target(float(len(reference)))  # steer towards streams that notify a lot
-    assert fast == reference
+    assert by_moment(fast) == by_moment(reference)
 
 
 # ---- compact histories against the deques they replaced ------------------------------------
