@@ -338,3 +338,26 @@ def test_a_template_parsed_once_renders_as_str_format_does(
               "severity": "warning", "labels": {"site": "north", "fmt": ".1f"}}
     assert render(template, values) == rendered_as_before(template, values)
     assert render(template, values) == rendered_as_before(template, values)  # cached
+
+
+@pytest.mark.parametrize("where", ["rule", "entity", "source", "entity_name", "field", "value",
+                                   "label key", "label value", "description"])
+def test_text_from_outside_is_escaped_wherever_it_is_alone(where: str) -> None:
+    """A note with one hostile value (an ESC sequence and a line break) and every other
+    value plain: the message shows it escaped. A note that needs no escaping is passed on as
+    it is (no copy); one that does must never be, whichever of its values needs it."""
+    hostile = "x\x1b[2J\ny"
+    changes: dict[str, object] = {"labels": {"site": "north"}, "description": "fine"}
+    if where == "label key":
+        changes["labels"] = {hostile: "north"}
+    elif where == "label value":
+        changes["labels"] = {"site": hostile}
+    else:
+        changes[where.replace(" ", "_")] = hostile
+    # the default words leave the source out: a body of the rule's own shows it (a title
+    # is made one line, escaped, whatever it holds)
+    title, body = compose(note(**changes), rule(body="{source}") if where == "source"
+                          else rule())
+    assert "\x1b" not in title + body
+    assert "x\\x1b[2J" in title + body
+    assert "y" not in [line.strip() for line in body.splitlines()]  # no line of its own
