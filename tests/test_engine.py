@@ -378,6 +378,20 @@ def test_a_long_window_of_wandering_numbers_keeps_its_spread_and_extremes_right(
             assert history.spread() == spread_found_again(history), k
 
 
+def test_the_next_largest_found_at_the_newest_entry_of_a_long_window() -> None:
+    """A window of exactly 128 numbers (a power of two: the search from the oldest steps to
+    its very end) whose largest leaves as a message comes, the next largest being that
+    newest message: found, and the spread right."""
+    history = FieldHistory(127.0)
+    for t in range(128):
+        history.record(float(t), 10.0 if t == 0 else 0.0 if t == 1 else 1.0)
+    history.record(127.0, 1.0)  # the same message again: the extremes are found anew
+    history.record(128.0, 5.0)  # 10 (at 0 s) leaves the window; 5 is the largest now
+    assert len(history) == 2 * 128
+    assert history.spread() == 5.0 == spread_found_again(history)
+    extremes_kept_right(history)
+
+
 @pytest.mark.parametrize("gap", [1.0, 0.1])
 @pytest.mark.parametrize("slope", [-0.01, 0.01])
 def test_a_steady_rise_or_fall_over_a_long_window_takes_the_usual_path(
