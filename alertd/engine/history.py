@@ -517,9 +517,10 @@ class FieldHistory(_Doubles):
         Cost: two lookups while the extremes are known. They are found by passes in C over
         the values, then kept as values come and go (``record``, ``_shorten``), and found
         again only when one of them leaves or a value comes out of order: past ``LONG``
-        numbers from the running order (``_Running``), not by passes over the window. While a null is
-        kept they are found by passes in C at each call, and not kept: a field that few
-        messages carry costs that, not a `change` rule's walk over its window."""
+        numbers from the running order (``_Running``), not by passes over the window.
+        While a null is kept they are found by passes in C at each call, and not kept: a
+        field that few messages carry costs that, not a `change` rule's walk over its
+        window."""
         hi = self._hi
         if hi >= 0:
             return self[hi] - self[self._lo]
