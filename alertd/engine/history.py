@@ -84,7 +84,7 @@ else:
 class FieldHistory(_Doubles):
     """The two 12-deep queues of one field of one entity, plus an optional time window.
 
-    It *is* its array of doubles (a subclass with five slots): one object per field, not a
+    It *is* its array of doubles (a subclass with six slots): one object per field, not a
     history object holding an array, saves 40 bytes a field, 200 an entity of five."""
 
     __slots__ = ("_hi", "_lo", "_other", "_running", "_start", "horizon")
