@@ -378,6 +378,22 @@ def test_a_long_window_of_wandering_numbers_keeps_its_spread_and_extremes_right(
             assert history.spread() == spread_found_again(history), k
 
 
+def test_a_prune_that_drops_the_oldest_of_13_keeps_the_extremes_where_they_moved() -> None:
+    """13 entries, the oldest inside a 20 s window, the extremes not the oldest: a prune
+    moves the window past the oldest, and the extremes kept move down one entry with the
+    rest (``_shorten``'s quick drop; only a prune or a copy reaches it with the extremes
+    known, so the properties meet it only now and then)."""
+    history = FieldHistory(20.0)
+    for t, value in enumerate([4.5, 1.5, 9.5] + [4.5] * 10):
+        history.record(float(t), value)
+    assert len(history) == 2 * 13
+    history.prune(21.0)
+    assert len(history) == 2 * 12
+    extremes_kept_right(history)
+    assert history._hi >= 0  # (known: the next message takes the usual path)
+    assert history.spread() == 8.0 == spread_found_again(history)
+
+
 def test_the_next_largest_found_at_the_newest_entry_of_a_long_window() -> None:
     """A window of exactly 128 numbers (a power of two: the search from the oldest steps to
     its very end) whose largest leaves as a message comes, the next largest being that
