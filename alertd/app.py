@@ -574,6 +574,8 @@ async def _hand_on(events: list[AlertEvent], ids: list[int],
                 continue
             for channel in event.channels:
                 await entries.send(Entry(next(next_id), channel, event.note))
+        if events:  # the planner, runnable since the first, runs before the log lines: a
+            await trio.lowlevel.checkpoint()  # batch of tasks runs in either order
     finally:  # written, so logged, even if a stop came first
         for event in events:
             if not isinstance(event, AlertSettled):
