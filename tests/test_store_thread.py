@@ -22,6 +22,7 @@ import trio
 
 from alertd import app
 from alertd.config import load_config
+from alertd.config.schema import Config
 from alertd.model import AlertState
 from alertd.notify.plan import Outgoing
 from alertd.simulator.element import FakeElement
@@ -64,22 +65,28 @@ async def until(condition: Callable[[], bool], what: str, seconds: float = 20) -
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def warm_config(path: Path, element: FakeElement, options: str) -> Config:
+    """A daemon on ``element``'s readings with one rule, ``warm`` (t above 8, with
+    ``options``), printing to the console."""
+    path.write_text(textwrap.dedent(f"""\
+        state: state.db
+        sources:
+          cold: {{type: element, url: "{element.url}", api_key: {KEY},
+                 subscribe: [readings]}}
+        channels: {{out: console://}}
+        rules:
+          - {{name: warm, threshold: {{field: t, above: 8}}, notify: [out], {options}}}
+        """))
+    return load_config(path, {})
+
+
 async def test_frames_are_evaluated_while_a_commit_is_slow(tmp_path: Path) -> None:
     element = FakeElement(api_keys={KEY})
     path = tmp_path / "rules.yaml"
     out = io.StringIO()
     async with trio.open_nursery() as nursery:
         await nursery.start(element.serve)
-        path.write_text(textwrap.dedent(f"""\
-            state: state.db
-            sources:
-              cold: {{type: element, url: "{element.url}", api_key: {KEY},
-                     subscribe: [readings]}}
-            channels: {{out: console://}}
-            rules:
-              - {{name: warm, threshold: {{field: t, above: 8}}, notify: [out], repeat: never}}
-            """))
-        config = load_config(path, {})
+        config = warm_config(path, element, "repeat: never")
         store = Store.open_daemon(config.state)
         slow = SlowCommits(store.db)
         store.db = slow  # type: ignore[assignment]
@@ -236,17 +243,7 @@ async def test_a_notification_is_printed_before_its_log_line(tmp_path: Path) -> 
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(element.serve)
-            path.write_text(textwrap.dedent(f"""\
-                state: state.db
-                sources:
-                  cold: {{type: element, url: "{element.url}", api_key: {KEY},
-                         subscribe: [readings]}}
-                channels: {{out: console://}}
-                rules:
-                  - {{name: warm, threshold: {{field: t, above: 8}}, notify: [out],
-                     group_wait: 0s}}
-                """))
-            config = load_config(path, {})
+            config = warm_config(path, element, "group_wait: 0s")
             store = Store.open_daemon(config.state)
             await nursery.start(lambda task_status: app.run(
                 config, store, out=out, task_status=task_status))
