@@ -260,11 +260,8 @@ class FieldHistory(_Doubles):
                 if hi >= drop and lo >= drop:
                     self._hi, self._lo = hi - drop, lo - drop
                 elif running is not None:  # one left: the next in running order
-                    oldest = entries[0]
-                    self._hi = hi - drop if hi >= drop else \
-                        self._position(running.first(running.top, oldest)) + 1
-                    self._lo = lo - drop if lo >= drop else \
-                        self._position(running.first(running.bottom, oldest)) + 1
+                    self._hi = hi - drop if hi >= drop else self._next(running.top)
+                    self._lo = lo - drop if lo >= drop else self._next(running.bottom)
                 else:
                     self._hi = -1
             return
@@ -561,11 +558,13 @@ class FieldHistory(_Doubles):
         number, each added in order since it began); their spread."""
         running = self._running
         assert running is not None
-        oldest = self[0]
-        top, bottom = running.top, running.bottom
-        self._hi = self._position(running.first(top, oldest)) + 1
-        self._lo = self._position(running.first(bottom, oldest)) + 1
+        self._hi, self._lo = self._next(running.top), self._next(running.bottom)
         return self[self._hi] - self[self._lo]
+
+    def _next(self, order: array[float]) -> int:
+        """Where the extreme that ``order`` (``_Running.top`` or ``bottom``) holds first
+        among the entries kept is: the index of its value."""
+        return self._position(_Running.first(order, self[0])) + 1
 
     def _position(self, msg_time: float) -> int:
         """Where the entry of ``msg_time`` is (the index of its time; it is kept): searched
