@@ -378,6 +378,33 @@ def test_a_long_window_of_wandering_numbers_keeps_its_spread_and_extremes_right(
             assert history.spread() == spread_found_again(history), k
 
 
+@pytest.mark.parametrize("every", [7, 60])
+def test_a_field_that_few_messages_carry_keeps_its_numbers_in_running_order(
+        every: int) -> None:
+    """A field with a number in one message of ``every`` (a null in the others), read by a
+    `change` rule within 10 minutes, one message a second: its window of ~600 entries keeps
+    its numbers in running order beside the nulls, so the spread is a lookup, not passes
+    over the window at each message; and it is right after every message and prune, as
+    the numbers wander and the extremes leave the window."""
+    rng = random.Random(every)
+    history, value = FieldHistory(600.0), 50.0
+    in_order = 0
+    for k in range(3000):
+        recorded = None
+        if k % every == 0:
+            value = round(value + rng.choice([-3.0, -1.0, 0.0, 1.0, 2.5]), 1)
+            recorded = value
+        at = float(k)
+        if not history.record(at, recorded):
+            history.prune(at)
+        assert history.spread() == spread_found_again(history), k
+        extremes_kept_right(history)
+        if k > 600:
+            in_order += history._running is not None
+    assert in_order == 3000 - 601  # from a full window on, never passes again
+    assert history._hi == history_module.NULL_KEPT
+
+
 def test_a_prune_that_drops_the_oldest_of_13_keeps_the_extremes_where_they_moved() -> None:
     """13 entries, the oldest inside a 20 s window, the extremes not the oldest: a prune
     moves the window past the oldest, and the extremes kept move down one entry with the

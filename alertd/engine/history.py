@@ -47,6 +47,8 @@ _ABOVE, _BELOW = array("d", (math.inf,)), array("d", (-math.inf,))  # (``spread`
 # numbers kept beyond which the extremes are kept in running order (``_Running``) instead of
 # found again by passes over them whenever one leaves
 LONG = 64
+# ``_hi`` while the extremes are not kept because a null may be (``_running`` holds them)
+NULL_KEPT = -2
 
 
 def normalise(value: Any) -> Any:
@@ -100,9 +102,12 @@ class FieldHistory(_Doubles):
         self._start = -math.inf  # where the window begins: newest msg_time minus horizon
         self._other: dict[float, Any] | None = None
         # where the largest and the smallest number kept are (indexes of their values in
-        # the array), kept up to date once ``spread`` has found them; -1: not known
+        # the array), kept up to date once ``spread`` has found them, while no null or text
+        # value is kept; -1: not known; ``NULL_KEPT``: a null may be kept, and ``_running``
+        # holds the extremes
         self._hi = self._lo = -1
-        # a long window's extremes in running order, once one was found again (``LONG``)
+        # a long window's numbers in running order, once its extremes were found again
+        # (``LONG``); nulls are skipped, text values and late messages drop it
         self._running: _Running | None = None
 
     # ---- writing -------------------------------------------------------------------------
@@ -154,23 +159,29 @@ class FieldHistory(_Doubles):
         else:
             code = self._code(msg_time, value)
         newest = size == 0 or msg_time > self[size - 2]
-        if self._running is not None:  # kept for numbers that come in order only
-            if newest and code == code and code != OTHER:
-                self._running.add(msg_time, code)
+        running = self._running
+        if running is not None:  # kept for numbers that come in order (nulls skipped)
+            if newest and code != OTHER:
+                if code == code:
+                    running.add(msg_time, code)
             else:
-                self._running = None
+                self._running = running = None
         if newest:
             self.append(msg_time)
             self.append(code)
             hi = self._hi
-            if hi >= 0:  # the extremes are known: the new value may be one (the newest of
-                if code != code or code == OTHER:  # equal ones: it leaves last)
+            if code != code:  # a null: the extremes may no longer be kept (``_hi``)
+                if running is not None:
+                    self._hi = NULL_KEPT
+                elif hi >= 0:
                     self._hi = -1
-                else:
-                    if code >= self[hi]:
-                        self._hi = size + 1
-                    if code <= self[self._lo]:
-                        self._lo = size + 1
+            elif code == OTHER:
+                self._hi = -1
+            elif hi >= 0:  # the extremes are known: the new value may be one (the newest
+                if code >= self[hi]:  # of equal ones: it leaves last)
+                    self._hi = size + 1
+                if code <= self[self._lo]:
+                    self._lo = size + 1
         else:
             self._hi = -1
             self._merge(msg_time, code)
@@ -188,13 +199,16 @@ class FieldHistory(_Doubles):
             # a number, the newest, the extremes not known (the first value, or a null or
             # text value was kept): found if none is kept now, so that the next message
             # takes the usual path (a field no `change` rule reads never asks ``spread``)
-            if self._running is not None:
+            if running is not None and self._hi == -1:
                 self._from_running()
             else:
                 values = self[1::2]
                 total = sum(values)
-                if total == total and total != OTHER:
-                    self._keep_extremes(values)
+                if total == total and total != OTHER:  # no null or text value kept
+                    if running is not None:
+                        self._from_running()
+                    else:
+                        self._keep_extremes(values)
         return False
 
     def _merge(self, msg_time: float, code: float) -> None:
@@ -276,7 +290,7 @@ class FieldHistory(_Doubles):
         skips them). The window keeps at most ``WINDOW_CAP`` + 12 entries, never at the
         cost of the 12 newest values. Costs what it drops, a walk over the 12 newest entries
         and, past them and 24 more, a search in C (``_value_at``)."""
-        self._hi = -1
+        self._hi = -1 if self._running is None else NULL_KEPT  # (nulls may stay)
         entries = self
         size = len(entries)
         newest_from = size - 2 * DEPTH  # the 12 newest
@@ -514,14 +528,17 @@ class FieldHistory(_Doubles):
         Cost: two lookups while the extremes are known. They are found by passes in C over
         the values, then kept as values come and go (``record``, ``_shorten``), and found
         again only when one of them leaves or a value comes out of order: past ``LONG``
-        numbers from the running order (``_Running``), not by passes over the window.
-        While a null is kept they are found by passes in C at each call, and not kept: a
-        field that few messages carry costs that, not a `change` rule's walk over its
-        window."""
+        entries from the running order (``_Running``), not by passes over the window.
+        While a null is kept (a field that few messages carry), a window past ``LONG``
+        entries keeps its numbers in running order too, and the spread is two lookups in
+        it; a shorter one is found by passes in C at each call."""
         hi = self._hi
         if hi >= 0:
             return self[hi] - self[self._lo]
-        if self._running is not None:
+        running = self._running
+        if running is not None:
+            if hi == NULL_KEPT:
+                return running.spread(self[0])
             return self._from_running()
         values = self[1::2]
         if not values:
@@ -537,7 +554,15 @@ class FieldHistory(_Doubles):
         if bottom == OTHER:
             return math.inf
         top = max(_BELOW + values)
-        return top - bottom if top >= bottom else 0.0  # (no number: no change)
+        if top < bottom:
+            return 0.0  # no number: no change
+        if len(values) > LONG:  # a long window with nulls (a field that few messages
+            running = self._running = _Running()  # carry): its numbers in running order
+            for index in range(0, len(self), 2):
+                if self[index + 1] == self[index + 1]:
+                    running.add(self[index], self[index + 1])
+            self._hi = NULL_KEPT
+        return top - bottom
 
     def _keep_extremes(self, values: array[float]) -> float:
         """Find and keep the extremes of ``values`` (the codes kept, none of them a null or a
@@ -604,6 +629,14 @@ class _Running:
             del bottom[-2:]
         bottom.append(msg_time)
         bottom.append(value)
+
+    def spread(self, oldest: float) -> float:
+        """The largest number kept minus the smallest, ``oldest`` the time of the oldest
+        entry kept."""
+        top, bottom = self.top, self.bottom
+        _Running.first(top, oldest)
+        _Running.first(bottom, oldest)
+        return top[1] - bottom[1]
 
     @staticmethod
     def first(order: array[float], oldest: float) -> float:
