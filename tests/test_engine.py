@@ -270,9 +270,12 @@ def test_the_spread_follows_the_values_as_they_come_and_go(
 def extremes_kept_right(history: FieldHistory) -> None:
     """The extremes a history keeps, when it says it knows them, are those of its values,
     and it knows them only while no null or text value is kept (its usual path's proof)."""
+    codes = history.tolist()[1::2]
+    if history._hi == history_module.NULL_KEPT:  # the numbers kept are counted right
+        assert history._running is not None and -math.inf not in codes
+        assert history._lo == sum(v == v for v in codes)
     if history._hi < 0:
         return
-    codes = history.tolist()[1::2]
     assert all(v == v and v != -math.inf for v in codes)
     assert history[history._hi] == max(codes) and history[history._lo] == min(codes)
 
@@ -378,16 +381,19 @@ def test_a_long_window_of_wandering_numbers_keeps_its_spread_and_extremes_right(
             assert history.spread() == spread_found_again(history), k
 
 
-@pytest.mark.parametrize("every", [7, 60])
+@pytest.mark.parametrize(("every", "within"), [(7, 600.0), (60, 600.0), (60, 900.0)])
 def test_a_field_that_few_messages_carry_keeps_its_numbers_in_running_order(
-        every: int) -> None:
+        every: int, within: float) -> None:
     """A field with a number in one message of ``every`` (a null in the others), read by a
-    `change` rule within 10 minutes, one message a second: its window of ~600 entries keeps
-    its numbers in running order beside the nulls, so the spread is a lookup, not passes
-    over the window at each message; and it is right after every message and prune, as
-    the numbers wander and the extremes leave the window."""
+    `change` rule within 10 (or 15) minutes, one message a second: its window of ~600
+    entries keeps its numbers in running order beside the nulls, so the spread is a lookup,
+    not passes over the window at each message; and it is right after every message and
+    prune, as the numbers wander and the extremes leave the window. The queues and the
+    window are the model's (the 12 newest numbers are found from the oldest entry when
+    they begin near it, with 10 minutes; from the newest otherwise)."""
     rng = random.Random(every)
-    history, value = FieldHistory(600.0), 50.0
+    history, value = FieldHistory(within), 50.0
+    model = ModelHistory(within)
     in_order = 0
     for k in range(3000):
         recorded = None
@@ -395,13 +401,18 @@ def test_a_field_that_few_messages_carry_keeps_its_numbers_in_running_order(
             value = round(value + rng.choice([-3.0, -1.0, 0.0, 1.0, 2.5]), 1)
             recorded = value
         at = float(k)
+        model.record(at, recorded)
         if not history.record(at, recorded):
             history.prune(at)
+            model.prune(at)
         assert history.spread() == spread_found_again(history), k
         extremes_kept_right(history)
-        if k > 600:
+        if k % 50 == 0 or k % every == 1:
+            same(history, model, at)
+            assert history.times() == model.remembered(), k  # kept: no more, no less
+        if k > within:
             in_order += history._running is not None
-    assert in_order == 3000 - 601  # from a full window on, never passes again
+    assert in_order == 3000 - within - 1  # from a full window on, never passes again
     assert history._hi == history_module.NULL_KEPT
 
 

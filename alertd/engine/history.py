@@ -164,6 +164,8 @@ class FieldHistory(_Doubles):
             if newest and code != OTHER:
                 if code == code:
                     running.add(msg_time, code)
+                    if self._hi == NULL_KEPT:
+                        self._lo += 1
             else:
                 self._running = running = None
         if newest:
@@ -172,7 +174,8 @@ class FieldHistory(_Doubles):
             hi = self._hi
             if code != code:  # a null: the extremes may no longer be kept (``_hi``)
                 if running is not None:
-                    self._hi = NULL_KEPT
+                    if hi != NULL_KEPT:  # no null was kept: every other entry is a number
+                        self._hi, self._lo = NULL_KEPT, size // 2
                 elif hi >= 0:
                     self._hi = -1
             elif code == OTHER:
@@ -199,16 +202,14 @@ class FieldHistory(_Doubles):
             # a number, the newest, the extremes not known (the first value, or a null or
             # text value was kept): found if none is kept now, so that the next message
             # takes the usual path (a field no `change` rule reads never asks ``spread``)
-            if running is not None and self._hi == -1:
-                self._from_running()
+            if running is not None:
+                if self._hi == -1 or self._lo == len(self) // 2:  # no null is kept
+                    self._from_running()
             else:
                 values = self[1::2]
                 total = sum(values)
                 if total == total and total != OTHER:  # no null or text value kept
-                    if running is not None:
-                        self._from_running()
-                    else:
-                        self._keep_extremes(values)
+                    self._keep_extremes(values)
         return False
 
     def _merge(self, msg_time: float, code: float) -> None:
@@ -250,7 +251,9 @@ class FieldHistory(_Doubles):
                     self._other.pop(entries[0], None)
                 del entries[:2]
                 hi = self._hi
-                if hi >= 0:  # the extremes moved down one entry, unless one was dropped
+                if hi == NULL_KEPT and oldest == oldest:
+                    self._lo -= 1  # a number fewer
+                elif hi >= 0:  # the extremes moved down one entry, unless one was dropped
                     lo = self._lo
                     if hi == 1 or lo == 1:
                         self._hi = -1
@@ -290,9 +293,14 @@ class FieldHistory(_Doubles):
         skips them). The window keeps at most ``WINDOW_CAP`` + 12 entries, never at the
         cost of the 12 newest values. Costs what it drops, a walk over the 12 newest entries
         and, past them and 24 more, a search in C (``_value_at``)."""
-        self._hi = -1 if self._running is None else NULL_KEPT  # (nulls may stay)
         entries = self
         size = len(entries)
+        numbers = -1  # how many numbers are kept, if known (``_running``: no text value)
+        if self._running is not None:
+            numbers = self._lo if self._hi == NULL_KEPT else size // 2
+            self._hi, self._lo = NULL_KEPT, numbers  # (nulls may stay)
+        else:
+            self._hi = -1
         newest_from = size - 2 * DEPTH  # the 12 newest
         if newest_from <= 0:
             return
@@ -302,7 +310,20 @@ class FieldHistory(_Doubles):
             while span_from < newest_from and entries[span_from] < start:
                 span_from += 2
         seen, index = 0, size - 1
-        while index > 0:  # where the 12 newest with a value begin
+        if 0 <= numbers - DEPTH < DEPTH:  # the 12 newest numbers begin near the oldest (a
+            index, left = -1, numbers - DEPTH + 1  # field that few messages carry): walked
+            stop = min(size, 2 * _WALKED)  # to from there, past those before them
+            while left and index + 2 < stop:
+                index += 2
+                if entries[index] == entries[index]:
+                    left -= 1
+            if left:  # not near the oldest: found from the newest
+                index = size - 1
+            else:
+                seen = DEPTH
+        elif 0 <= numbers < DEPTH:
+            index = -1  # fewer than 12 numbers: every one stays
+        while index > 0 and seen < DEPTH:  # where the 12 newest with a value begin
             if entries[index] == entries[index]:
                 seen += 1
                 if seen == DEPTH:
@@ -328,6 +349,8 @@ class FieldHistory(_Doubles):
             self._drop_nulls(max(keep_from, values_from), span_from)
         if keep_from > 0:
             self._drop(entries[:keep_from])
+            if numbers >= 0:  # (nulls dropped between values do not count)
+                self._lo = numbers - sum(1 for v in entries[1:keep_from:2] if v == v)
             del entries[:keep_from]
 
     def _value_at(self, end: int, wanted: int) -> int:
@@ -558,10 +581,12 @@ class FieldHistory(_Doubles):
             return 0.0  # no number: no change
         if len(values) > LONG:  # a long window with nulls (a field that few messages
             running = self._running = _Running()  # carry): its numbers in running order
+            numbers = 0
             for index in range(0, len(self), 2):
                 if self[index + 1] == self[index + 1]:
                     running.add(self[index], self[index + 1])
-            self._hi = NULL_KEPT
+                    numbers += 1
+            self._hi, self._lo = NULL_KEPT, numbers
         return top - bottom
 
     def _keep_extremes(self, values: array[float]) -> float:
