@@ -418,6 +418,8 @@ class FieldHistory(_Doubles):
 
     def newest(self) -> Any:
         """The newest non-null value, or None."""
+        if self._running is not None:  # (no text value is kept; a number always is)
+            return self._running.top[-1]
         entries = self
         index = len(entries) - 1
         while index > 0:
