@@ -180,11 +180,7 @@ class FieldHistory(_Doubles):
                     self._hi = -1
             elif code == OTHER:
                 self._hi = -1
-            elif hi >= 0:  # the extremes are known: the new value may be one (the newest
-                if code >= self[hi]:  # of equal ones: it leaves last)
-                    self._hi = size + 1
-                if code <= self[self._lo]:
-                    self._lo = size + 1
+            # (a number, newest, with the extremes known, took the usual path above)
         else:
             self._hi = -1
             self._merge(msg_time, code)
@@ -582,13 +578,7 @@ class FieldHistory(_Doubles):
         if top < bottom:
             return 0.0  # no number: no change
         if len(values) > LONG:  # a long window with nulls (a field that few messages
-            running = self._running = _Running()  # carry): its numbers in running order
-            numbers = 0
-            for index in range(0, len(self), 2):
-                if self[index + 1] == self[index + 1]:
-                    running.add(self[index], self[index + 1])
-                    numbers += 1
-            self._hi, self._lo = NULL_KEPT, numbers
+            self._hi, self._lo = NULL_KEPT, self._start_running()  # carry)
         return top - bottom
 
     def _keep_extremes(self, values: array[float]) -> float:
@@ -597,13 +587,22 @@ class FieldHistory(_Doubles):
         now on: a steady rise or fall (a fuel drain, a counter), whose extreme leaves at every
         message, then costs a lookup, not passes over the whole window."""
         if len(values) > LONG:
-            running = self._running = _Running()
-            for index in range(0, len(self), 2):
-                running.add(self[index], self[index + 1])
+            self._start_running()
             return self._from_running()
         top, bottom = max(values), min(values)
         self._hi, self._lo = 2 * values.index(top) + 1, 2 * values.index(bottom) + 1
         return top - bottom
+
+    def _start_running(self) -> int:
+        """Keep the numbers kept in running order from now on (``_running``; no text value
+        is kept, nulls are skipped); how many there are."""
+        running = self._running = _Running()
+        numbers = 0
+        for index in range(1, len(self), 2):
+            if self[index] == self[index]:
+                running.add(self[index - 1], self[index])
+                numbers += 1
+        return numbers
 
     def _from_running(self) -> float:
         """Keep the extremes that ``_running`` holds for the entries kept (every one a
