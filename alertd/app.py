@@ -77,6 +77,7 @@ T = TypeVar("T")
 BATCH_LIMIT = 512  # batches taken per wake-up: keeps one wake-up short under a flood
 CHANNEL_QUEUE = 10_000  # notifications waiting for the planner (they are in the inbox)
 HISTORY_KEPT = 90 * 86400  # notifications and ended silences, pruned at start and reload
+PROMPT_WAIT = 0.002  # seconds an idle loop blocks for a store call a notification waits for
 CURSOR_WRITE = 1.0  # seconds a replay position may wait to be written with nothing else
 SILENCES_EVERY = 1.0  # how often the store's silences are read: `silence add` works in 2 s
 GC_YOUNG = 20_000  # allocations between young collections (the default, 700, is for scripts)
@@ -507,7 +508,8 @@ async def _write_now(runtime: Runtime, work: Unwritten, schedule: WriteSchedule,
     """Write ``work`` in the store's thread; its inbox ids, or None when the store failed
     (tried again later)."""
     try:
-        ids = await _in_store(runtime, partial(_write, runtime.store, work, now))
+        ids = await _in_store(runtime, partial(_write, runtime.store, work, now),
+                              awaited=bool(work.events))
     except StoreUnavailable:
         schedule.failed(now)
         return None
@@ -516,16 +518,20 @@ async def _write_now(runtime: Runtime, work: Unwritten, schedule: WriteSchedule,
 
 
 async def _in_store(runtime: Runtime, call: Callable[[], T],
-                    thread: StoreThread | None = None) -> T:
+                    thread: StoreThread | None = None, awaited: bool = False) -> T:
     """``call`` on the state store in the store's one thread (``Runtime.store_thread``, or
     ``thread``: the checkpointer's), so that a commit (or a lock held elsewhere) never
     stalls the event loop; one call at a time, in the order they come. On a virtual clock
     (no store thread) the loop thread makes it. Not cancellable: a call that began is never
     left half-known by a cancellation (a stop or reload finds what it did done; the
-    cancellation is raised after it), and every call is short (a busy timeout of 50 ms)."""
+    cancellation is raised after it), and every call is short (a busy timeout of 50 ms).
+
+    ``awaited``: a notification waits for this call; the loop, if it has nothing else to
+    run, blocks for it up to ``PROMPT_WAIT`` rather than be woken by its end
+    (``StoreThread.run``)."""
     if runtime.store_thread is None:
         return call()
-    return await (thread or runtime.store_thread).run(call)
+    return await (thread or runtime.store_thread).run(call, PROMPT_WAIT if awaited else 0.0)
 
 
 def _write(store: Store, work: Unwritten, now: float) -> list[int]:
@@ -686,7 +692,8 @@ async def _dispatch(config: s.Config, plan: Plan, now: float, runtime: Runtime) 
         else:
             queued.append(delivery)
     if queued or plan.consumed:
-        await _in_store(runtime, partial(runtime.store.plan, queued, plan.consumed, now))
+        await _in_store(runtime, partial(runtime.store.plan, queued, plan.consumed, now),
+                        awaited=bool(queued))
     if runtime.couriers is not None:
         for delivery in queued:
             runtime.couriers.kick(delivery.channel, delivery.url)
@@ -783,7 +790,7 @@ async def _send_due(courier: Courier, sender: ProcessSender, runtime: Runtime) -
     is stopping); False when a stop ended a send in flight (its row stays queued)."""
     store = runtime.store
     for delivery in await _in_store(runtime, partial(store.pending, courier.channel,
-                                                     courier.url)):
+                                                     courier.url), awaited=True):
         now = runtime.clock.now()
         if courier.stopping or delivery.due > now or courier.hold_until > now:
             break

@@ -13,6 +13,7 @@ import logging
 import sqlite3
 import textwrap
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -257,3 +258,116 @@ async def test_a_notification_is_printed_before_its_log_line(tmp_path: Path) -> 
         logger.removeHandler(handler)
         logger.setLevel(level)
     assert order == ["printed"] * 12
+
+
+async def test_a_call_the_loop_waits_for_is_answered_and_runs_in_the_store_thread() -> None:
+    """``wait``: the idle loop blocks for the call instead of sleeping in trio; the result
+    (or the error) comes back as with an asynchronous wait, and the call still runs in the
+    store's thread, one at a time after those before it."""
+    thread = StoreThread()
+    ran_in: list[int] = []
+
+    def call(number: int) -> int:
+        ran_in.append(threading.get_ident())
+        return number + 1
+
+    def broken() -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    try:
+        for number in range(50):  # calls that end within the wait, and right around it
+            assert await thread.run(lambda n=number: call(n), wait=5.0) == number + 1
+            assert await thread.run(lambda n=number: call(n), wait=1e-6) == number + 1
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+            await thread.run(broken, wait=5.0)
+        assert await thread.run(lambda: 7, wait=5.0) == 7  # the thread goes on after it
+    finally:
+        thread.close()
+    assert threading.get_ident() not in ran_in and len(set(ran_in)) == 1
+
+
+async def test_the_loop_waits_for_a_slow_call_at_most_its_wait() -> None:
+    """A call that outlasts its ``wait`` (a slow disk) is then awaited as any other: the
+    loop runs its other tasks (a ticker, here) while the call goes on, and the caller gets
+    its result once it ends. Blocking for the whole call, the ticker would stand still."""
+    thread = StoreThread()
+    release = threading.Event()
+    ticks_during: list[int] = []
+    ticks = 0
+
+    def slow() -> str:
+        release.wait(LONGEST)
+        ticks_during.append(ticks)
+        return "written"
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await trio.sleep(0.005)
+            ticks += 1
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ticker)
+            await trio.sleep(0.02)  # the ticker sleeps: nothing else is ready to run
+            before = ticks
+            threading.Timer(0.5, release.set).start()
+            assert await thread.run(slow, wait=0.05) == "written"
+            nursery.cancel_scope.cancel()
+    finally:
+        thread.close()
+    assert ticks_during and ticks_during[0] - before >= 10  # ~90 while the call ran
+
+
+async def test_the_loop_does_not_block_for_a_call_while_another_task_is_ready() -> None:
+    """Another task ready to run (here one just started, that yields at every step) keeps
+    the loop from blocking for a call, whatever its ``wait``: it makes progress while the
+    call runs. (Ready means queued for trio's next batch: a task later in the batch now
+    running is not seen, and waits at most the ``wait``.)"""
+    thread = StoreThread()
+    release = threading.Event()
+    steps_during: list[int] = []
+    steps = 0
+
+    def call() -> None:
+        release.wait(LONGEST)
+        steps_during.append(steps)
+
+    async def busy() -> None:
+        nonlocal steps
+        while True:
+            await trio.lowlevel.checkpoint()  # always ready again at once
+            steps += 1
+
+    try:
+        async with trio.open_nursery() as nursery:
+            before = steps
+            nursery.start_soon(busy)  # queued to run
+            threading.Timer(0.3, release.set).start()
+            await thread.run(call, wait=LONGEST)
+            nursery.cancel_scope.cancel()
+    finally:
+        thread.close()
+    assert steps_during and steps_during[0] - before > 100
+
+
+async def test_a_call_the_loop_blocked_for_is_not_lost_to_a_cancellation() -> None:
+    """Cancelled while the loop blocks for it, the call's result still reaches the caller;
+    the cancellation comes at the caller's next checkpoint (as for an awaited call)."""
+    thread = StoreThread()
+    got: list[str] = []
+
+    def call() -> str:
+        time.sleep(0.1)
+        return "ids"
+
+    try:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            got.append(await thread.run(call, wait=5.0))
+            await trio.lowlevel.checkpoint()
+            got.append("not reached")
+        assert scope.cancelled_caught
+    finally:
+        thread.close()
+    assert got == ["ids"]
