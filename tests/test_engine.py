@@ -381,20 +381,39 @@ def test_a_long_window_of_wandering_numbers_keeps_its_spread_and_extremes_right(
             assert history.spread() == spread_found_again(history), k
 
 
-@pytest.mark.parametrize(("every", "within"), [(7, 600.0), (60, 600.0), (60, 900.0)])
+@pytest.mark.parametrize(("every", "within"),
+                         [(7, 600.0), (60, 600.0), (50, 600.0), (60, 900.0)])
 def test_a_field_that_few_messages_carry_keeps_its_numbers_in_running_order(
-        every: int, within: float) -> None:
+        every: int, within: float, monkeypatch: pytest.MonkeyPatch) -> None:
     """A field with a number in one message of ``every`` (a null in the others), read by a
     `change` rule within 10 (or 15) minutes, one message a second: its window of ~600
     entries keeps its numbers in running order beside the nulls, so the spread is a lookup,
     not passes over the window at each message; and it is right after every message and
     prune, as the numbers wander and the extremes leave the window. The queues and the
     window are the model's (the 12 newest numbers are found from the oldest entry when
-    they begin near it, with 10 minutes; from the newest otherwise)."""
+    they begin near it, with 10 minutes; from the newest otherwise).
+
+    Once the window is full no message builds the running order again; and with ~10
+    numbers in the window (one message in 60 within 10 minutes: the 12 newest numbers begin
+    at the oldest entry kept) none searches it for where they begin: the costs that the
+    running order and its count of numbers saved."""
     rng = random.Random(every)
     history, value = FieldHistory(within), 50.0
     model = ModelHistory(within)
     in_order = 0
+    work = {"built": 0, "searched": 0}
+    build, search = FieldHistory._start_running, FieldHistory._value_at
+
+    def counted_build(self: FieldHistory) -> int:
+        work["built"] += 1
+        return build(self)
+
+    def counted_search(self: FieldHistory, before: int, count: int) -> int:
+        work["searched"] += 1
+        return search(self, before, count)
+
+    monkeypatch.setattr(FieldHistory, "_start_running", counted_build)
+    monkeypatch.setattr(FieldHistory, "_value_at", counted_search)
     for k in range(3000):
         recorded = None
         if k % every == 0:
@@ -412,7 +431,12 @@ def test_a_field_that_few_messages_carry_keeps_its_numbers_in_running_order(
             assert history.times() == model.remembered(), k  # kept: no more, no less
         if k > within:
             in_order += history._running is not None
+        if k == within:  # the window is full
+            work = {"built": 0, "searched": 0}
     assert in_order == 3000 - within - 1  # from a full window on, never passes again
+    assert work["built"] == 0
+    if (every, within) == (60, 600.0):  # (with more numbers, those past the first 48
+        assert work["searched"] == 0  # entries are searched for, in C)
     assert history._hi == history_module.NULL_KEPT
 
 
