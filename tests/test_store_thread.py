@@ -14,7 +14,8 @@ import sqlite3
 import textwrap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -276,8 +277,8 @@ async def test_a_call_the_loop_waits_for_is_answered_and_runs_in_the_store_threa
 
     try:
         for number in range(50):  # calls that end within the wait, and right around it
-            assert await thread.run(lambda n=number: call(n), wait=5.0) == number + 1
-            assert await thread.run(lambda n=number: call(n), wait=1e-6) == number + 1
+            assert await thread.run(partial(call, number), wait=5.0) == number + 1
+            assert await thread.run(partial(call, number), wait=1e-6) == number + 1
         with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
             await thread.run(broken, wait=5.0)
         assert await thread.run(lambda: 7, wait=5.0) == 7  # the thread goes on after it
@@ -286,37 +287,49 @@ async def test_a_call_the_loop_waits_for_is_answered_and_runs_in_the_store_threa
     assert threading.get_ident() not in ran_in and len(set(ran_in)) == 1
 
 
+async def steps_while_a_call_runs(step: Callable[[], Awaitable[object]], wait: float,
+                                  started_first: bool) -> int:
+    """How many times a task looping on ``step`` stepped while a call of 0.3-0.5 s ran
+    in the store's thread with ``wait``; the task started before the call (and given time
+    to go to sleep) or right before it (queued to run when the call is made)."""
+    thread = StoreThread()
+    release = threading.Event()
+    steps = 0
+    steps_during: list[int] = []
+
+    def call() -> str:
+        release.wait(LONGEST)
+        steps_during.append(steps)
+        return "written"
+
+    async def loop() -> None:
+        nonlocal steps
+        while True:
+            await step()
+            steps += 1
+
+    try:
+        async with trio.open_nursery() as nursery:
+            if started_first:
+                nursery.start_soon(loop)
+                await trio.sleep(0.02)  # it sleeps: nothing else is ready to run
+            before = steps
+            if not started_first:
+                nursery.start_soon(loop)  # queued to run
+            threading.Timer(0.3, release.set).start()
+            assert await thread.run(call, wait=wait) == "written"
+            nursery.cancel_scope.cancel()
+    finally:
+        thread.close()
+    assert steps_during
+    return steps_during[0] - before
+
+
 async def test_the_loop_waits_for_a_slow_call_at_most_its_wait() -> None:
     """A call that outlasts its ``wait`` (a slow disk) is then awaited as any other: the
     loop runs its other tasks (a ticker, here) while the call goes on, and the caller gets
     its result once it ends. Blocking for the whole call, the ticker would stand still."""
-    thread = StoreThread()
-    release = threading.Event()
-    ticks_during: list[int] = []
-    ticks = 0
-
-    def slow() -> str:
-        release.wait(LONGEST)
-        ticks_during.append(ticks)
-        return "written"
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await trio.sleep(0.005)
-            ticks += 1
-
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(ticker)
-            await trio.sleep(0.02)  # the ticker sleeps: nothing else is ready to run
-            before = ticks
-            threading.Timer(0.5, release.set).start()
-            assert await thread.run(slow, wait=0.05) == "written"
-            nursery.cancel_scope.cancel()
-    finally:
-        thread.close()
-    assert ticks_during and ticks_during[0] - before >= 10  # ~90 while the call ran
+    assert await steps_while_a_call_runs(lambda: trio.sleep(0.005), 0.05, True) >= 10  # ~50
 
 
 async def test_the_loop_does_not_block_for_a_call_while_another_task_is_ready() -> None:
@@ -324,31 +337,7 @@ async def test_the_loop_does_not_block_for_a_call_while_another_task_is_ready() 
     the loop from blocking for a call, whatever its ``wait``: it makes progress while the
     call runs. (Ready means queued for trio's next batch: a task later in the batch now
     running is not seen, and waits at most the ``wait``.)"""
-    thread = StoreThread()
-    release = threading.Event()
-    steps_during: list[int] = []
-    steps = 0
-
-    def call() -> None:
-        release.wait(LONGEST)
-        steps_during.append(steps)
-
-    async def busy() -> None:
-        nonlocal steps
-        while True:
-            await trio.lowlevel.checkpoint()  # always ready again at once
-            steps += 1
-
-    try:
-        async with trio.open_nursery() as nursery:
-            before = steps
-            nursery.start_soon(busy)  # queued to run
-            threading.Timer(0.3, release.set).start()
-            await thread.run(call, wait=LONGEST)
-            nursery.cancel_scope.cancel()
-    finally:
-        thread.close()
-    assert steps_during and steps_during[0] - before > 100
+    assert await steps_while_a_call_runs(trio.lowlevel.checkpoint, LONGEST, False) > 100
 
 
 async def test_a_call_the_loop_blocked_for_is_not_lost_to_a_cancellation() -> None:
