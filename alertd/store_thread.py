@@ -51,19 +51,25 @@ class StoreThread:
         self._calls: queue.SimpleQueue[_Call[Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._handover = threading.Lock()  # a call's end against its caller's choice to wait
+        self._unfinished = 0  # calls put and not yet done (under ``_handover``)
 
     async def run(self, call: Callable[[], T], wait: float = 0.0) -> T:
         """``call()`` in the thread; its result, or what it raised. Not cancellable: a call
         that began is never left half-known (a stop or a reload finds what it did done);
         a cancellation meanwhile is raised at the caller's next checkpoint.
 
-        With ``wait`` (seconds), and no other task ready to run, the loop thread blocks
-        until the call is done, for at most ``wait``, and then awaits it as usual."""
+        With ``wait`` (seconds), no other task ready to run and no other call unfinished
+        (this one would wait behind it: a storm's commit, another URL's worker), the loop
+        thread blocks until the call is done, for at most ``wait``, and then awaits it as
+        usual."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._serve, name="alertd-store",
                                             daemon=True)
             self._thread.start()
-        block = wait > 0 and trio.lowlevel.current_statistics().tasks_runnable == 0
+        with self._handover:
+            alone = self._unfinished == 0
+            self._unfinished += 1
+        block = wait > 0 and alone and trio.lowlevel.current_statistics().tasks_runnable == 0
         finished = threading.Lock() if block else None
         if finished is not None:
             finished.acquire()
@@ -95,6 +101,7 @@ class StoreThread:
             done = outcome.capture(item.call)
             with self._handover:
                 item.done = done
+                self._unfinished -= 1
                 task = item.task
             if task is None:  # the caller blocks on ``finished``, or will see ``done``
                 if item.finished is not None:

@@ -288,11 +288,15 @@ async def test_a_call_the_loop_waits_for_is_answered_and_runs_in_the_store_threa
 
 
 async def steps_while_a_call_runs(step: Callable[[], Awaitable[object]], wait: float,
-                                  started_first: bool) -> int:
+                                  started_first: bool, behind: bool = False,
+                                  thread: StoreThread | None = None) -> int:
     """How many times a task looping on ``step`` stepped while a call of 0.3-0.5 s ran
     in the store's thread with ``wait``; the task started before the call (and given time
-    to go to sleep) or right before it (queued to run when the call is made)."""
-    thread = StoreThread()
+    to go to sleep) or right before it (queued to run when the call is made). ``behind``:
+    the call is made while another task's call (held as long) is still unfinished. A
+    ``thread`` given is used (and left open); else a new one."""
+    own = thread is None
+    thread = StoreThread() if thread is None else thread
     release = threading.Event()
     steps = 0
     steps_during: list[int] = []
@@ -316,11 +320,16 @@ async def steps_while_a_call_runs(step: Callable[[], Awaitable[object]], wait: f
             before = steps
             if not started_first:
                 nursery.start_soon(loop)  # queued to run
+            if behind:
+                nursery.start_soon(thread.run, call)
+                await trio.sleep(0.02)  # that call is in the thread, held
+                before = steps
             threading.Timer(0.3, release.set).start()
             assert await thread.run(call, wait=wait) == "written"
             nursery.cancel_scope.cancel()
     finally:
-        thread.close()
+        if own:
+            thread.close()
     assert steps_during
     return steps_during[0] - before
 
@@ -338,6 +347,30 @@ async def test_the_loop_does_not_block_for_a_call_while_another_task_is_ready() 
     call runs. (Ready means queued for trio's next batch: a task later in the batch now
     running is not seen, and waits at most the ``wait``.)"""
     assert await steps_while_a_call_runs(trio.lowlevel.checkpoint, LONGEST, False) > 100
+
+
+async def test_the_loop_blocks_for_a_lone_call_it_waits_for() -> None:
+    """The other side: a call made with a long ``wait`` while nothing else is ready and no
+    other call is unfinished is waited for by the loop thread itself, so a sleeping ticker
+    stands still until it ends; and so for every such call after it (a counter of calls
+    in flight that never went down would stop the loop from blocking ever again)."""
+    thread = StoreThread()
+    try:
+        for wait in (0.0, 5.0, 0.0, 1e-6):
+            assert await thread.run(lambda: 1, wait=wait) == 1
+        for _ in range(3):
+            assert await steps_while_a_call_runs(lambda: trio.sleep(0.005), LONGEST, True,
+                                                 thread=thread) <= 2
+    finally:
+        thread.close()
+
+
+async def test_the_loop_does_not_block_for_a_call_behind_another() -> None:
+    """A call made while another is unfinished (a storm's long commit, another URL's
+    worker) would wait behind it: the loop does not block for it, whatever its ``wait``,
+    and a sleeping task goes on ticking meanwhile."""
+    assert await steps_while_a_call_runs(lambda: trio.sleep(0.005), LONGEST, True,
+                                         behind=True) >= 10
 
 
 async def test_a_call_the_loop_blocked_for_is_not_lost_to_a_cancellation() -> None:
