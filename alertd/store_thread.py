@@ -11,9 +11,10 @@ no limiter, no thread cache, no context copied; docs/performance.md).
 
 A call a notification waits for may ask the loop to wait for it (``run``'s ``wait``): when
 no other task is ready to run and no other call is unfinished, the loop thread blocks on
-the call's lock for up to ``wait`` seconds instead of sleeping in trio's I/O wait. The answer then needs no wake-up
-of the loop through trio's wake-up socket (0.1-0.3 ms on an idle 2-core VM). A call that
-takes longer is awaited as any other, so a slow disk stalls the loop at most ``wait``.
+the call's lock for up to ``wait`` seconds instead of sleeping in trio's I/O wait. The
+answer then needs no wake-up of the loop through trio's wake-up socket (0.1-0.3 ms on an
+idle 2-core VM). A call that takes longer is awaited as any other, so a slow disk stalls
+the loop at most ``wait``.
 """
 
 from __future__ import annotations
