@@ -509,7 +509,7 @@ async def _write_now(runtime: Runtime, work: Unwritten, schedule: WriteSchedule,
     (tried again later)."""
     try:
         ids = await _in_store(runtime, partial(_write, runtime.store, work, now),
-                              awaited=bool(work.events))
+                              awaited=bool(work.events))  # the planner waits for them
     except StoreUnavailable:
         schedule.failed(now)
         return None
@@ -527,8 +527,8 @@ async def _in_store(runtime: Runtime, call: Callable[[], T],
     cancellation is raised after it), and every call is short (a busy timeout of 50 ms).
 
     ``awaited``: a notification waits for this call; the loop, if it has nothing else to
-    run, blocks for it up to ``PROMPT_WAIT`` rather than be woken by its end
-    (``StoreThread.run``)."""
+    run and no other store call is unfinished, blocks for it up to ``PROMPT_WAIT`` rather
+    than be woken by its end (``StoreThread.run``)."""
     if runtime.store_thread is None:
         return call()
     return await (thread or runtime.store_thread).run(call, PROMPT_WAIT if awaited else 0.0)

@@ -432,7 +432,7 @@ def test_a_field_that_few_messages_carry_keeps_its_numbers_in_running_order(
         if k > within:
             in_order += history._running is not None
         if k == within:  # the window is full
-            work = {"built": 0, "searched": 0}
+            work.update(built=0, searched=0)
     assert in_order == 3000 - within - 1  # from a full window on, never passes again
     assert work["built"] == 0
     if (every, within) == (60, 600.0):  # (with more numbers, those past the first 48
