@@ -8,7 +8,6 @@ from the environment.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Iterable
@@ -25,6 +24,8 @@ DURATION_HELP = "write 45s, 10m, 2h, 1d, 1h30m or a number of seconds"
 
 def suggest(name: str, valid: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the nearest valid name, or an empty string."""
+    import difflib  # only for a mistake
+
     close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

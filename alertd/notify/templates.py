@@ -8,7 +8,6 @@ notification (``render``), where a missing value renders as an empty string.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import string
 from collections.abc import Mapping
@@ -40,6 +39,8 @@ def problems(template: str) -> list[str]:
             found.append(f"placeholder {{{name}}} uses attribute access, which is not allowed")
             continue
         if base not in PLACEHOLDERS:
+            import difflib  # only for a mistake
+
             close = difflib.get_close_matches(base, PLACEHOLDERS, n=1, cutoff=0.6)
             hint = f" (did you mean {{{close[0]}}}?)" if close else ""
             found.append(f"unknown placeholder {{{name}}}{hint}; use one of "

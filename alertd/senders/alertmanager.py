@@ -11,7 +11,6 @@ never appears in a reason.
 from __future__ import annotations
 
 import base64
-import socket
 from urllib.parse import unquote, urlsplit
 
 from alertd.senders.outcome import DeliveryOutcome
@@ -101,7 +100,7 @@ def send_blocking(url: str, body: str, timeout: float = 10.0) -> DeliveryOutcome
         text = answer.read(300).decode("utf-8", "replace").strip()
         status = answer.status
         retry_after = _retry_after(answer.getheader("Retry-After"))
-    except (OSError, http.client.HTTPException, socket.timeout) as error:
+    except (OSError, http.client.HTTPException) as error:  # a time-out is an OSError
         return DeliveryOutcome.retry(f"Alertmanager {shown}: {type(error).__name__}: {error}")
     finally:
         connection.close()

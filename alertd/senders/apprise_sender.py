@@ -10,13 +10,12 @@ passed on, with any part of the URL masked.
 
 from __future__ import annotations
 
-import difflib
-import email.utils
 import http
-import logging
 import re
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -25,14 +24,28 @@ from alertd.senders.outcome import DeliveryOutcome
 CONSOLE_URL = "console://"
 
 
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
+@contextmanager
+def _apprise_warnings() -> Iterator[list[str]]:
+    """The warnings apprise logs while the block runs, kept out of the logs (they may quote
+    the URL). ``logging`` is imported here, as apprise is: ``alertd check`` needs neither."""
+    import logging
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno >= logging.WARNING:
-            self.messages.append(record.getMessage())
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING:
+                messages.append(record.getMessage())
+
+    collect = Collect(logging.DEBUG)
+    logger = logging.getLogger("apprise")
+    logger.addHandler(collect)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(collect)
+        logger.propagate = propagate
 
 
 @lru_cache(maxsize=1)
@@ -56,16 +69,9 @@ def _instantiate(url: str) -> tuple[object | None, list[str]]:
     logged while trying, which are not passed on to the logs (they may quote the URL)."""
     import apprise
 
-    collect = _Collect()
-    logger = logging.getLogger("apprise")
-    logger.addHandler(collect)
-    propagate, logger.propagate = logger.propagate, False
-    try:
+    with _apprise_warnings() as logged:
         plugin = apprise.Apprise.instantiate(url)
-    finally:
-        logger.removeHandler(collect)
-        logger.propagate = propagate
-    return plugin, collect.messages
+    return plugin, logged
 
 
 def _hint(scheme: str, url: str) -> str:
@@ -121,6 +127,8 @@ def _url_problem(url: str) -> str | None:
                 f"any web hook write json{'s' if scheme == 'https' else ''}://HOST/PATH")
     schemes = known_schemes()
     if scheme not in schemes:
+        import difflib  # only for a mistake
+
         close = difflib.get_close_matches(scheme, sorted(schemes) + ["console"], n=1)
         hint = f" (did you mean '{close[0]}://'?)" if close else ""
         return f"uses '{scheme}://', which is not an apprise service{hint}"
@@ -210,6 +218,8 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils  # only for a date (5 ms of `alertd check` at the top)
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -265,22 +275,15 @@ def send_blocking(url: str, title: str, body: str, notify_type: str = "info") ->
     _watch_http()
     with _answers_lock:
         _answers.clear()
-    collect = _Collect()
-    logger = logging.getLogger("apprise")
-    logger.addHandler(collect)
-    propagate, logger.propagate = logger.propagate, False
-    try:
+    with _apprise_warnings() as logged:
         # Our words are plain text: without TEXT, apprise reads them as HTML, and e-mail's
         # plain part loses every line break (and a "<" in a value would become markup).
         result = client.notify(title=title, body=body or title, notify_type=notify_type,
                                body_format=apprise.NotifyFormat.TEXT)
-    finally:
-        logger.removeHandler(collect)
-        logger.propagate = propagate
     with _answers_lock:
         answers = list(_answers)
     secrets = secret_parts(url)
     reasons = [mask(message, secrets).strip().rstrip(".:").strip()
-               for message in collect.messages]
+               for message in logged]
     timed_out = getattr(result, "status", None) == apprise.AppriseResultStatus.TIMEOUT
     return classify(bool(result), timed_out, answers, [r for r in reasons if r], time.time())

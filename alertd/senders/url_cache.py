@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import json
 import os
-import secrets
 from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
@@ -34,6 +33,8 @@ def _key(folder: Path) -> bytes:
         return path.read_bytes()
     except FileNotFoundError:
         folder.mkdir(parents=True, exist_ok=True)
+        import secrets
+
         key = secrets.token_bytes(32)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "wb") as file:
