@@ -220,10 +220,11 @@ async def test_a_store_call_that_began_finishes_before_a_cancellation_is_raised(
 
 
 async def test_a_notification_is_printed_before_its_log_line(tmp_path: Path) -> None:
-    """The planner, woken by the first notification handed on, plans and prints before
-    the writer logs the notifications (a log line costs 30-70 us with the daemon's
-    logging). trio runs a batch of ready tasks in either order, so the writer yields once
-    more before logging; without that, about half of these notices were logged first."""
+    """The writer plans and prints the notifications it wrote before it logs them (a log
+    line costs 30-70 us with the daemon's logging). (When the planner was a task of its
+    own, woken by the first notification handed on, trio ran the batch of ready tasks in
+    either order, and about half of these notices were logged first until the writer
+    yielded once more before logging.)"""
     element = FakeElement(api_keys={KEY})
     path = tmp_path / "rules.yaml"
     out = io.StringIO()
@@ -393,3 +394,27 @@ async def test_a_call_the_loop_blocked_for_is_not_lost_to_a_cancellation() -> No
     finally:
         thread.close()
     assert got == ["ids"]
+
+
+async def test_a_call_the_loop_blocked_for_returns_before_the_tasks_woken_meanwhile() -> None:
+    """The caller of a call the loop blocked for goes on at once: a task that became ready
+    during the wait (a reader whose frame came in; here a sleeper whose time came) runs
+    after it, not before. Yielding on the way out, trio's batch of ready tasks (in either
+    order) ran the sleeper first about half the time; 20 tries catch that."""
+    thread = StoreThread()
+    try:
+        for _ in range(20):
+            woke: list[bool] = []
+
+            async def sleeper() -> None:
+                await trio.sleep(0.01)
+                woke.append(True)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(sleeper)
+                await trio.sleep(0.001)  # it sleeps: nothing else is ready to run
+                assert await thread.run(lambda: time.sleep(0.03) or "written",
+                                        wait=5.0) == "written"
+                assert not woke, "the sleeper ran before the call's caller went on"
+    finally:
+        thread.close()
