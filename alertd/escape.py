@@ -30,6 +30,11 @@ def _visible(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
+def needs_escape(text: str) -> bool:
+    """Whether ``escape`` would change ``text``."""
+    return _CONTROL.search(text) is not None
+
+
 def escape(text: str) -> str:
     """``text`` on one line, with every control character written as a visible escape."""
     return _CONTROL.sub(_visible, text) if _CONTROL.search(text) else text
