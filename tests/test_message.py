@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from alertd.config import schema as s
 from alertd.engine import Engine, notices
 from alertd.errors import Loc
+from alertd.escape import FIELD_LIMIT
 from alertd.model import Message, Notification
 from alertd.notify.message import (
     NotifyType,
@@ -19,6 +20,7 @@ from alertd.notify.message import (
     compose_group,
     duration_text,
     notify_type,
+    outside_made_safe,
     summary_line,
 )
 from alertd.notify.templates import _FORMATTER, render
@@ -361,3 +363,34 @@ def test_text_from_outside_is_escaped_wherever_it_is_alone(where: str) -> None:
     assert "\x1b" not in title + body
     assert "x\\x1b[2J" in title + body
     assert "y" not in [line.strip() for line in body.splitlines()]  # no line of its own
+
+
+@pytest.mark.parametrize("where", ["rule", "entity", "source", "entity_name", "field",
+                                   "label key", "label value"])
+def test_a_long_plain_text_is_cut_wherever_it_is_alone(where: str) -> None:
+    """A plain note (every text short, no control character, a number for its value) is
+    passed on as it is, no copy made, and so is one with a text of exactly ``FIELD_LIMIT``
+    characters; one text longer than that, in any place and plain otherwise, is cut."""
+    def placed(text: str) -> Notification:
+        changes: dict[str, object] = {"labels": {"site": "north"}}
+        if where == "label key":
+            changes["labels"] = {text: "north"}
+        elif where == "label value":
+            changes["labels"] = {"site": text}
+        else:
+            changes[where] = text
+        return note(value=262.9138, description="fine", **changes)
+
+    def shown(made: Notification) -> str:
+        if where == "label key":
+            return next(iter(made.labels))
+        if where == "label value":
+            return made.labels["site"]
+        return str(getattr(made, where))
+
+    plain = note(value=262.9138, labels={"site": "north"}, description="fine")
+    assert outside_made_safe(plain) is plain
+    edge = placed("x" * FIELD_LIMIT)
+    assert outside_made_safe(edge) is edge
+    made = outside_made_safe(placed("x" * 1000))
+    assert shown(made) == "x" * (FIELD_LIMIT - 1) + "…"
