@@ -366,20 +366,21 @@ def test_text_from_outside_is_escaped_wherever_it_is_alone(where: str) -> None:
 
 
 @pytest.mark.parametrize("where", ["rule", "entity", "source", "entity_name", "field",
-                                   "label key", "label value"])
+                                   "value", "label key", "label value"])
 def test_a_long_plain_text_is_cut_wherever_it_is_alone(where: str) -> None:
-    """A plain note (every text short, no control character, a number for its value) is
-    passed on as it is, no copy made, and so is one with a text of exactly ``FIELD_LIMIT``
-    characters; one text longer than that, in any place and plain otherwise, is cut."""
+    """A plain note (every text short, no control character; a number or such a text for
+    its value) is passed on as it is, no copy made, and so is one with a text of exactly
+    ``FIELD_LIMIT`` characters; one text longer than that, in any place and plain
+    otherwise, is cut."""
     def placed(text: str) -> Notification:
-        changes: dict[str, object] = {"labels": {"site": "north"}}
+        changes: dict[str, object] = {"labels": {"site": "north"}, "value": 262.9138}
         if where == "label key":
             changes["labels"] = {text: "north"}
         elif where == "label value":
             changes["labels"] = {"site": text}
         else:
             changes[where] = text
-        return note(value=262.9138, description="fine", **changes)
+        return note(description="fine", **changes)
 
     def shown(made: Notification) -> str:
         if where == "label key":
@@ -388,8 +389,9 @@ def test_a_long_plain_text_is_cut_wherever_it_is_alone(where: str) -> None:
             return made.labels["site"]
         return str(getattr(made, where))
 
-    plain = note(value=262.9138, labels={"site": "north"}, description="fine")
-    assert outside_made_safe(plain) is plain
+    for value in (262.9138, "262.9138", None, True):
+        plain = note(value=value, labels={"site": "north"}, description="fine")
+        assert outside_made_safe(plain) is plain
     edge = placed("x" * FIELD_LIMIT)
     assert outside_made_safe(edge) is edge
     made = outside_made_safe(placed("x" * 1000))

@@ -77,7 +77,9 @@ def outside_made_safe(note: Notification) -> Notification:
     value = note.value
     texts = [note.rule, note.entity, note.source, note.entity_name, note.field,
              *note.labels.keys(), *note.labels.values()]
-    if (value is None or isinstance(value, (int, float))) \
+    if isinstance(value, str):
+        texts.append(value)  # a text value is checked as the other texts are
+    if (value is None or isinstance(value, (int, float, str))) \
             and all(type(text) is str and len(text) <= FIELD_LIMIT for text in texts) \
             and not needs_escape("".join(texts) + note.description):
         return note
