@@ -88,7 +88,7 @@ def render(snap: Snapshot) -> str:
               for c, n in sorted(snap.queued.items())]
     name = "alertd_event_dispatch_seconds"
     _family(lines, name, "histogram",
-            "from a frame's arrival to its notifications handed to the planner")
+            "from a frame's arrival to its events evaluated by the engine")
     cumulative = 0
     for bound, count in zip(snap.latency.bounds, snap.latency.counts, strict=False):
         cumulative += count
