@@ -665,13 +665,15 @@ class Desk:
                                                partial(_silences, self.config, store, now)),
                                generator_url=_page_url(self.config, runtime))
         self.planner.seed(await _in_store(runtime, partial(_firing_at_start, store)))
-        if self.left:
-            log.info("resuming %s left by the last run", plural(len(self.left), "notification"))
-        await self.plan(list(self.left), now)
+        left, self.left = self.left, []  # planned once, then not kept
+        if left:
+            log.info("resuming %s left by the last run", plural(len(left), "notification"))
+        await self.plan(list(left), now)
 
     def deadline(self) -> float:
         """When the planner must look again though nothing was written (as ``now``)."""
-        due = self.planner.next_deadline() if self.planner is not None else None
+        assert self.planner is not None, "start() comes first"
+        due = self.planner.next_deadline()
         return min(math.inf if due is None else due, self.silences_read + SILENCES_EVERY)
 
     async def plan(self, taken: list[Entry | Settled], now: float) -> None:
