@@ -13,8 +13,14 @@ its last. Both rates count what came after the first frame.
 
 Shapes: ELEMENT one reading per frame, ELEMENT 50 readings per frame, Navixy ``iot_monitor``
 events (one tracker, 8 attributes, both queues 12 deep: about 17 KB; one new message per
-event) and the same with queues 2 deep (about 3 KB). Run:
+event) and the same with queues 2 deep (about 3 KB).
+
+``--engine-off`` measures the same with the engine's work taken away: it evaluates only the
+message that carries ``bench_end`` and returns nothing for every other one, so the figure is
+what the socket, the decoder and the rest of the daemon cost alone (the most the rate could
+be with an engine that cost nothing). Its rows say so and are held to no target. Run:
 python3 benchmarks/throughput.py [--runs N] [--quick] [--rules N] [--shapes a,b]
+[--engine-off]
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +152,24 @@ async def raw(shape: str, port: int, frames: int) -> float:
         return (frames - 1) / (time.perf_counter() - started)
 
 
+@contextmanager
+def engine_off() -> Iterator[None]:
+    """``Engine.receive`` evaluates only the end-of-run message while this lasts."""
+    from alertd.engine.engine import Engine
+
+    receive = Engine.receive
+
+    def end_only(self: Engine, event: Any, now: float) -> Any:
+        fields = getattr(event, "fields", None)
+        return receive(self, event, now) if fields and "bench_end" in fields else []
+
+    Engine.receive = end_only  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Engine.receive = receive  # type: ignore[method-assign]
+
+
 async def daemon(shape: str, port: int, rules: int, readings: int, timeout: float) -> float:
     """Readings (Navixy: messages, one per event) per second through ``alertd.app.run``;
     NaN when the last one is not evaluated within ``timeout`` seconds."""
@@ -196,8 +221,9 @@ def measure(args: argparse.Namespace, shapes: Sequence[str]) -> list[Row]:
                 gc.collect()
                 depth = 2 if name == "navixy3k" else 12
                 readings = frames * per_frame + (depth - 1 if server_shape == "navixy" else 0)
-                alertds.append(trio.run(daemon, name, server.port, args.rules, readings,
-                                        size(args, 300, 120, 60)))
+                with engine_off() if args.engine_off else nullcontext():
+                    alertds.append(trio.run(daemon, name, server.port, args.rules, readings,
+                                            size(args, 300, 120, 60)))
                 gc.collect()
         finally:
             server.close()
@@ -205,7 +231,11 @@ def measure(args: argparse.Namespace, shapes: Sequence[str]) -> list[Row]:
         unit = "events/s" if server_shape == "navixy" else "readings/s"
         details = {"frames": frames, "rules": args.rules, "raw_frames_per_s": median(raws),
                    "runs_raw": raws, "runs_alertd": alertds}
-        if name == "element50":
+        if args.engine_off:
+            rows.append(Row(f"throughput.{name}.engine_off",
+                            f"{words} ({args.rules} rules), engine off", alertd_rate, unit,
+                            raw_rate, "raw client", "", None, len(alertds), details=details))
+        elif name == "element50":
             rows.append(Row(f"throughput.{name}", f"{words} ({args.rules} rules)", alertd_rate,
                             unit, raw_rate, "raw client", ">= 150,000 readings/s",
                             at_least(alertd_rate, 150_000), len(alertds), details=details))
@@ -223,6 +253,9 @@ def main() -> None:
                             help="rules in the daemon (30 of the first 1,000 reach a reading)")
         parser.add_argument("--shapes", default=",".join(SHAPES),
                             help=f"comma-separated, of {', '.join(SHAPES)}")
+        parser.add_argument("--engine-off", action="store_true",
+                            help="the engine evaluates only the end-of-run reading: what the "
+                                 "socket, the decoder and the daemon cost alone")
 
     args = arguments(__doc__ or "", extra)
     emit(measure(args, args.shapes.split(",")), args)

@@ -62,3 +62,21 @@ def test_run_all_prints_every_figure(tmp_path: Path) -> None:
     assert len(table) == 1 + len(rows)
     for words in FIGURES.values():
         assert any(line.startswith(f"| {words}") for line in table), words
+
+
+def test_throughput_with_the_engine_off_measures_the_rest_of_the_daemon() -> None:
+    """``--engine-off``: the figure with the engine evaluating only the end-of-run reading,
+    labelled as such and held to no target (the end-of-run notice still stops the clock,
+    so the run finishes with a number)."""
+    script = ROOT / "benchmarks" / "throughput.py"
+    done = subprocess.run([sys.executable, str(script), "--smoke", "--runs", "1",
+                           "--shapes", "element1,navixy", "--engine-off", "--json"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = next(line for line in done.stdout.splitlines() if line.startswith("BENCH-ROWS "))
+    rows = {row["id"]: row for row in json.loads(line.removeprefix("BENCH-ROWS "))}
+    assert set(rows) == {"throughput.element1.engine_off", "throughput.navixy.engine_off"}
+    for row in rows.values():
+        assert row["figure"].endswith("engine off")
+        assert math.isfinite(row["value"]) and math.isfinite(row["baseline"]), row
+        assert row["target"] == "" and row["met"] is None
