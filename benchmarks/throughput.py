@@ -90,7 +90,8 @@ class Server:
         self.process.wait()
 
 
-END_RULE = {"name": "bench-end", "threshold": {"field": "bench_end", "above": 0}}
+END_FIELD = "bench_end"  # the field of the last reading (``ws_server.py --sentinel``)
+END_RULE = {"name": "bench-end", "threshold": {"field": END_FIELD, "above": 0}}
 
 
 def daemon_config(shape: str, port: int, rules: int,
@@ -161,7 +162,7 @@ def engine_off() -> Iterator[None]:
 
     def end_only(self: Engine, event: Any, now: float) -> Any:
         fields = getattr(event, "fields", None)
-        return receive(self, event, now) if fields and "bench_end" in fields else []
+        return receive(self, event, now) if fields and END_FIELD in fields else []
 
     Engine.receive = end_only  # type: ignore[method-assign]
     try:
